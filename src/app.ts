@@ -1,0 +1,60 @@
+/**
+ * Wires Sluice together: database (migrated), pub/sub, queue, services, runner, server.
+ * `stop()` is the graceful shutdown: stop accepting, close sockets with 1001, let running
+ * jobs reach a checkpoint, close the queue and the database.
+ */
+import fs from 'node:fs';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { MemoryQueue } from './engine/queue/queue.js';
+import { createLogger, type Logger } from './logger.js';
+import { createSluicePubSub } from './pubsub/pubsub.js';
+import { startServer, type RunningServer } from './server/server.js';
+import { createServices, type Services } from './services.js';
+
+export interface App {
+  url: string;
+  port: number;
+  services: Services;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  let server: RunningServer | null = null;
+  try {
+    const { applied } = await database.migrate();
+    if (applied.length) log.info({ applied }, 'migrations applied');
+    const pubsub = createSluicePubSub();
+    const queue = new MemoryQueue(config.maxConcurrentJobs);
+    const services = createServices({ database, pubsub, queue, log, progressIntervalMs: config.progressIntervalMs });
+    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, log, services });
+    const recovered = await services.jobs.recover();
+    if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
+    log.info({ url: server.url, database: database.kind, dataDir: config.databaseUrl ? undefined : config.dataDir }, 'Sluice is listening');
+
+    let stopping: Promise<void> | null = null;
+    const running = server;
+    return {
+      url: server.url,
+      port: server.port,
+      services,
+      log,
+      stop: () =>
+        (stopping ??= (async () => {
+          log.info('shutting down');
+          await running.close();
+          await services.runner.shutdown(config.shutdownTimeoutMs);
+          await queue.close();
+          await database.close();
+          log.info('stopped');
+        })()),
+    };
+  } catch (err) {
+    await server?.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The database seam. Embedded mode: PGlite (PostgreSQL in Wasm, in-process) in
+ * `<dataDir>/pgdata`. Cluster mode: a PostgreSQL server at DATABASE_URL. Both run the same
+ * Prisma schema and migrations; the rest of the code only sees `Database`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PrismaClient } from '../generated/prisma/client.js';
+import { applyMigrations, type SqlExecutor } from './migrate.js';
+
+export type { PrismaClient };
+
+export interface Database {
+  kind: 'pglite' | 'postgres';
+  prisma: PrismaClient;
+  /** Runs a trivial query; throws when the database is unreachable. */
+  ping(): Promise<void>;
+  /** Applies pending migrations (idempotent, safe to call from several processes). */
+  migrate(): Promise<{ applied: string[] }>;
+  /** True when every migration in prisma/migrations is applied. */
+  migrationsApplied(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  migrationsDir?: string;
+}
+
+const defaultMigrationsDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../prisma/migrations');
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const migrationsDir = options.migrationsDir ?? defaultMigrationsDir;
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, migrationsDir);
+  return openPglite(options.dataDir, migrationsDir);
+}
+
+async function openPglite(dataDir: string, migrationsDir: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PrismaPGlite } = await import('pglite-prisma-adapter');
+  const dir = path.join(dataDir, 'pgdata');
+  fs.mkdirSync(dir, { recursive: true });
+  const pglite = await PGlite.create(dir);
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) as never });
+  const exec: SqlExecutor = {
+    exec: async (sql) => {
+      await pglite.exec(sql);
+    },
+    query: async (sql, params) => (await pglite.query<Record<string, unknown>>(sql, params)).rows,
+  };
+  return {
+    kind: 'pglite',
+    prisma,
+    ping: async () => {
+      await pglite.query('select 1');
+    },
+    migrate: () => applyMigrations(exec, migrationsDir),
+    migrationsApplied: async () => (await applyMigrations(exec, migrationsDir, { dryRun: true })).applied.length === 0,
+    close: async () => {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}
+
+async function openPostgres(url: string, migrationsDir: string): Promise<Database> {
+  const pg = await import('pg');
+  const { PrismaPg } = await import('@prisma/adapter-pg');
+  const pool = new pg.default.Pool({ connectionString: url, max: 10 });
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const exec: SqlExecutor = {
+    exec: async (sql) => {
+      await pool.query(sql);
+    },
+    query: async (sql, params) => (await pool.query(sql, params as unknown[])).rows,
+    withLock: async (fn) => {
+      // A session-level advisory lock on one pooled connection serialises migrations across replicas.
+      const client = await pool.connect();
+      try {
+        await client.query('select pg_advisory_lock(727274)');
+        return await fn({
+          exec: async (sql) => {
+            await client.query(sql);
+          },
+          query: async (sql, params) => (await client.query(sql, params as unknown[])).rows,
+        });
+      } finally {
+        await client.query('select pg_advisory_unlock(727274)').catch(() => undefined);
+        client.release();
+      }
+    },
+  };
+  return {
+    kind: 'postgres',
+    prisma,
+    ping: async () => {
+      await pool.query('select 1');
+    },
+    migrate: () => applyMigrations(exec, migrationsDir),
+    migrationsApplied: async () => (await applyMigrations(exec, migrationsDir, { dryRun: true })).applied.length === 0,
+    close: async () => {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,700 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { addAbortSignal } from 'node:stream';
+import Papa from 'papaparse';
+import {
+  DriverError,
+  type Catalog,
+  type CheckResult,
+  type ConfiguredStream,
+  type DataRecord,
+  type FieldSchema,
+  type FieldType,
+  type JsonSchema,
+  type ReadOptions,
+  type RecordError,
+  type SourceDriver,
+  type SourceMessage,
+  type StreamStates,
+} from './types.js';
+
+/**
+ * CSV file source.
+ *
+ * Contract:
+ * - One stream per file. `read` streams the file (never loads it whole) and pulls the next
+ *   chunk only when the consumer asks for the next message, so a slow consumer pauses the
+ *   file stream (backpressure).
+ * - State is `{ row: N }`: the number of data rows (header and blank lines excluded) already
+ *   emitted. A `state` message follows every `records` batch and covers every row before it;
+ *   reading from `{ row: N }` skips exactly the first N data rows. Incremental mode treats the
+ *   file as append-only: rows appended after the last state are read next time.
+ * - Values are strings (empty cell -> null) unless `columnTypes` names a type for the column.
+ *   A value failing its conversion is kept as the raw string and the record is listed in the
+ *   batch's `errors` (never thrown), so the runner can dead-letter it.
+ * - Aborting `options.signal` destroys the file stream and the iterator throws the signal's
+ *   reason (an AbortError).
+ */
+
+export type CsvColumnType = FieldType;
+
+export interface CsvSourceConfig {
+  path: string;
+  delimiter?: string;
+  header?: boolean;
+  quoteChar?: string;
+  encoding?: string;
+  columnTypes?: Record<string, CsvColumnType>;
+  streamName?: string;
+  uniqueIdColumn?: string;
+}
+
+const FIELD_TYPES: FieldType[] = ['string', 'integer', 'number', 'boolean', 'datetime', 'json'];
+const ENCODINGS = ['utf8', 'utf-8', 'utf16le', 'latin1', 'ascii'] as const;
+
+export const csvConfigSchema: JsonSchema = {
+  type: 'object',
+  title: 'CSV file',
+  required: ['path'],
+  additionalProperties: false,
+  properties: {
+    path: {
+      type: 'string',
+      minLength: 1,
+      title: 'File path',
+      description: 'Path of the CSV file on the machine running the job.',
+      examples: ['/data/orders.csv'],
+    },
+    delimiter: {
+      type: 'string',
+      title: 'Delimiter',
+      description: 'Field separator: a single character. Use a tab character (or the two characters \\t) for TSV.',
+      default: ',',
+      pattern: '^(?:[^\\r\\n]|\\\\t)$',
+      examples: [',', ';', '\t', '|'],
+    },
+    header: {
+      type: 'boolean',
+      title: 'Header row',
+      description: 'Whether the first row holds the column names. When false, columns are named column_1, column_2, ...',
+      default: true,
+    },
+    quoteChar: {
+      type: 'string',
+      title: 'Quote character',
+      description: 'Character enclosing fields that contain delimiters, quotes or newlines. Doubled inside a field to escape it.',
+      default: '"',
+      minLength: 1,
+      maxLength: 1,
+    },
+    encoding: {
+      type: 'string',
+      title: 'Encoding',
+      description: 'Text encoding of the file.',
+      enum: [...ENCODINGS],
+      default: 'utf8',
+    },
+    columnTypes: {
+      type: 'object',
+      title: 'Column types',
+      description:
+        'Type per column; values are converted while reading. Columns not listed are read as strings. ' +
+        'A value that fails conversion is kept as the raw string and its record is reported as an error.',
+      additionalProperties: { type: 'string', enum: FIELD_TYPES },
+      examples: [{ id: 'integer', price: 'number', created_at: 'datetime' }],
+    },
+    streamName: {
+      type: 'string',
+      minLength: 1,
+      title: 'Stream name',
+      description: 'Name of the stream; defaults to the file name without extension. Characters outside [A-Za-z0-9_] become _.',
+    },
+    uniqueIdColumn: {
+      type: 'string',
+      minLength: 1,
+      title: 'Unique id column',
+      description: "Column whose values identify a row; reported as the stream's primary key.",
+    },
+  },
+};
+
+export const docs = `# CSV file (source)
+
+Reads one local CSV (or TSV) file as one stream. The file is streamed, never loaded whole.
+
+\`\`\`json
+{
+  "path": "/data/orders.csv",
+  "delimiter": ",",
+  "header": true,
+  "columnTypes": { "id": "integer", "price": "number", "paid": "boolean" },
+  "uniqueIdColumn": "id"
+}
+\`\`\`
+
+- **Stream**: named after the file (\`orders\`) unless \`streamName\` is set. Fields come from the
+  header row (\`column_1\`, \`column_2\`, ... when \`header\` is false; duplicate names get \`_1\`, \`_2\` suffixes).
+- **Types**: \`discover\` reports \`columnTypes\` when set, otherwise types inferred from the first
+  1000 rows (integer, number, boolean, ISO datetime, else string). \`read\` converts only the
+  columns listed in \`columnTypes\`; other values are strings. Empty cells are \`null\`; blank lines are skipped.
+- **Conversion failures** do not stop the sync: the record keeps the raw string and is listed in
+  the batch's \`errors\`, so it can be dead-lettered.
+- **State / cursor**: \`{ "row": N }\` = number of data rows already emitted. A state follows every
+  batch; resuming skips exactly N rows. \`INCREMENTAL\` treats the file as append-only (new rows at
+  the end); rewriting or truncating the file requires resetting the state.
+- **Sync modes**: FULL_REFRESH, INCREMENTAL.
+`;
+
+interface ResolvedConfig {
+  path: string;
+  delimiter: string;
+  header: boolean;
+  quoteChar: string;
+  encoding: BufferEncoding;
+  columnTypes: Record<string, FieldType>;
+  streamName: string;
+  uniqueIdColumn: string | null;
+}
+
+export function sanitizeStreamName(name: string): string {
+  const s = name.replace(/[^A-Za-z0-9_]/g, '_');
+  return s.length > 0 ? s : 'csv';
+}
+
+function resolveConfig(raw: CsvSourceConfig): ResolvedConfig {
+  if (!raw || typeof raw !== 'object') throw new DriverError('CSV source: config must be an object');
+  if (typeof raw.path !== 'string' || raw.path.length === 0) throw new DriverError('CSV source: "path" is required');
+  let delimiter = raw.delimiter ?? ',';
+  if (delimiter === '\\t') delimiter = '\t';
+  const quoteChar = raw.quoteChar ?? '"';
+  if (typeof delimiter !== 'string' || delimiter.length === 0 || delimiter === '\r' || delimiter === '\n') {
+    throw new DriverError('CSV source: "delimiter" must be a single character');
+  }
+  if (typeof quoteChar !== 'string' || quoteChar.length !== 1) {
+    throw new DriverError('CSV source: "quoteChar" must be a single character');
+  }
+  if (delimiter === quoteChar) throw new DriverError(`CSV source: "delimiter" and "quoteChar" are both ${JSON.stringify(delimiter)}`);
+  if (Papa.BAD_DELIMITERS.includes(delimiter)) {
+    throw new DriverError(`CSV source: ${JSON.stringify(delimiter)} cannot be used as delimiter`);
+  }
+  const encoding = (raw.encoding ?? 'utf8').toLowerCase();
+  if (!Buffer.isEncoding(encoding)) throw new DriverError(`CSV source: unsupported encoding "${raw.encoding}"`);
+  const columnTypes: Record<string, FieldType> = {};
+  for (const [col, type] of Object.entries(raw.columnTypes ?? {})) {
+    if (!FIELD_TYPES.includes(type)) {
+      throw new DriverError(`CSV source: columnTypes.${col} must be one of ${FIELD_TYPES.join(', ')} (got ${JSON.stringify(type)})`);
+    }
+    columnTypes[col] = type;
+  }
+  const base = path.basename(raw.path, path.extname(raw.path));
+  return {
+    path: raw.path,
+    delimiter,
+    header: raw.header ?? true,
+    quoteChar,
+    encoding: encoding as BufferEncoding,
+    columnTypes,
+    streamName: sanitizeStreamName(raw.streamName ?? base),
+    uniqueIdColumn: raw.uniqueIdColumn ?? null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunked parsing: papaparse's incremental parser over a pull-based file stream.
+
+interface RowChunk {
+  /** Complete rows parsed from this chunk (arrays of raw cell strings). */
+  rows: string[][];
+  /** Bytes of file content these rows span. */
+  bytes: number;
+  /** Malformed-row messages (papaparse is lenient and still returns a row). */
+  problems: string[];
+}
+
+const MAX_ROW_CHARS = 64 * 1024 * 1024;
+
+function detectNewline(text: string, quoteChar: string, atEof: boolean): '\n' | '\r\n' | '\r' | null {
+  const q = quoteChar.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const probe = text.slice(0, 1024 * 1024).replace(new RegExp(`${q}[^]*?${q}`, 'g'), '');
+  const n = probe.indexOf('\n');
+  const r = probe.indexOf('\r');
+  if (r === -1) return n === -1 ? (atEof ? '\n' : null) : '\n';
+  if (n !== -1 && n < r) return '\n';
+  if (r === probe.length - 1 && !atEof) return null; // might be the first half of \r\n
+  return probe[r + 1] === '\n' ? '\r\n' : '\r';
+}
+
+async function* readRowChunks(
+  cfg: ResolvedConfig,
+  signal?: AbortSignal,
+  opts: { highWaterMark?: number; maxRowChars?: number } = {},
+): AsyncGenerator<RowChunk> {
+  const maxRowChars = opts.maxRowChars ?? MAX_ROW_CHARS;
+  const stream = fs.createReadStream(cfg.path, { encoding: cfg.encoding, highWaterMark: opts.highWaterMark ?? 1024 * 1024 });
+  if (signal) addAbortSignal(signal, stream);
+  let parser: Papa.Parser | null = null;
+  let pending = '';
+  let first = true;
+  const makeParser = (newline: '\n' | '\r\n' | '\r') =>
+    new Papa.Parser({ delimiter: cfg.delimiter, quoteChar: cfg.quoteChar, newline });
+  const run = (text: string, final: boolean): RowChunk | null => {
+    const res = parser!.parse(text, 0, !final) as Papa.ParseResult<string[]>;
+    const consumed = final ? text.length : res.meta.cursor;
+    pending = consumed < text.length ? text.slice(consumed) : '';
+    if (pending.length > maxRowChars) {
+      throw new DriverError(
+        `CSV source: a row in ${cfg.path} is longer than ${maxRowChars} characters (unterminated ${cfg.quoteChar} quote?)`,
+      );
+    }
+    const rows = res.data;
+    if (rows.length === 0) return null;
+    const problems: string[] = [];
+    for (const e of res.errors) {
+      if (typeof e.row === 'number' && e.row < rows.length) problems.push(`${e.message} (row ${e.row})`);
+    }
+    const bytes = Buffer.byteLength(consumed === text.length ? text : text.slice(0, consumed), cfg.encoding);
+    return { rows, bytes, problems };
+  };
+  try {
+    for await (const piece of stream as AsyncIterable<string>) {
+      let text = piece;
+      if (first) {
+        first = false;
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      }
+      if (pending.length > 0) text = pending + text;
+      if (parser === null) {
+        const nl = detectNewline(text, cfg.quoteChar, false);
+        if (nl === null) {
+          pending = text;
+          if (pending.length > maxRowChars) throw new DriverError(`CSV source: no line break in the first ${maxRowChars} characters of ${cfg.path}`);
+          continue;
+        }
+        parser = makeParser(nl);
+      }
+      const chunk = run(text, false);
+      if (chunk) yield chunk;
+    }
+    if (pending.length > 0) {
+      parser ??= makeParser(detectNewline(pending, cfg.quoteChar, true) ?? '\n');
+      const chunk = run(pending, true);
+      if (chunk) yield chunk;
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
+function isBlank(row: string[]): boolean {
+  return row.length === 1 && row[0] === '';
+}
+
+/** Column names from a header row: blanks become column_N, duplicates get _1, _2 suffixes. */
+function headerNames(row: string[]): string[] {
+  const used = new Set<string>();
+  const counts = new Map<string, number>();
+  const out: string[] = [];
+  for (let i = 0; i < row.length; i++) {
+    const base = (row[i] ?? '').trim() || `column_${i + 1}`;
+    let name = base;
+    if (used.has(name)) {
+      let n = counts.get(base) ?? 1;
+      do name = `${base}_${n++}`;
+      while (used.has(name));
+      counts.set(base, n);
+    }
+    used.add(name);
+    out.push(name);
+  }
+  return out;
+}
+
+function positionalNames(width: number): string[] {
+  return Array.from({ length: width }, (_, i) => `column_${i + 1}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversion and inference.
+
+const BAD: unique symbol = Symbol('bad');
+type Converter = (raw: string) => unknown;
+
+const INT_RE = /^[+-]?\d+$/;
+const NUM_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const ISO_RE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+const TRUE_WORDS = new Set(['true', 't', 'yes', 'y', '1']);
+const FALSE_WORDS = new Set(['false', 'f', 'no', 'n', '0']);
+
+function isIsoDatetime(s: string): boolean {
+  return ISO_RE.test(s) && !Number.isNaN(Date.parse(s.length > 10 ? s.replace(' ', 'T').replace(',', '.') : s));
+}
+
+const converters: Record<FieldType, Converter | null> = {
+  string: null,
+  integer: (raw) => {
+    const t = raw.trim();
+    if (!INT_RE.test(t)) return BAD;
+    const n = Number(t);
+    return Number.isSafeInteger(n) ? n : BAD;
+  },
+  number: (raw) => {
+    const t = raw.trim();
+    if (!NUM_RE.test(t)) return BAD;
+    const n = Number(t);
+    return Number.isFinite(n) ? n : BAD;
+  },
+  boolean: (raw) => {
+    const t = raw.trim().toLowerCase();
+    if (TRUE_WORDS.has(t)) return true;
+    if (FALSE_WORDS.has(t)) return false;
+    return BAD;
+  },
+  datetime: (raw) => {
+    const t = raw.trim();
+    return isIsoDatetime(t) ? t : BAD;
+  },
+  json: (raw) => {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      return BAD;
+    }
+  },
+};
+
+class ColumnStats {
+  seen = 0;
+  empty = false;
+  integer = true;
+  number = true;
+  boolean = true;
+  datetime = true;
+
+  add(raw: string | undefined): void {
+    if (raw === undefined || raw === '') {
+      this.empty = true;
+      return;
+    }
+    this.seen++;
+    const t = raw.trim();
+    if (this.integer && !(INT_RE.test(t) && !/^[+-]?0\d/.test(t) && Number.isSafeInteger(Number(t)))) this.integer = false;
+    if (this.number && !(NUM_RE.test(t) && !/^[+-]?0\d/.test(t) && Number.isFinite(Number(t)))) this.number = false;
+    if (this.boolean && !/^(?:true|false)$/i.test(t)) this.boolean = false;
+    if (this.datetime && !isIsoDatetime(t)) this.datetime = false;
+  }
+
+  type(): FieldType {
+    if (this.seen === 0) return 'string';
+    if (this.integer) return 'integer';
+    if (this.number) return 'number';
+    if (this.boolean) return 'boolean';
+    if (this.datetime) return 'datetime';
+    return 'string';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver.
+
+async function check(config: CsvSourceConfig): Promise<CheckResult> {
+  let cfg: ResolvedConfig;
+  try {
+    cfg = resolveConfig(config);
+  } catch (e) {
+    return { ok: false, message: (e as Error).message };
+  }
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(cfg.path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ok: false, message: `File not found: ${cfg.path}` };
+    if (code === 'EACCES') return { ok: false, message: `Permission denied while accessing ${cfg.path}` };
+    if (code === 'ENOTDIR') return { ok: false, message: `Not a valid path (a parent is not a directory): ${cfg.path}` };
+    return { ok: false, message: `Cannot access ${cfg.path}: ${(e as Error).message}` };
+  }
+  if (stat.isDirectory()) return { ok: false, message: `${cfg.path} is a directory, not a file` };
+  if (!stat.isFile()) return { ok: false, message: `${cfg.path} is not a regular file` };
+  try {
+    await fs.promises.access(cfg.path, fs.constants.R_OK);
+  } catch {
+    return { ok: false, message: `File is not readable (permission denied): ${cfg.path}` };
+  }
+  let firstRow: string[] | null = null;
+  try {
+    for await (const chunk of readRowChunks(cfg, undefined, { highWaterMark: 64 * 1024, maxRowChars: 1024 * 1024 })) {
+      firstRow = chunk.rows.find((r) => !isBlank(r)) ?? null;
+      if (firstRow) break;
+    }
+  } catch (e) {
+    return { ok: false, message: `Cannot parse the first line of ${cfg.path}: ${(e as Error).message}` };
+  }
+  if (!firstRow) {
+    return cfg.header
+      ? { ok: false, message: `${cfg.path} is empty: a header row was expected` }
+      : { ok: true, message: `${cfg.path} is readable and empty` };
+  }
+  const names = cfg.header ? headerNames(firstRow) : positionalNames(firstRow.length);
+  if (cfg.header && firstRow.every((c) => c.trim() === '')) {
+    return { ok: false, message: `The header row of ${cfg.path} has no column names` };
+  }
+  const unknown = Object.keys(cfg.columnTypes).filter((c) => !names.includes(c));
+  if (unknown.length > 0) {
+    return {
+      ok: false,
+      message: `columnTypes names column(s) not in the file: ${unknown.join(', ')} (columns: ${names.join(', ')})`,
+    };
+  }
+  if (cfg.uniqueIdColumn !== null && !names.includes(cfg.uniqueIdColumn)) {
+    return { ok: false, message: `uniqueIdColumn "${cfg.uniqueIdColumn}" is not a column of the file (columns: ${names.join(', ')})` };
+  }
+  let hint = '';
+  if (names.length === 1) {
+    const other = [',', ';', '\t', '|'].find((d) => d !== cfg.delimiter && (firstRow[0] ?? '').includes(d));
+    if (other) hint = ` Only one column was found; is the delimiter ${JSON.stringify(other)}?`;
+  }
+  return {
+    ok: true,
+    message: `${cfg.path} is readable (${stat.size} bytes); ${names.length} column(s): ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}.${hint}`,
+  };
+}
+
+const SAMPLE_ROWS = 1000;
+
+async function discover(config: CsvSourceConfig): Promise<Catalog> {
+  const cfg = resolveConfig(config);
+  let names: string[] | null = null;
+  const stats: ColumnStats[] = [];
+  let sampled = 0;
+  let width = 0;
+  try {
+    outer: for await (const chunk of readRowChunks(cfg)) {
+      for (const row of chunk.rows) {
+        if (isBlank(row)) continue;
+        if (names === null && cfg.header) {
+          names = headerNames(row);
+          continue;
+        }
+        if (sampled >= SAMPLE_ROWS) break outer;
+        sampled++;
+        width = Math.max(width, row.length);
+        for (let i = 0; i < row.length; i++) (stats[i] ??= new ColumnStats()).add(row[i]);
+        // A row shorter than the others leaves its missing cells empty.
+        for (let i = row.length; i < stats.length; i++) stats[i]!.empty = true;
+      }
+    }
+  } catch (e) {
+    if (e instanceof DriverError) throw e;
+    throw new DriverError(`CSV source: cannot read ${cfg.path}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code === 'EBUSY');
+  }
+  if (cfg.header && names === null) throw new DriverError(`CSV source: ${cfg.path} is empty: a header row was expected`);
+  const cols = names ?? positionalNames(width);
+  const fields: FieldSchema[] = cols.map((name, i) => {
+    const s = stats[i];
+    const type = cfg.columnTypes[name] ?? s?.type() ?? 'string';
+    return { name, type, nullable: s === undefined || s.empty || (sampled > 0 && s.seen < sampled) };
+  });
+  if (cfg.uniqueIdColumn !== null && !cols.includes(cfg.uniqueIdColumn)) {
+    throw new DriverError(`CSV source: uniqueIdColumn "${cfg.uniqueIdColumn}" is not a column of ${cfg.path}`);
+  }
+  return {
+    streams: [
+      {
+        name: cfg.streamName,
+        fields,
+        supportedSyncModes: ['FULL_REFRESH', 'INCREMENTAL'],
+        defaultCursorField: null,
+        sourceDefinedPrimaryKey: cfg.uniqueIdColumn !== null ? [cfg.uniqueIdColumn] : null,
+      },
+    ],
+  };
+}
+
+function startRowFromState(state: unknown, stream: string): number {
+  if (state === undefined || state === null) return 0;
+  if (typeof state === 'object' && !Array.isArray(state)) {
+    const row = (state as Record<string, unknown>).row;
+    if (row === undefined) return 0;
+    if (typeof row === 'number' && Number.isSafeInteger(row) && row >= 0) return row;
+  }
+  throw new DriverError(`CSV source: invalid state for stream "${stream}": expected { "row": <non-negative integer> }, got ${JSON.stringify(state)}`);
+}
+
+/** Which cells of a row become which record properties, and how they are converted. */
+interface Plan {
+  idx: number[];
+  names: string[];
+  conv: (Converter | null)[];
+  types: FieldType[];
+  width: number;
+}
+
+function buildPlan(columns: string[], selected: string[] | null, types: Record<string, FieldType>): Plan {
+  const plan: Plan = { idx: [], names: [], conv: [], types: [], width: columns.length };
+  const wanted = selected ?? columns;
+  for (const name of wanted) {
+    const type = types[name] ?? 'string';
+    plan.idx.push(columns.indexOf(name));
+    plan.names.push(name);
+    plan.conv.push(converters[type]);
+    plan.types.push(type);
+  }
+  return plan;
+}
+
+function preview(raw: string): string {
+  return JSON.stringify(raw.length > 60 ? `${raw.slice(0, 57)}...` : raw);
+}
+
+async function* read(
+  config: CsvSourceConfig,
+  streams: ConfiguredStream[],
+  state: StreamStates,
+  options: ReadOptions,
+): AsyncGenerator<SourceMessage> {
+  const cfg = resolveConfig(config);
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  for (const s of streams) {
+    if (s.name !== cfg.streamName) {
+      yield { type: 'log', level: 'warn', message: `CSV source: unknown stream "${s.name}" ignored (this file's stream is "${cfg.streamName}")` };
+    }
+  }
+  const configured = streams.find((s) => s.name === cfg.streamName);
+  if (!configured) return;
+  const stream = cfg.streamName;
+  const startRow = startRowFromState(state?.[stream], stream);
+  const batchSize = Math.max(1, Math.floor(options.batchSize) || 1000);
+  const selected = configured.fields && configured.fields.length > 0 ? configured.fields : null;
+
+  let plan: Plan | null = null;
+  let headerSeen = !cfg.header;
+  let dataRows = 0; // data rows seen so far, skipped ones included
+  let emittedAny = false;
+  let batch: DataRecord[] = [];
+  let errors: RecordError[] = [];
+  let batchBytes = 0;
+  let problemsReported = 0;
+  let widthWarned = false;
+  const warnings: string[] = [];
+
+  const makePlan = (columns: string[]): Plan => {
+    if (selected) {
+      const missing = selected.filter((f) => !columns.includes(f));
+      if (missing.length > 0) {
+        warnings.push(`CSV source: selected field(s) not in ${cfg.path}: ${missing.join(', ')}; emitted as null`);
+      }
+    }
+    const missingTypes = Object.keys(cfg.columnTypes).filter((c) => !columns.includes(c));
+    if (missingTypes.length > 0) warnings.push(`CSV source: columnTypes names column(s) not in the file: ${missingTypes.join(', ')}`);
+    return buildPlan(columns, selected, cfg.columnTypes);
+  };
+
+  try {
+    for await (const chunk of readRowChunks(cfg, signal)) {
+      const rows = chunk.rows;
+      const perRow = chunk.bytes / rows.length;
+      for (const p of chunk.problems) {
+        if (problemsReported++ < 5) warnings.push(`CSV source: malformed CSV near data row ${dataRows + 1}: ${p}`);
+      }
+      while (warnings.length > 0) yield { type: 'log', level: 'warn', message: warnings.shift()! };
+      for (let r = 0; r < rows.length; r++) {
+        const row = rows[r]!;
+        if (row.length === 1 && row[0] === '') continue;
+        if (!headerSeen) {
+          headerSeen = true;
+          plan = makePlan(headerNames(row));
+          continue;
+        }
+        let p: Plan = plan ?? (plan = makePlan(positionalNames(row.length)));
+        if (row.length > p.width) {
+          if (!cfg.header && !selected) p = plan = makePlan(positionalNames(row.length));
+          else if (cfg.header && !widthWarned) {
+            widthWarned = true;
+            warnings.push(
+              `CSV source: data row ${dataRows + 1} has ${row.length} fields but the header has ${p.width}; extra fields are ignored (reported once)`,
+            );
+          }
+        }
+        if (dataRows++ < startRow) continue;
+
+        const { idx, names, conv } = p;
+        const rec: DataRecord = {};
+        let recError: string | null = null;
+        for (let j = 0; j < idx.length; j++) {
+          const raw = row[idx[j]!];
+          if (raw === undefined || raw === '') {
+            rec[names[j]!] = null;
+            continue;
+          }
+          const c = conv[j];
+          if (c === null || c === undefined) {
+            rec[names[j]!] = raw;
+            continue;
+          }
+          const v = c(raw);
+          if (v === BAD) {
+            rec[names[j]!] = raw;
+            const msg = `column "${names[j]}": ${preview(raw)} is not a valid ${p.types[j]}`;
+            recError = recError === null ? msg : `${recError}; ${msg}`;
+          } else {
+            rec[names[j]!] = v;
+          }
+        }
+        if (recError !== null) errors.push({ index: batch.length, error: recError });
+        batch.push(rec);
+        batchBytes += perRow;
+        if (batch.length >= batchSize) {
+          while (warnings.length > 0) yield { type: 'log', level: 'warn', message: warnings.shift()! };
+          const msg: SourceMessage =
+            errors.length > 0
+              ? { type: 'records', stream, records: batch, bytes: Math.round(batchBytes), errors }
+              : { type: 'records', stream, records: batch, bytes: Math.round(batchBytes) };
+          batch = [];
+          errors = [];
+          batchBytes = 0;
+          emittedAny = true;
+          yield msg;
+          yield { type: 'state', stream, state: { row: dataRows } };
+          signal?.throwIfAborted();
+        }
+      }
+    }
+  } catch (e) {
+    if (signal?.aborted) throw signal.reason;
+    if (e instanceof DriverError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const permanent = code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR';
+    throw new DriverError(`CSV source: cannot read ${cfg.path}: ${(e as Error).message}`, !permanent);
+  }
+  while (warnings.length > 0) yield { type: 'log', level: 'warn', message: warnings.shift()! };
+  if (batch.length > 0) {
+    yield errors.length > 0
+      ? { type: 'records', stream, records: batch, bytes: Math.round(batchBytes), errors }
+      : { type: 'records', stream, records: batch, bytes: Math.round(batchBytes) };
+    yield { type: 'state', stream, state: { row: dataRows } };
+  } else if (!emittedAny) {
+    if (dataRows < startRow) {
+      yield {
+        type: 'log',
+        level: 'warn',
+        message: `CSV source: the state says ${startRow} rows were already read but ${cfg.path} has only ${dataRows}; the file was truncated or replaced (reset the state to read it again)`,
+      };
+    }
+    yield { type: 'state', stream, state: { row: Math.max(startRow, dataRows) } };
+  }
+}
+
+export const csvSource: SourceDriver<CsvSourceConfig> = {
+  name: 'csv',
+  role: 'SOURCE',
+  title: 'CSV file',
+  description: 'Reads a local CSV/TSV file as one stream, with type conversion and append-only incremental reads.',
+  docs,
+  configSchema: csvConfigSchema,
+  check,
+  discover,
+  read,
+};
+
+export default csvSource;

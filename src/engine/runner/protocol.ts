@@ -1,0 +1,63 @@
+/**
+ * Messages between the runner (API process) and a job worker thread.
+ * The worker owns all record work; the runner owns the database. A `checkpoint` is sent
+ * only after the destination committed every record it covers, so persisting its state is
+ * always safe (at-least-once); counters in it are deltas since the previous checkpoint.
+ */
+import type { ConfiguredStream, StreamStates, WriteMode } from '../drivers/types.js';
+import type { MappingSpec } from '../mapping/mapping.js';
+
+export interface JobPlan {
+  jobId: string;
+  pipelineId: string;
+  source: { driver: string; config: unknown };
+  destination: { driver: string; config: unknown };
+  streams: ConfiguredStream[];
+  /** Confirmed per-stream state to resume from. */
+  state: StreamStates;
+  mapping: MappingSpec | null;
+  writeMode: WriteMode;
+  batchSize: number;
+  /** Percent (0–100) of failed records above which the job fails. */
+  failureThreshold: number;
+  /** Counters already accumulated by earlier attempts of this job. */
+  totals: Counters;
+}
+
+export interface Counters {
+  recordsRead: number;
+  recordsWritten: number;
+  recordsFailed: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+export const zeroCounters = (): Counters => ({ recordsRead: 0, recordsWritten: 0, recordsFailed: 0, bytesRead: 0, bytesWritten: 0 });
+
+export function addCounters(a: Counters, b: Counters): Counters {
+  return {
+    recordsRead: a.recordsRead + b.recordsRead,
+    recordsWritten: a.recordsWritten + b.recordsWritten,
+    recordsFailed: a.recordsFailed + b.recordsFailed,
+    bytesRead: a.bytesRead + b.bytesRead,
+    bytesWritten: a.bytesWritten + b.bytesWritten,
+  };
+}
+
+export type DeadLetterStage = 'READ' | 'MAPPING' | 'WRITE';
+
+export interface DeadLetterRecord {
+  stream: string;
+  stage: DeadLetterStage;
+  error: string;
+  record: unknown;
+}
+
+export type WorkerMessage =
+  | { type: 'checkpoint'; stream: string | null; state: StreamStates | null; delta: Counters; deadLetters: DeadLetterRecord[] }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'done'; stopped: boolean }
+  | { type: 'failed'; error: string; retryable: boolean };
+
+/** Index of the stop flag in the shared control array; non-zero asks the worker to stop at the next batch boundary. */
+export const STOP_FLAG = 0;

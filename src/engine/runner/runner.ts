@@ -1,0 +1,196 @@
+/**
+ * The job runner: runs each job in its own worker thread and owns everything the worker
+ * reports. The API's event loop never touches records.
+ *
+ * Promises: a job's state is persisted only from worker checkpoints (never ahead of the
+ * destination); persistence is coalesced — the latest confirmed state always wins and at
+ * most one write is in flight per job; progress is published at most once per interval
+ * plus a final message; `requestStop` ends the job at the next batch boundary.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../../logger.js';
+import type { StreamStates } from '../drivers/types.js';
+import { addCounters, STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
+
+export type StopReason = 'PAUSED' | 'CANCELLED' | 'INTERRUPTED';
+
+export type JobOutcome =
+  | { status: 'SUCCEEDED' }
+  | { status: 'FAILED'; error: string; retryable: boolean }
+  | { status: StopReason; error?: string };
+
+export interface CheckpointData {
+  /** Partial per-stream state to merge into the pipeline cursor (null: counters only). */
+  state: StreamStates | null;
+  totals: Counters;
+  deadLetters: DeadLetterRecord[];
+}
+
+/** What the runner needs from the control plane (implemented by the job service). */
+export interface RunnerHost {
+  /** Marks the job RUNNING with a new attempt and returns what to run; null when it must not run. */
+  begin(jobId: string): Promise<JobPlan | null>;
+  checkpoint(jobId: string, data: CheckpointData): Promise<void>;
+  progress(jobId: string, pipelineId: string, totals: Counters, status: string, final: boolean): void;
+  log(jobId: string, level: 'info' | 'warn' | 'error', message: string): void;
+  finish(jobId: string, outcome: JobOutcome, totals: Counters): Promise<void>;
+}
+
+export interface RunnerOptions {
+  progressIntervalMs: number;
+  log: Logger;
+}
+
+interface Active {
+  jobId: string;
+  pipelineId: string;
+  control: Int32Array;
+  stopReason: StopReason | null;
+  done: Promise<void>;
+}
+
+const bootstrap = new URL('./worker-bootstrap.mjs', import.meta.url);
+const workerEntry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
+
+export class Runner {
+  private readonly active = new Map<string, Active>();
+
+  constructor(
+    private readonly host: RunnerHost,
+    private readonly options: RunnerOptions,
+  ) {}
+
+  isRunning(jobId: string): boolean {
+    return this.active.has(jobId);
+  }
+
+  runningJobs(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /** Asks a running job to stop at its next batch boundary; false if it is not running here. */
+  requestStop(jobId: string, reason: StopReason): boolean {
+    const a = this.active.get(jobId);
+    if (!a) return false;
+    if (!a.stopReason || reason === 'CANCELLED') a.stopReason = reason;
+    Atomics.store(a.control, STOP_FLAG, 1);
+    return true;
+  }
+
+  /** Waits until the job's worker has exited (resolves at once if it is not running). */
+  async waitFor(jobId: string): Promise<void> {
+    await this.active.get(jobId)?.done;
+  }
+
+  /** Stops every running job at a checkpoint (status INTERRUPTED → resumed at next start). */
+  async shutdown(timeoutMs: number): Promise<void> {
+    for (const id of this.active.keys()) this.requestStop(id, 'INTERRUPTED');
+    const all = Promise.all([...this.active.values()].map((a) => a.done));
+    await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  /** Runs one job to the end (success, failure or stop). Never throws. */
+  async run(jobId: string): Promise<void> {
+    const log = this.options.log.child({ jobId });
+    let plan: JobPlan | null;
+    try {
+      plan = await this.host.begin(jobId);
+    } catch (err) {
+      log.error({ err }, 'could not start job');
+      return;
+    }
+    if (!plan) return;
+    const control = new Int32Array(new SharedArrayBuffer(4));
+    let resolveDone!: () => void;
+    const active: Active = { jobId, pipelineId: plan.pipelineId, control, stopReason: null, done: new Promise((r) => (resolveDone = r)) };
+    this.active.set(jobId, active);
+    try {
+      await this.execute(plan, active, log);
+    } finally {
+      this.active.delete(jobId);
+      resolveDone();
+    }
+  }
+
+  private async execute(plan: JobPlan, active: Active, log: Logger): Promise<void> {
+    let totals: Counters = { ...plan.totals };
+    let pendingState: StreamStates | null = null;
+    let pendingDead: DeadLetterRecord[] = [];
+    let dirty = false;
+    let persisting: Promise<void> | null = null;
+    let lastProgress = 0;
+    let progressTimer: NodeJS.Timeout | null = null;
+
+    const persist = (): Promise<void> => {
+      if (persisting) return persisting;
+      if (!dirty) return Promise.resolve();
+      const data: CheckpointData = { state: pendingState, totals: { ...totals }, deadLetters: pendingDead };
+      pendingState = null;
+      pendingDead = [];
+      dirty = false;
+      persisting = this.host
+        .checkpoint(plan.jobId, data)
+        .catch((err: unknown) => log.error({ err }, 'checkpoint failed'))
+        .finally(() => {
+          persisting = null;
+        })
+        .then(() => (dirty ? persist() : undefined));
+      return persisting;
+    };
+
+    const publish = () => {
+      progressTimer = null;
+      lastProgress = Date.now();
+      this.host.progress(plan.jobId, plan.pipelineId, totals, 'RUNNING', false);
+    };
+
+    const onMessage = (msg: WorkerMessage) => {
+      if (msg.type === 'checkpoint') {
+        totals = addCounters(totals, msg.delta);
+        if (msg.state) pendingState = { ...(pendingState ?? {}), ...msg.state };
+        if (msg.deadLetters.length) pendingDead = pendingDead.concat(msg.deadLetters);
+        dirty = true;
+        void persist();
+        const wait = this.options.progressIntervalMs - (Date.now() - lastProgress);
+        if (wait <= 0) publish();
+        else progressTimer ??= setTimeout(publish, wait);
+      } else if (msg.type === 'log') {
+        this.host.log(plan.jobId, msg.level, msg.message);
+      }
+    };
+
+    const outcome = await new Promise<JobOutcome>((resolve) => {
+      let settled: JobOutcome | null = null;
+      const worker = new Worker(bootstrap, {
+        workerData: { entry: workerEntry, plan, control: active.control.buffer },
+        resourceLimits: { maxOldGenerationSizeMb: 512 },
+      });
+      worker.on('message', (msg: WorkerMessage) => {
+        if (msg.type === 'done') settled = msg.stopped ? { status: active.stopReason ?? 'INTERRUPTED' } : { status: 'SUCCEEDED' };
+        else if (msg.type === 'failed') settled = { status: 'FAILED', error: msg.error, retryable: msg.retryable };
+        else onMessage(msg);
+      });
+      worker.on('error', (err) => {
+        log.error({ err }, 'job worker crashed');
+        settled ??= { status: 'FAILED', error: `worker crashed: ${err.message}`, retryable: true };
+      });
+      worker.on('exit', (code) => {
+        resolve(settled ?? { status: 'FAILED', error: `worker exited with code ${code}`, retryable: true });
+      });
+    });
+
+    if (progressTimer) clearTimeout(progressTimer);
+    dirty = dirty || pendingState !== null || pendingDead.length > 0;
+    await persist();
+    await persisting;
+    // A failure after a stop request is still a stop (e.g. the source closed under us).
+    const final: JobOutcome = outcome.status === 'FAILED' && active.stopReason ? { status: active.stopReason, error: outcome.error } : outcome;
+    try {
+      await this.host.finish(plan.jobId, final, totals);
+    } catch (err) {
+      log.error({ err }, 'could not record job outcome');
+    }
+  }
+}
+
+export { zeroCounters };

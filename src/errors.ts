@@ -1,0 +1,80 @@
+/**
+ * Domain errors. Services throw these; the GraphQL layer turns each class into a typed
+ * member of a mutation's result union with a stable `code`. Anything else that escapes a
+ * resolver is unexpected: masked for the client and logged with the request id.
+ */
+
+export type ErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'NOT_FOUND'
+  | 'INVALID_TRANSITION'
+  | 'CONFLICT'
+  | 'IN_USE';
+
+export abstract class AppError extends Error {
+  abstract readonly code: ErrorCode;
+}
+
+export interface FieldError {
+  /** Where the problem is, e.g. `config.delimiter` or `input.streams[0].name`. */
+  path: string;
+  message: string;
+}
+
+export class ValidationError extends AppError {
+  readonly code = 'VALIDATION_FAILED' as const;
+  constructor(
+    message: string,
+    readonly fieldErrors: FieldError[] = [],
+  ) {
+    super(fieldErrors.length ? `${message}: ${fieldErrors.map((e) => `${e.path}: ${e.message}`).join('; ')}` : message);
+    this.name = 'ValidationError';
+  }
+}
+
+export class NotFoundError extends AppError {
+  readonly code = 'NOT_FOUND' as const;
+  constructor(
+    readonly entity: string,
+    readonly id: string,
+  ) {
+    super(`${entity} ${id} not found`);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class InvalidTransitionError extends AppError {
+  readonly code = 'INVALID_TRANSITION' as const;
+  constructor(
+    readonly action: string,
+    readonly state: string,
+    readonly allowedActions: string[],
+  ) {
+    super(`cannot ${action} a pipeline in state ${state}; allowed now: ${allowedActions.join(', ') || 'none'}`);
+    this.name = 'InvalidTransitionError';
+  }
+}
+
+/** Optimistic-concurrency or concurrent-action conflict: re-read and retry. */
+export class ConflictError extends AppError {
+  readonly code = 'CONFLICT' as const;
+  constructor(
+    message: string,
+    readonly currentVersion?: number,
+  ) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
+
+/** The object is referenced by others and cannot be removed. */
+export class InUseError extends AppError {
+  readonly code = 'IN_USE' as const;
+  constructor(
+    message: string,
+    readonly usedBy: string[],
+  ) {
+    super(message);
+    this.name = 'InUseError';
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Types shared by every module: scalars, the Error interface and the typed errors that
+ * mutation results carry. Each error has a stable machine-readable `code`.
+ */
+import { DateTimeResolver, JSONResolver, SafeIntResolver } from 'graphql-scalars';
+import {
+  AppError,
+  ConflictError,
+  InUseError,
+  InvalidTransitionError,
+  NotFoundError,
+  ValidationError,
+  type FieldError,
+} from '../errors.js';
+import { builder } from './builder.js';
+
+builder.addScalarType('DateTime', DateTimeResolver);
+builder.addScalarType('JSON', JSONResolver);
+builder.addScalarType('SafeInt', SafeIntResolver as never);
+
+export const ErrorCodeEnum = builder.enumType('ErrorCode', {
+  description: 'Stable, machine-readable error codes.',
+  values: {
+    VALIDATION_FAILED: { description: 'The input is invalid; see fieldErrors. Nothing was changed.' },
+    NOT_FOUND: { description: 'The object does not exist (or is not visible to you).' },
+    INVALID_TRANSITION: { description: 'The lifecycle action is not allowed in the current state.' },
+    CONFLICT: { description: 'The object changed concurrently (version mismatch) or is busy; re-read and retry.' },
+    IN_USE: { description: 'The object is referenced by others and cannot be removed.' },
+  } as const,
+});
+
+export const ErrorInterface = builder.interfaceRef<AppError>('Error').implement({
+  description: 'Implemented by every typed error returned in a mutation result.',
+  fields: (t) => ({
+    code: t.field({ type: ErrorCodeEnum, resolve: (e) => e.code }),
+    message: t.exposeString('message'),
+  }),
+});
+
+const FieldErrorRef = builder.objectRef<FieldError>('FieldError').implement({
+  description: 'One problem with one input field.',
+  fields: (t) => ({
+    path: t.exposeString('path', { description: 'Dot path of the offending input, e.g. `config.delimiter`.' }),
+    message: t.exposeString('message'),
+  }),
+});
+
+builder.objectType(ValidationError, {
+  name: 'ValidationError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof ValidationError,
+  fields: (t) => ({
+    fieldErrors: t.field({ type: [FieldErrorRef], resolve: (e) => e.fieldErrors }),
+  }),
+});
+
+builder.objectType(NotFoundError, {
+  name: 'NotFoundError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof NotFoundError,
+  fields: (t) => ({
+    entity: t.exposeString('entity'),
+    id: t.exposeString('id'),
+  }),
+});
+
+builder.objectType(InvalidTransitionError, {
+  name: 'InvalidTransitionError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof InvalidTransitionError,
+  fields: (t) => ({
+    action: t.exposeString('action'),
+    state: t.exposeString('state'),
+    allowedActions: t.exposeStringList('allowedActions'),
+  }),
+});
+
+builder.objectType(ConflictError, {
+  name: 'ConflictError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof ConflictError,
+  fields: (t) => ({
+    currentVersion: t.exposeInt('currentVersion', { nullable: true }),
+  }),
+});
+
+builder.objectType(InUseError, {
+  name: 'InUseError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof InUseError,
+  fields: (t) => ({
+    usedBy: t.exposeStringList('usedBy', { description: 'Global ids of the objects that use this one.' }),
+  }),
+});
+
+/** Page-size bounds for every connection. */
+export const PAGE = { defaultSize: 20, maxSize: 100 } as const;

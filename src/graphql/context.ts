@@ -1,0 +1,11 @@
+import type { Logger } from '../logger.js';
+import type { PrismaClient } from '../db/client.js';
+import type { Services } from '../services.js';
+
+/** What every resolver sees, over HTTP, WebSocket and SSE alike. */
+export interface GraphQLContext {
+  requestId: string;
+  log: Logger;
+  db: PrismaClient;
+  services: Services;
+}

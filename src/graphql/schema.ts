@@ -1,0 +1,22 @@
+/** Assembles the schema: importing each module registers its types on the builder. */
+import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { builder } from './builder.js';
+import './common.graphql.js';
+import '../modules/connector/connector.graphql.js';
+import '../modules/mapping/mapping.graphql.js';
+import '../modules/pipeline/pipeline.graphql.js';
+import '../modules/job/job.graphql.js';
+import '../modules/event/event.graphql.js';
+import '../modules/system/system.graphql.js';
+
+let schema: GraphQLSchema | null = null;
+
+export function getSchema(): GraphQLSchema {
+  schema ??= builder.toSchema();
+  return schema;
+}
+
+/** The SDL committed as schema.graphql. */
+export function printedSchema(): string {
+  return `${printSchema(lexicographicSortSchema(getSchema()))}\n`;
+}

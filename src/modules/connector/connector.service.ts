@@ -1,0 +1,238 @@
+/**
+ * Connectors: a driver plus a config validated against the driver's JSON Schema spec.
+ * Every change writes an event. A connector used by a pipeline cannot be deleted.
+ */
+import type { PrismaClient } from '../../db/client.js';
+import type { Prisma } from '../../generated/prisma/client.js';
+import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
+import type { Catalog, CheckResult, ConnectorRole, Driver } from '../../engine/drivers/types.js';
+import { ConflictError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import type { EventService } from '../event/event.service.js';
+import { keepSecrets } from './secrets.js';
+
+export interface CreateConnectorInput {
+  name: string;
+  driver: string;
+  role?: ConnectorRole | null;
+  config?: unknown;
+  paused?: boolean | null;
+}
+
+export interface UpdateConnectorInput {
+  id: string;
+  name?: string | null;
+  config?: unknown;
+  expectedVersion?: number | null;
+}
+
+const CHECK_TIMEOUT_MS = 30_000;
+
+export class ConnectorService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly events: EventService,
+  ) {}
+
+  definitions(role?: ConnectorRole | null): Driver[] {
+    return listDrivers(role ?? undefined);
+  }
+
+  definition(driver: string): Driver {
+    const d = getDriver(driver);
+    if (!d) throw new NotFoundError('ConnectorDefinition', driver);
+    return d;
+  }
+
+  async get(id: string) {
+    const c = await this.db.connector.findUnique({ where: { id } });
+    if (!c) throw new NotFoundError('Connector', id);
+    return c;
+  }
+
+  /** Validates a config for a driver; returns it with defaults filled in. */
+  validate(driverName: string, config: unknown, role?: ConnectorRole | null): { driver: Driver; config: Record<string, unknown> } {
+    const driver = getDriver(driverName);
+    if (!driver) {
+      const known = listDrivers().map((d) => d.name).join(', ');
+      throw new ValidationError('unknown driver', [{ path: 'driver', message: `no driver "${driverName}"; available: ${known}` }]);
+    }
+    if (role && role !== driver.role) {
+      throw new ValidationError('role mismatch', [{ path: 'role', message: `driver "${driverName}" is a ${driver.role}, not a ${role}` }]);
+    }
+    const result = validateConfig(driver, config);
+    if (!result.ok) {
+      throw new ValidationError(
+        `invalid config for driver "${driverName}"`,
+        result.errors.map((e) => ({ path: e.path ? `config.${e.path}` : 'config', message: e.message })),
+      );
+    }
+    return { driver, config: result.config as Record<string, unknown> };
+  }
+
+  async create(input: CreateConnectorInput) {
+    const name = requireName(input.name);
+    const { driver, config } = this.validate(input.driver, input.config, input.role);
+    return this.events.transaction(async (tx, emit) => {
+      const c = await tx.connector.create({
+        data: { name, driver: driver.name, role: driver.role, config: config as Prisma.InputJsonValue, paused: input.paused ?? false },
+      });
+      await emit({ type: 'CONNECTOR_CREATED', connectorId: c.id, message: `connector "${c.name}" (${c.driver}) created` });
+      return c;
+    });
+  }
+
+  async update(input: UpdateConnectorInput) {
+    const current = await this.get(input.id);
+    const name = input.name == null ? current.name : requireName(input.name);
+    const config =
+      input.config === undefined || input.config === null
+        ? current.config
+        : this.validate(current.driver, keepSecrets(current.driver, input.config, current.config)).config;
+    return this.events.transaction(async (tx, emit) => {
+      const res = await tx.connector.updateMany({
+        where: { id: current.id, version: input.expectedVersion ?? current.version },
+        data: { name, config: config as Prisma.InputJsonValue, version: { increment: 1 } },
+      });
+      if (res.count === 0) {
+        const now = await tx.connector.findUnique({ where: { id: current.id } });
+        if (!now) throw new NotFoundError('Connector', current.id);
+        throw new ConflictError(`connector was changed concurrently (version ${now.version})`, now.version);
+      }
+      await emit({ type: 'CONNECTOR_UPDATED', connectorId: current.id, message: `connector "${name}" updated` });
+      return tx.connector.findUniqueOrThrow({ where: { id: current.id } });
+    });
+  }
+
+  async delete(id: string) {
+    const c = await this.get(id);
+    return this.events.transaction(async (tx, emit) => {
+      const users = await tx.pipeline.findMany({
+        where: { OR: [{ sourceId: id }, { destinationId: id }] },
+        select: { id: true, name: true },
+      });
+      if (users.length) {
+        throw new InUseError(
+          `connector "${c.name}" is used by ${users.length} pipeline(s): ${users.map((u) => u.name).join(', ')}`,
+          users.map((u) => u.id),
+        );
+      }
+      await tx.connector.delete({ where: { id } });
+      await emit({ type: 'CONNECTOR_DELETED', connectorId: id, message: `connector "${c.name}" deleted` });
+      return c;
+    });
+  }
+
+  async setPaused(id: string, paused: boolean) {
+    const c = await this.get(id);
+    if (c.paused === paused) return c;
+    return this.events.transaction(async (tx, emit) => {
+      const updated = await tx.connector.update({ where: { id }, data: { paused, version: { increment: 1 } } });
+      await emit({
+        type: paused ? 'CONNECTOR_PAUSED' : 'CONNECTOR_RESUMED',
+        connectorId: id,
+        message: `connector "${c.name}" ${paused ? 'paused' : 'resumed'}`,
+      });
+      return updated;
+    });
+  }
+
+  /** Runs the driver's real check; records the outcome on the connector, as a CHECK job and an event. */
+  async check(id: string): Promise<{ connector: Awaited<ReturnType<ConnectorService['get']>>; result: CheckResult; jobId: string }> {
+    const c = await this.get(id);
+    const startedAt = new Date();
+    const result = await runCheck(this.definition(c.driver), c.config);
+    return this.events.transaction(async (tx, emit) => {
+      const connector = await tx.connector.update({
+        where: { id },
+        data: { lastCheckOk: result.ok, lastCheckAt: new Date(), lastCheckMessage: result.message },
+      });
+      const job = await tx.job.create({
+        data: {
+          kind: 'CHECK',
+          connectorId: id,
+          status: result.ok ? 'SUCCEEDED' : 'FAILED',
+          attempts: 1,
+          startedAt,
+          finishedAt: new Date(),
+          error: result.ok ? null : result.message,
+          result: result as unknown as Prisma.InputJsonValue,
+        },
+      });
+      await emit({
+        type: 'CONNECTOR_CHECKED',
+        connectorId: id,
+        jobId: job.id,
+        message: `check of "${c.name}" ${result.ok ? 'succeeded' : 'failed'}: ${result.message}`,
+        data: { ok: result.ok },
+      });
+      return { connector, result, jobId: job.id };
+    });
+  }
+
+  /** Checks a config that is not saved (Airbyte's check for a new source). */
+  async checkConfig(driverName: string, config: unknown): Promise<CheckResult> {
+    const v = this.validate(driverName, config);
+    return runCheck(v.driver, v.config);
+  }
+
+  async discover(id: string): Promise<{ catalog: Catalog; jobId: string }> {
+    const c = await this.get(id);
+    const driver = this.definition(c.driver);
+    const startedAt = new Date();
+    let catalog: Catalog | null = null;
+    let error: string | null = null;
+    try {
+      catalog = await driver.discover(c.config as never);
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    const jobId = await this.events.transaction(async (tx, emit) => {
+      const job = await tx.job.create({
+        data: {
+          kind: 'DISCOVER',
+          connectorId: id,
+          status: catalog ? 'SUCCEEDED' : 'FAILED',
+          attempts: 1,
+          startedAt,
+          finishedAt: new Date(),
+          error,
+          result: (catalog ?? undefined) as Prisma.InputJsonValue | undefined,
+        },
+      });
+      await emit({
+        type: 'CONNECTOR_DISCOVERED',
+        connectorId: id,
+        jobId: job.id,
+        message: catalog ? `discovered ${catalog.streams.length} stream(s) in "${c.name}"` : `discover of "${c.name}" failed: ${error}`,
+      });
+      return job.id;
+    });
+    if (!catalog) throw new ValidationError('discover failed', [{ path: 'id', message: error ?? 'unknown error' }]);
+    return { catalog, jobId };
+  }
+}
+
+function requireName(name: string): string {
+  const n = name.trim();
+  if (!n) throw new ValidationError('invalid name', [{ path: 'name', message: 'must not be empty' }]);
+  if (n.length > 200) throw new ValidationError('invalid name', [{ path: 'name', message: 'at most 200 characters' }]);
+  return n;
+}
+
+async function runCheck(driver: Driver, config: unknown): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      driver.check(config as never),
+      new Promise<CheckResult>((resolve) => {
+        timer = setTimeout(() => resolve({ ok: false, message: `check timed out after ${CHECK_TIMEOUT_MS / 1000}s` }), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export { requireName };

@@ -1,0 +1,373 @@
+/**
+ * Jobs: creation, dispatch to the queue, and the runner's view of the database
+ * (RunnerHost). Owns job status transitions and what each one writes.
+ *
+ * Promises: a job reaches RUNNING only while its pipeline runs and its connectors are not
+ * paused; checkpoints of a job that is no longer RUNNING (e.g. after a reset) are ignored
+ * except for their dead letters; every status change writes an event; a job left RUNNING by
+ * a dead process is recovered at start (resumed, paused or cancelled per its pipeline).
+ */
+import type { PrismaClient } from '../../db/client.js';
+import { Prisma } from '../../generated/prisma/client.js';
+import type { ConfiguredStream, StreamStates, WriteMode } from '../../engine/drivers/types.js';
+import type { MappingSpec } from '../../engine/mapping/mapping.js';
+import type { Counters, JobPlan } from '../../engine/runner/protocol.js';
+import type { CheckpointData, JobOutcome, Runner, RunnerHost } from '../../engine/runner/runner.js';
+import type { JobQueue } from '../../engine/queue/queue.js';
+import { NotFoundError, ValidationError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { JobProgressMessage, PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
+import type { EventService, Tx } from '../event/event.service.js';
+import type { NewEvent } from '../event/event.types.js';
+import { recordTransition } from '../pipeline/pipeline.transitions.js';
+import type { PipelineState } from '../pipeline/lifecycle.js';
+
+export const ACTIVE_STATUSES = ['QUEUED', 'RUNNING', 'PAUSED'] as const;
+const PROGRESS_EVENT_INTERVAL_MS = 2000;
+const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+
+type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
+
+export class JobService implements RunnerHost {
+  private runner!: Runner;
+  private readonly lastProgressEvent = new Map<string, number>();
+
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly events: EventService,
+    private readonly pubsub: PubSub,
+    private readonly queue: JobQueue,
+    private readonly logger: Logger,
+  ) {}
+
+  attach(runner: Runner) {
+    this.runner = runner;
+  }
+
+  async get(id: string) {
+    const j = await this.db.job.findUnique({ where: { id } });
+    if (!j) throw new NotFoundError('Job', id);
+    return j;
+  }
+
+  /** Creates a QUEUED job for a pipeline inside the caller's transaction; dispatch it after commit. */
+  async create(
+    tx: Tx,
+    emit: (e: NewEvent) => Promise<void>,
+    pipeline: PipelineRow,
+    kind: 'SYNC' | 'RESET',
+    trigger: string,
+  ) {
+    const mapping = pipeline.mappingId ? await tx.mapping.findUnique({ where: { id: pipeline.mappingId }, select: { version: true } }) : null;
+    const job = await tx.job.create({
+      data: {
+        kind,
+        pipelineId: pipeline.id,
+        trigger,
+        status: 'QUEUED',
+        mappingId: pipeline.mappingId,
+        mappingVersion: mapping?.version ?? null,
+        cursorStart: (pipeline.cursor ?? Prisma.DbNull) as Prisma.InputJsonValue,
+      },
+    });
+    await emit({ type: 'JOB_QUEUED', pipelineId: pipeline.id, jobId: job.id, message: `${kind.toLowerCase()} job queued (${trigger.toLowerCase()})` });
+    return job;
+  }
+
+  async dispatch(job: { id: string; pipelineId: string | null }) {
+    await this.queue.enqueue({ jobId: job.id, group: job.pipelineId });
+  }
+
+  /** Handles the queue: runs one job. */
+  async handle(jobId: string) {
+    await this.runner.run(jobId);
+  }
+
+  /**
+   * Stops the pipeline's active jobs: running ones at their next batch boundary (their
+   * status converges when the worker exits), waiting ones at once. With `discard`, running
+   * jobs are marked CANCELLED now so their later checkpoints are ignored (reset).
+   */
+  async stopActiveJobs(tx: Tx, emit: (e: NewEvent) => Promise<void>, pipelineId: string, reason: 'PAUSED' | 'CANCELLED', discard = false) {
+    const jobs = await tx.job.findMany({ where: { pipelineId, status: { in: [...ACTIVE_STATUSES] } } });
+    const afterCommit: (() => void)[] = [];
+    for (const job of jobs) {
+      const runningHere = this.runner.isRunning(job.id);
+      if (job.status === 'RUNNING' && runningHere && !discard) {
+        afterCommit.push(() => this.runner.requestStop(job.id, reason));
+        continue;
+      }
+      if (job.status === 'PAUSED' && reason === 'PAUSED') continue;
+      const status = reason === 'PAUSED' ? 'PAUSED' : 'CANCELLED';
+      await tx.job.update({
+        where: { id: job.id },
+        data: { status, ...(status === 'CANCELLED' ? { finishedAt: new Date() } : {}) },
+      });
+      await emit({
+        type: status === 'PAUSED' ? 'JOB_PAUSED' : 'JOB_CANCELLED',
+        pipelineId,
+        jobId: job.id,
+        message: `job ${status === 'PAUSED' ? 'paused' : 'cancelled'}`,
+      });
+      if (runningHere) afterCommit.push(() => this.runner.requestStop(job.id, 'CANCELLED'));
+    }
+    return () => afterCommit.forEach((f) => f());
+  }
+
+  /** cancelJob: waiting jobs end at once; a running job stops at its next batch boundary. */
+  async cancel(id: string) {
+    const job = await this.get(id);
+    if (!['QUEUED', 'RUNNING', 'PAUSED'].includes(job.status)) {
+      throw new ValidationError('job is not active', [{ path: 'id', message: `job is already ${job.status}` }]);
+    }
+    if (job.status === 'RUNNING' && this.runner.requestStop(id, 'CANCELLED')) return job;
+    return this.events.transaction(async (tx, emit) => {
+      const updated = await tx.job.update({ where: { id }, data: { status: 'CANCELLED', finishedAt: new Date() } });
+      await emit({ type: 'JOB_CANCELLED', pipelineId: job.pipelineId, jobId: id, message: 'job cancelled' });
+      return updated;
+    });
+  }
+
+  /** Re-dispatches jobs that were QUEUED or RUNNING when the process last stopped. */
+  async recover() {
+    const running = await this.db.job.findMany({ where: { status: 'RUNNING', kind: { in: ['SYNC', 'RESET'] } }, include: { pipeline: true } });
+    for (const job of running) {
+      await this.events.transaction(async (tx, emit) => {
+        await tx.jobAttempt.updateMany({
+          where: { jobId: job.id, finishedAt: null },
+          data: { status: 'FAILED', finishedAt: new Date(), error: 'the process stopped during this attempt' },
+        });
+        const state = job.pipeline?.state;
+        const status = state === 'INIT' || state === 'READY' ? 'QUEUED' : state === 'PAUSE' ? 'PAUSED' : 'CANCELLED';
+        await tx.job.update({ where: { id: job.id }, data: { status } });
+        await emit({
+          type: status === 'QUEUED' ? 'JOB_QUEUED' : status === 'PAUSED' ? 'JOB_PAUSED' : 'JOB_CANCELLED',
+          pipelineId: job.pipelineId,
+          jobId: job.id,
+          message: `job recovered after restart: ${status === 'QUEUED' ? 'resuming from its checkpoint' : status.toLowerCase()}`,
+        });
+      });
+    }
+    const queued = await this.db.job.findMany({ where: { status: 'QUEUED', kind: { in: ['SYNC', 'RESET'] } }, orderBy: { createdAt: 'asc' } });
+    for (const job of queued) await this.dispatch(job);
+    return { recovered: running.length, queued: queued.length };
+  }
+
+  /**
+   * The job's current counters, then live progress; ends after a final message with a
+   * terminal status. Subscribes before reading the snapshot so no update falls between.
+   */
+  async *progressStream(jobId: string): AsyncGenerator<JobProgressMessage> {
+    const live = this.pubsub.subscribe('jobProgress', jobId);
+    try {
+      const job = await this.get(jobId);
+      const terminal = TERMINAL.has(job.status);
+      yield {
+        jobId,
+        pipelineId: job.pipelineId,
+        status: job.status,
+        recordsRead: Number(job.recordsRead),
+        recordsWritten: Number(job.recordsWritten),
+        recordsFailed: Number(job.recordsFailed),
+        bytesRead: Number(job.bytesRead),
+        bytesWritten: Number(job.bytesWritten),
+        final: terminal,
+        at: new Date().toISOString(),
+      };
+      if (terminal) return;
+      for await (const m of live) {
+        yield m;
+        if (m.final && TERMINAL.has(m.status)) return;
+      }
+    } finally {
+      await live.return?.();
+    }
+  }
+
+  // ---- RunnerHost ----
+
+  async begin(jobId: string): Promise<JobPlan | null> {
+    let plan: JobPlan | null = null;
+    let pausedMsg: string | null = null;
+    await this.events.transaction(async (tx, emit) => {
+      const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: { include: { source: true, destination: true } } } });
+      if (!job || job.status !== 'QUEUED' || !job.pipeline) return;
+      const p = job.pipeline;
+      if (p.state !== 'INIT' && p.state !== 'READY') {
+        const status = p.state === 'PAUSE' ? 'PAUSED' : 'CANCELLED';
+        await tx.job.update({ where: { id: jobId }, data: { status } });
+        await emit({ type: status === 'PAUSED' ? 'JOB_PAUSED' : 'JOB_CANCELLED', pipelineId: p.id, jobId, message: `job not started: pipeline is ${p.state}` });
+        return;
+      }
+      const paused = [p.source, p.destination].filter((c) => c.paused);
+      if (paused.length) {
+        pausedMsg = `connector(s) paused: ${paused.map((c) => c.name).join(', ')}`;
+        await tx.job.update({ where: { id: jobId }, data: { status: 'PAUSED' } });
+        await emit({ type: 'JOB_PAUSED', pipelineId: p.id, jobId, message: `job waiting: ${pausedMsg}` });
+        return;
+      }
+      let mapping: MappingSpec | null = null;
+      if (job.mappingId && job.mappingVersion) {
+        const v = await tx.mappingVersion.findUnique({ where: { mappingId_version: { mappingId: job.mappingId, version: job.mappingVersion } } });
+        mapping = (v?.spec ?? null) as MappingSpec | null;
+      }
+      const attempt = job.attempts + 1;
+      await tx.job.update({ where: { id: jobId }, data: { status: 'RUNNING', attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null } });
+      await tx.jobAttempt.create({ data: { jobId, number: attempt, status: 'RUNNING' } });
+      await emit({
+        type: 'JOB_STARTED',
+        pipelineId: p.id,
+        jobId,
+        message: attempt === 1 ? `${job.kind.toLowerCase()} job started` : `${job.kind.toLowerCase()} job resumed (attempt ${attempt})`,
+        data: { attempt },
+      });
+      plan = {
+        jobId,
+        pipelineId: p.id,
+        source: { driver: p.source.driver, config: p.source.config },
+        destination: { driver: p.destination.driver, config: p.destination.config },
+        streams: p.streams as unknown as ConfiguredStream[],
+        state: (p.cursor ?? {}) as StreamStates,
+        mapping,
+        writeMode: p.writeMode as WriteMode,
+        batchSize: p.batchSize,
+        failureThreshold: p.failureThreshold,
+        totals: {
+          recordsRead: Number(job.recordsRead),
+          recordsWritten: Number(job.recordsWritten),
+          recordsFailed: Number(job.recordsFailed),
+          bytesRead: Number(job.bytesRead),
+          bytesWritten: Number(job.bytesWritten),
+        },
+      };
+    });
+    if (pausedMsg) this.logger.info({ jobId }, pausedMsg);
+    return plan;
+  }
+
+  async checkpoint(jobId: string, data: CheckpointData): Promise<void> {
+    const now = Date.now();
+    const emitProgress = now - (this.lastProgressEvent.get(jobId) ?? 0) >= PROGRESS_EVENT_INTERVAL_MS;
+    if (emitProgress) this.lastProgressEvent.set(jobId, now);
+    await this.events.transaction(async (tx, emit) => {
+      const job = await tx.job.findUnique({ where: { id: jobId }, select: { status: true, pipelineId: true } });
+      if (!job?.pipelineId) return;
+      if (data.deadLetters.length) {
+        await tx.deadLetter.createMany({
+          data: data.deadLetters.map((d) => ({
+            jobId,
+            pipelineId: job.pipelineId!,
+            stream: d.stream,
+            stage: d.stage,
+            error: d.error,
+            record: (d.record ?? null) as Prisma.InputJsonValue,
+          })),
+        });
+      }
+      if (job.status !== 'RUNNING') return;
+      let cursor: StreamStates | undefined;
+      if (data.state) {
+        const p = await tx.pipeline.findUnique({ where: { id: job.pipelineId }, select: { cursor: true } });
+        cursor = { ...((p?.cursor ?? {}) as StreamStates), ...data.state };
+        await tx.pipeline.update({ where: { id: job.pipelineId }, data: { cursor: cursor as Prisma.InputJsonValue } });
+      }
+      await tx.job.update({
+        where: { id: jobId },
+        data: { ...countersData(data.totals), ...(cursor ? { cursorEnd: cursor as Prisma.InputJsonValue } : {}) },
+      });
+      if (emitProgress) {
+        await emit({
+          type: 'JOB_PROGRESS',
+          pipelineId: job.pipelineId,
+          jobId,
+          message: `${data.totals.recordsRead} read, ${data.totals.recordsWritten} written, ${data.totals.recordsFailed} failed`,
+          data: data.totals,
+        });
+      }
+    });
+  }
+
+  progress(jobId: string, pipelineId: string, totals: Counters, status: string, final: boolean): void {
+    this.pubsub.publish('jobProgress', jobId, { jobId, pipelineId, status, ...totals, final, at: new Date().toISOString() });
+  }
+
+  log(jobId: string, level: 'info' | 'warn' | 'error', message: string): void {
+    this.logger[level]({ jobId }, message);
+  }
+
+  async finish(jobId: string, outcome: JobOutcome, totals: Counters): Promise<void> {
+    this.lastProgressEvent.delete(jobId);
+    const published: PipelineStateMessage[] = [];
+    const finalStatus = await this.events.transaction(async (tx, emit) => {
+      const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: true } });
+      if (!job) return null;
+      const attemptData = { ...countersData(totals), finishedAt: new Date() };
+      // Already ended elsewhere (reset/cancel discarded it): keep that status.
+      if (job.status !== 'RUNNING') {
+        await tx.jobAttempt.updateMany({ where: { jobId, finishedAt: null }, data: { ...attemptData, status: 'CANCELLED' } });
+        return job.status;
+      }
+      let status: 'SUCCEEDED' | 'FAILED' | 'PAUSED' | 'CANCELLED' | 'QUEUED';
+      let error: string | null = null;
+      switch (outcome.status) {
+        case 'SUCCEEDED':
+          status = 'SUCCEEDED';
+          break;
+        case 'FAILED':
+          status = 'FAILED';
+          error = outcome.error;
+          break;
+        case 'PAUSED':
+          status = 'PAUSED';
+          break;
+        case 'CANCELLED':
+          status = 'CANCELLED';
+          break;
+        case 'INTERRUPTED':
+          status = 'QUEUED';
+          error = 'interrupted by shutdown; resumes at next start';
+          break;
+      }
+      const ended = status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
+      await tx.job.update({
+        where: { id: jobId },
+        data: { status, error, ...countersData(totals), ...(ended ? { finishedAt: new Date() } : {}) },
+      });
+      await tx.jobAttempt.updateMany({
+        where: { jobId, finishedAt: null },
+        data: { ...attemptData, status: status === 'QUEUED' ? 'FAILED' : status, error },
+      });
+      const summary = `${totals.recordsRead} read, ${totals.recordsWritten} written, ${totals.recordsFailed} failed`;
+      const type = ({ SUCCEEDED: 'JOB_SUCCEEDED', FAILED: 'JOB_FAILED', PAUSED: 'JOB_PAUSED', CANCELLED: 'JOB_CANCELLED', QUEUED: 'JOB_QUEUED' } as const)[status];
+      await emit({
+        type,
+        pipelineId: job.pipelineId,
+        jobId,
+        message: `job ${status === 'QUEUED' ? 'interrupted' : status.toLowerCase()}: ${error ? `${error}; ` : ''}${summary}`,
+        data: { ...totals, error },
+      });
+      const p = job.pipeline;
+      if (p && status === 'SUCCEEDED' && p.state === 'INIT') {
+        published.push(await recordTransition(tx, emit, { ...p, state: p.state as PipelineState }, 'INITIAL_LOAD_COMPLETED', 'READY', { jobId }));
+      } else if (p && status === 'FAILED') {
+        await tx.pipeline.update({ where: { id: p.id }, data: { stateReason: `last job failed: ${error}` } });
+      }
+      return status;
+    });
+    for (const m of published) this.pubsub.publish('pipelineStateChanged', m.pipelineId, m);
+    if (finalStatus) {
+      const job = await this.db.job.findUnique({ where: { id: jobId }, select: { pipelineId: true } });
+      this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);
+    }
+  }
+}
+
+function countersData(c: Counters) {
+  return {
+    recordsRead: BigInt(c.recordsRead),
+    recordsWritten: BigInt(c.recordsWritten),
+    recordsFailed: BigInt(c.recordsFailed),
+    bytesRead: BigInt(c.bytesRead),
+    bytesWritten: BigInt(c.bytesWritten),
+  };
+}

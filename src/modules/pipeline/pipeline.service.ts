@@ -1,0 +1,322 @@
+/**
+ * Pipelines: source → (mapping) → destination, with the Formance lifecycle.
+ *
+ * Promises: an action not allowed in the current state throws InvalidTransitionError and
+ * changes nothing; a stale `expectedVersion` throws ConflictError; every transition is one
+ * transaction (state, jobs, event) and is published on `pipelineStateChanged` after commit.
+ * Actions return at once; running jobs converge to the new state at their next batch boundary.
+ */
+import type { PrismaClient } from '../../db/client.js';
+import { Prisma } from '../../generated/prisma/client.js';
+import { getDestinationDriver, getSourceDriver } from '../../engine/drivers/index.js';
+import type { Catalog, ConfiguredStream, StreamStates, SyncMode, WriteMode } from '../../engine/drivers/types.js';
+import { ConflictError, InvalidTransitionError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
+import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
+import { requireName } from '../connector/connector.service.js';
+import type { EventService } from '../event/event.service.js';
+import { ACTIVE_STATUSES, type JobService } from '../job/job.service.js';
+import { availableActions, isRunningState, next, type PipelineAction, type PipelineState } from './lifecycle.js';
+import { recordTransition } from './pipeline.transitions.js';
+
+export interface StreamInput {
+  name: string;
+  fields?: string[] | null;
+  syncMode?: SyncMode | null;
+  cursorField?: string[] | null;
+  primaryKey?: string[] | null;
+  destinationName?: string | null;
+}
+
+export interface PipelineInput {
+  name: string;
+  sourceId: string;
+  destinationId: string;
+  mappingId?: string | null;
+  streams?: StreamInput[] | null;
+  writeMode?: WriteMode | null;
+  batchSize?: number | null;
+  failureThreshold?: number | null;
+}
+
+export interface PipelineUpdate {
+  id: string;
+  name?: string | null;
+  destinationId?: string | null;
+  mappingId?: string | null;
+  streams?: StreamInput[] | null;
+  writeMode?: WriteMode | null;
+  batchSize?: number | null;
+  failureThreshold?: number | null;
+  expectedVersion?: number | null;
+}
+
+type Row = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
+
+export class PipelineService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly events: EventService,
+    private readonly pubsub: PubSub,
+    private readonly jobs: JobService,
+  ) {}
+
+  async get(id: string): Promise<Row> {
+    const p = await this.db.pipeline.findUnique({ where: { id } });
+    if (!p) throw new NotFoundError('Pipeline', id);
+    return p;
+  }
+
+  availableActions(p: Pick<Row, 'state' | 'previousState'>): PipelineAction[] {
+    return availableActions(p.state as PipelineState, p.previousState as PipelineState | null);
+  }
+
+  /** Feldera: active only if the pipeline runs and none of its connectors is paused. */
+  async activity(p: Row): Promise<{ active: boolean; reason: string | null }> {
+    if (!isRunningState(p.state as PipelineState)) return { active: false, reason: `pipeline is ${p.state}` };
+    const paused = await this.db.connector.findMany({ where: { id: { in: [p.sourceId, p.destinationId] }, paused: true }, select: { name: true } });
+    if (paused.length) return { active: false, reason: `connector paused: ${paused.map((c) => c.name).join(', ')}` };
+    return { active: true, reason: null };
+  }
+
+  async create(input: PipelineInput) {
+    const name = requireName(input.name);
+    const resolved = await this.resolve({
+      sourceId: input.sourceId,
+      destinationId: input.destinationId,
+      mappingId: input.mappingId ?? null,
+      streams: input.streams ?? null,
+      writeMode: input.writeMode ?? 'APPEND',
+      batchSize: input.batchSize ?? 5000,
+      failureThreshold: input.failureThreshold ?? 5,
+    });
+    return this.events.transaction(async (tx, emit) => {
+      const p = await tx.pipeline.create({
+        data: {
+          name,
+          sourceId: input.sourceId,
+          destinationId: input.destinationId,
+          mappingId: input.mappingId ?? null,
+          streams: resolved.streams as unknown as Prisma.InputJsonValue,
+          writeMode: resolved.writeMode,
+          batchSize: resolved.batchSize,
+          failureThreshold: resolved.failureThreshold,
+        },
+      });
+      await emit({ type: 'PIPELINE_CREATED', pipelineId: p.id, message: `pipeline "${name}" created` });
+      return p;
+    });
+  }
+
+  async update(input: PipelineUpdate) {
+    const current = await this.get(input.id);
+    const name = input.name == null ? current.name : requireName(input.name);
+    const resolved = await this.resolve({
+      sourceId: current.sourceId,
+      destinationId: input.destinationId ?? current.destinationId,
+      mappingId: input.mappingId === undefined ? current.mappingId : input.mappingId,
+      streams: input.streams ?? (current.streams as unknown as StreamInput[]),
+      writeMode: input.writeMode ?? (current.writeMode as WriteMode),
+      batchSize: input.batchSize ?? current.batchSize,
+      failureThreshold: input.failureThreshold ?? current.failureThreshold,
+    });
+    return this.events.transaction(async (tx, emit) => {
+      const res = await tx.pipeline.updateMany({
+        where: { id: current.id, version: input.expectedVersion ?? current.version },
+        data: {
+          name,
+          destinationId: input.destinationId ?? current.destinationId,
+          mappingId: input.mappingId === undefined ? current.mappingId : input.mappingId,
+          streams: resolved.streams as unknown as Prisma.InputJsonValue,
+          writeMode: resolved.writeMode,
+          batchSize: resolved.batchSize,
+          failureThreshold: resolved.failureThreshold,
+          version: { increment: 1 },
+        },
+      });
+      if (res.count === 0) throw await this.conflict(tx, current.id);
+      await emit({ type: 'PIPELINE_UPDATED', pipelineId: current.id, message: `pipeline "${name}" updated` });
+      return tx.pipeline.findUniqueOrThrow({ where: { id: current.id } });
+    });
+  }
+
+  async delete(id: string, expectedVersion?: number | null) {
+    const p = await this.get(id);
+    let afterCommit = () => {};
+    const deleted = await this.events.transaction(async (tx, emit) => {
+      if (expectedVersion != null && expectedVersion !== p.version) throw new ConflictError('pipeline changed concurrently', p.version);
+      afterCommit = await this.jobs.stopActiveJobs(tx, emit, id, 'CANCELLED', true);
+      await tx.pipeline.delete({ where: { id } });
+      await emit({ type: 'PIPELINE_DELETED', pipelineId: id, message: `pipeline "${p.name}" deleted` });
+      return p;
+    });
+    afterCommit();
+    return deleted;
+  }
+
+  /** Applies a lifecycle action. */
+  async act(id: string, action: PipelineAction, expectedVersion?: number | null): Promise<Row> {
+    const p = await this.get(id);
+    const state = p.state as PipelineState;
+    const prev = p.previousState as PipelineState | null;
+    const to = next(state, action, prev);
+    if (to === null) throw new InvalidTransitionError(action, state, availableActions(state, prev));
+    if (expectedVersion != null && expectedVersion !== p.version) {
+      throw new ConflictError(`pipeline is at version ${p.version}, not ${expectedVersion}`, p.version);
+    }
+    let message: PipelineStateMessage | null = null;
+    let afterCommit = () => {};
+    const dispatch: { id: string; pipelineId: string | null }[] = [];
+    await this.events.transaction(async (tx, emit) => {
+      switch (action) {
+        case 'START': {
+          message = await recordTransition(tx, emit, { ...p, state }, action, to);
+          dispatch.push(await this.jobs.create(tx, emit, { ...p, state: to }, 'SYNC', 'START'));
+          break;
+        }
+        case 'STOP':
+          afterCommit = await this.jobs.stopActiveJobs(tx, emit, id, 'CANCELLED');
+          message = await recordTransition(tx, emit, { ...p, state }, action, to);
+          break;
+        case 'PAUSE':
+          afterCommit = await this.jobs.stopActiveJobs(tx, emit, id, 'PAUSED');
+          message = await recordTransition(tx, emit, { ...p, state }, action, to);
+          break;
+        case 'RESUME': {
+          message = await recordTransition(tx, emit, { ...p, state }, action, to);
+          const paused = await tx.job.findMany({ where: { pipelineId: id, status: 'PAUSED' }, orderBy: { createdAt: 'asc' } });
+          for (const j of paused) {
+            await tx.job.update({ where: { id: j.id }, data: { status: 'QUEUED' } });
+            await emit({ type: 'JOB_QUEUED', pipelineId: id, jobId: j.id, message: 'job queued to resume from its checkpoint' });
+            dispatch.push(j);
+          }
+          break;
+        }
+        case 'RESET': {
+          afterCommit = await this.jobs.stopActiveJobs(tx, emit, id, 'CANCELLED', true);
+          message = await recordTransition(tx, emit, { ...p, state }, action, to, { clearCursor: true });
+          dispatch.push(await this.jobs.create(tx, emit, { ...p, state: to, cursor: null }, 'RESET', 'RESET'));
+          break;
+        }
+      }
+    });
+    afterCommit();
+    if (message) this.pubsub.publish('pipelineStateChanged', id, message);
+    for (const j of dispatch) await this.jobs.dispatch(j);
+    return this.get(id);
+  }
+
+  /** runPipeline: a new SYNC job now (INIT or READY, no job active). */
+  async run(id: string) {
+    const p = await this.get(id);
+    if (!isRunningState(p.state as PipelineState)) {
+      throw new InvalidTransitionError('RUN', p.state, this.availableActions(p));
+    }
+    const job = await this.events.transaction(async (tx, emit) => {
+      const active = await tx.job.findFirst({ where: { pipelineId: id, status: { in: [...ACTIVE_STATUSES] } } });
+      if (active) throw new ConflictError(`pipeline already has an active job (${active.id}, ${active.status})`);
+      // A new run starts full-refresh streams from scratch; incremental ones continue from their cursor.
+      const streams = p.streams as unknown as ConfiguredStream[];
+      const cursor = { ...((p.cursor ?? {}) as StreamStates) };
+      for (const s of streams) if (s.syncMode === 'FULL_REFRESH') delete cursor[s.name];
+      await tx.pipeline.update({ where: { id }, data: { cursor: Object.keys(cursor).length ? (cursor as Prisma.InputJsonValue) : Prisma.DbNull } });
+      return this.jobs.create(tx, emit, { ...p, cursor }, 'SYNC', 'MANUAL');
+    });
+    await this.jobs.dispatch(job);
+    return job;
+  }
+
+  private async conflict(tx: Prisma.TransactionClient, id: string) {
+    const now = await tx.pipeline.findUnique({ where: { id }, select: { version: true } });
+    if (!now) return new NotFoundError('Pipeline', id);
+    return new ConflictError(`pipeline was changed concurrently (version ${now.version})`, now.version);
+  }
+
+  /** Validates references, write mode and streams against the source's catalog. */
+  private async resolve(input: {
+    sourceId: string;
+    destinationId: string;
+    mappingId: string | null;
+    streams: StreamInput[] | null;
+    writeMode: WriteMode;
+    batchSize: number;
+    failureThreshold: number;
+  }) {
+    const errors: FieldError[] = [];
+    const [source, destination, mapping] = await Promise.all([
+      this.db.connector.findUnique({ where: { id: input.sourceId } }),
+      this.db.connector.findUnique({ where: { id: input.destinationId } }),
+      input.mappingId ? this.db.mapping.findUnique({ where: { id: input.mappingId } }) : null,
+    ]);
+    if (!source) errors.push({ path: 'sourceId', message: 'no such connector' });
+    else if (source.role !== 'SOURCE') errors.push({ path: 'sourceId', message: `connector "${source.name}" is a ${source.role}, not a SOURCE` });
+    if (!destination) errors.push({ path: 'destinationId', message: 'no such connector' });
+    else if (destination.role !== 'DESTINATION') errors.push({ path: 'destinationId', message: `connector "${destination.name}" is a ${destination.role}, not a DESTINATION` });
+    if (input.mappingId && !mapping) errors.push({ path: 'mappingId', message: 'no such mapping' });
+    if (!Number.isInteger(input.batchSize) || input.batchSize < 1 || input.batchSize > 100_000) {
+      errors.push({ path: 'batchSize', message: 'must be a whole number from 1 to 100000' });
+    }
+    if (!(input.failureThreshold >= 0 && input.failureThreshold <= 100)) errors.push({ path: 'failureThreshold', message: 'must be a percentage from 0 to 100' });
+    const destDriver = destination ? getDestinationDriver(destination.driver) : undefined;
+    if (destDriver && !destDriver.supportedWriteModes.includes(input.writeMode)) {
+      errors.push({ path: 'writeMode', message: `driver "${destDriver.name}" supports ${destDriver.supportedWriteModes.join(', ')}` });
+    }
+    if (errors.length) throw new ValidationError('invalid pipeline', errors);
+
+    let catalog: Catalog | null = null;
+    let discoverError: string | null = null;
+    const srcDriver = getSourceDriver(source!.driver);
+    try {
+      catalog = srcDriver ? await srcDriver.discover(source!.config as never) : null;
+    } catch (err) {
+      discoverError = (err as Error).message;
+    }
+    let streams: ConfiguredStream[];
+    if (!input.streams || input.streams.length === 0) {
+      if (!catalog) {
+        throw new ValidationError('streams needed', [
+          { path: 'streams', message: `the source could not be discovered (${discoverError ?? 'unknown driver'}); list the streams explicitly` },
+        ]);
+      }
+      streams = catalog.streams.map((s) => ({
+        name: s.name,
+        fields: null,
+        syncMode: s.supportedSyncModes.includes('INCREMENTAL') && input.writeMode !== 'OVERWRITE' ? 'INCREMENTAL' : 'FULL_REFRESH',
+        cursorField: s.defaultCursorField ?? null,
+        primaryKey: s.sourceDefinedPrimaryKey ?? null,
+        destinationName: null,
+      }));
+    } else {
+      streams = input.streams.map((s) => ({
+        name: s.name,
+        fields: s.fields ?? null,
+        syncMode: s.syncMode ?? 'FULL_REFRESH',
+        cursorField: s.cursorField ?? null,
+        primaryKey: s.primaryKey ?? null,
+        destinationName: s.destinationName ?? null,
+      }));
+    }
+    const seen = new Set<string>();
+    streams.forEach((s, i) => {
+      const path = `streams[${i}]`;
+      if (!s.name) errors.push({ path: `${path}.name`, message: 'must not be empty' });
+      if (seen.has(s.name)) errors.push({ path: `${path}.name`, message: `stream "${s.name}" listed twice` });
+      seen.add(s.name);
+      const d = catalog?.streams.find((c) => c.name === s.name);
+      if (catalog && !d) {
+        errors.push({ path: `${path}.name`, message: `the source has no stream "${s.name}"; it has: ${catalog.streams.map((c) => c.name).join(', ')}` });
+        return;
+      }
+      if (d) {
+        if (!d.supportedSyncModes.includes(s.syncMode)) errors.push({ path: `${path}.syncMode`, message: `stream supports ${d.supportedSyncModes.join(', ')}` });
+        const known = new Set(d.fields.map((f) => f.name));
+        for (const f of s.fields ?? []) if (!known.has(f)) errors.push({ path: `${path}.fields`, message: `unknown field "${f}"` });
+        s.primaryKey ??= d.sourceDefinedPrimaryKey ?? null;
+      }
+      if ((input.writeMode === 'UPSERT' || input.writeMode === 'MERGE') && !s.primaryKey?.length) {
+        errors.push({ path: `${path}.primaryKey`, message: `${input.writeMode} needs a primary key` });
+      }
+    });
+    if (errors.length) throw new ValidationError('invalid pipeline', errors);
+    return { ...input, streams };
+  }
+}

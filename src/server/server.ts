@@ -1,0 +1,182 @@
+/**
+ * The HTTP server: GraphQL over HTTP and SSE (graphql-yoga), graphql-ws on the same
+ * `/graphql` path, GraphiQL, `/health` (alive) and `/ready` (database reachable and
+ * migrated). Every transport builds the same context.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { handleStreamOrSingleExecutionResult, type Plugin } from '@envelop/core';
+import { GraphQLError, type ExecutionResult } from 'graphql';
+import { createYoga } from 'graphql-yoga';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { AppError } from '../errors.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { getSchema } from '../graphql/schema.js';
+import type { Logger } from '../logger.js';
+import type { Services } from '../services.js';
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  graphiql: boolean;
+  log: Logger;
+  services: Services;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** Stops accepting, closes WebSockets with 1001 and ends open HTTP/SSE responses. */
+  close(): Promise<void>;
+}
+
+/** Masks unexpected errors for clients; logs them with the request id. */
+function useMaskedUnexpectedErrors(): Plugin<GraphQLContext> {
+  const mask = (ctx: GraphQLContext) => ({ result, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) => {
+    if (!result.errors?.length) return;
+    setResult({
+      ...result,
+      errors: result.errors.map((err) => {
+        const original = err.originalError;
+        if (!original || original instanceof GraphQLError) return err;
+        if (original instanceof AppError) {
+          return new GraphQLError(original.message, { nodes: err.nodes, path: err.path, extensions: { code: original.code } });
+        }
+        ctx.log.error({ err: original, path: err.path?.join('.') }, 'unexpected error');
+        return new GraphQLError('Unexpected error.', {
+          nodes: err.nodes,
+          path: err.path,
+          extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: ctx.requestId },
+        });
+      }),
+    });
+  };
+  return {
+    onExecute: ({ args }) => ({
+      onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, mask(args.contextValue)),
+    }),
+    onSubscribe: ({ args }) => ({
+      onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, mask(args.contextValue)),
+    }),
+  };
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { log, services } = options;
+
+  const makeContext = (requestId: string): GraphQLContext => ({
+    requestId,
+    log: log.child({ requestId }),
+    db: services.database.prisma,
+    services,
+  });
+
+  const yoga = createYoga<{ req?: http.IncomingMessage; requestId?: string }, GraphQLContext>({
+    schema: getSchema(),
+    graphqlEndpoint: '/graphql',
+    graphiql: options.graphiql ? { subscriptionsProtocol: 'WS', title: 'Sluice GraphiQL' } : false,
+    landingPage: false,
+    maskedErrors: false,
+    batching: false,
+    logging: {
+      debug: (...args) => log.debug(args.map(String).join(' ')),
+      info: (...args) => log.info(args.map(String).join(' ')),
+      warn: (...args) => log.warn(args.map(String).join(' ')),
+      error: (...args) => log.error(args.map(String).join(' ')),
+    },
+    context: ({ request, requestId }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID()),
+    plugins: [useMaskedUnexpectedErrors()],
+  });
+
+  const server = http.createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+      return;
+    }
+    if (path === '/ready') {
+      const checks = await Promise.all([
+        services.database.ping().then(
+          () => true,
+          () => false,
+        ),
+        services.database.migrationsApplied().catch(() => false),
+      ]);
+      const ready = checks.every(Boolean);
+      res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: ready ? 'ready' : 'not ready', database: checks[0], migrations: checks[1] }));
+      return;
+    }
+    if (path === '/') {
+      res.writeHead(302, { location: '/graphql' }).end();
+      return;
+    }
+    const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();
+    res.setHeader('x-request-id', requestId);
+    void yoga.handleNodeRequestAndResponse(req, res, { req, requestId });
+  });
+
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 1024 * 1024 });
+  useServer<Record<string, unknown>, { requestId: string }>(
+    {
+      connectionInitWaitTimeout: 10_000,
+      onConnect: (ctx) => {
+        ctx.extra.requestId = randomUUID();
+        return true;
+      },
+      execute: (args) => (args.rootValue as { execute: (a: unknown) => unknown }).execute(args) as never,
+      subscribe: (args) => (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          requestId: `${ctx.extra.requestId}:${_id}`,
+        });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (err) {
+          return [err as GraphQLError];
+        }
+        const errors = validate(schema, document);
+        if (errors.length) return errors;
+        return {
+          schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    wss,
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${hostForUrl}:${address.port}/graphql`;
+
+  return {
+    url,
+    port: address.port,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const client of wss.clients) client.close(1001, 'Server shutting down');
+      wss.close();
+      server.closeIdleConnections();
+      // SSE and other streaming responses end now; in-flight requests had their chance.
+      setTimeout(() => server.closeAllConnections(), 1000).unref();
+      await closed;
+    },
+  };
+}

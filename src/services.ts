@@ -1,0 +1,49 @@
+/** The service container: one instance of each domain service, wired to the seams. */
+import type { Database } from './db/client.js';
+import type { JobQueue } from './engine/queue/queue.js';
+import { Runner } from './engine/runner/runner.js';
+import type { Logger } from './logger.js';
+import { ConnectorService } from './modules/connector/connector.service.js';
+import { EventService } from './modules/event/event.service.js';
+import { JobService } from './modules/job/job.service.js';
+import { MappingService } from './modules/mapping/mapping.service.js';
+import { PipelineService } from './modules/pipeline/pipeline.service.js';
+import type { PubSub } from './pubsub/pubsub.js';
+
+export interface Services {
+  database: Database;
+  pubsub: PubSub;
+  queue: JobQueue;
+  runner: Runner;
+  events: EventService;
+  connectors: ConnectorService;
+  mappings: MappingService;
+  pipelines: PipelineService;
+  jobs: JobService;
+}
+
+export function createServices(deps: {
+  database: Database;
+  pubsub: PubSub;
+  queue: JobQueue;
+  log: Logger;
+  progressIntervalMs: number;
+}): Services {
+  const db = deps.database.prisma;
+  const events = new EventService(db, deps.pubsub);
+  const jobs = new JobService(db, events, deps.pubsub, deps.queue, deps.log);
+  const runner = new Runner(jobs, { progressIntervalMs: deps.progressIntervalMs, log: deps.log });
+  jobs.attach(runner);
+  deps.queue.process((item) => jobs.handle(item.jobId));
+  return {
+    database: deps.database,
+    pubsub: deps.pubsub,
+    queue: deps.queue,
+    runner,
+    events,
+    connectors: new ConnectorService(db, events),
+    mappings: new MappingService(db, events),
+    pipelines: new PipelineService(db, events, deps.pubsub, jobs),
+    jobs,
+  };
+}
