@@ -2,6 +2,7 @@
  * Types shared by every module: scalars, the Error interface and the typed errors that
  * mutation results carry. Each error has a stable machine-readable `code`.
  */
+import { GraphQLScalarType } from 'graphql';
 import { DateTimeResolver, JSONResolver, SafeIntResolver } from 'graphql-scalars';
 import {
   AppError,
@@ -16,7 +17,11 @@ import { builder } from './builder.js';
 
 builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('JSON', JSONResolver);
-builder.addScalarType('SafeInt', SafeIntResolver as never);
+// Counters are BigInt in the database; SafeInt keeps them plain JSON numbers (exact to 2^53).
+builder.addScalarType('SafeInt', new GraphQLScalarType({
+  ...SafeIntResolver.toConfig(),
+  serialize: (value) => SafeIntResolver.serialize(typeof value === 'bigint' ? Number(value) : value),
+}) as never);
 
 export const ErrorCodeEnum = builder.enumType('ErrorCode', {
   description: 'Stable, machine-readable error codes.',

@@ -116,7 +116,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();
     res.setHeader('x-request-id', requestId);
-    void yoga.handleNodeRequestAndResponse(req, res, { req, requestId });
+    void yoga(req, res, { requestId });
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 1024 * 1024 });

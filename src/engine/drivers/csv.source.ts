@@ -574,28 +574,59 @@ async function* read(
   let batch: DataRecord[] = [];
   let errors: RecordError[] = [];
   let batchBytes = 0;
+  let bytesTotal = 0; // fractional bytes of all rows emitted so far
+  let bytesReported = 0;
+  const takeBytes = () => {
+    bytesTotal += batchBytes;
+    batchBytes = 0;
+    const n = Math.round(bytesTotal) - bytesReported;
+    bytesReported += n;
+    return n;
+  };
   let problemsReported = 0;
   let widthWarned = false;
   const warnings: string[] = [];
+  const warned = new Set<string>();
+  const warn = (message: string) => {
+    if (!warned.has(message)) {
+      warned.add(message);
+      warnings.push(message);
+    }
+  };
+  // Without a header, a selected `column_K` is the K-th cell whatever the first row's width.
+  const selectedWidth = cfg.header
+    ? 0
+    : Math.max(0, ...(selected ?? []).map((f) => Number(/^column_([1-9]\d*)$/.exec(f)?.[1] ?? 0)));
 
   const makePlan = (columns: string[]): Plan => {
     if (selected) {
       const missing = selected.filter((f) => !columns.includes(f));
       if (missing.length > 0) {
-        warnings.push(`CSV source: selected field(s) not in ${cfg.path}: ${missing.join(', ')}; emitted as null`);
+        warn(`CSV source: selected field(s) not in ${cfg.path}: ${missing.join(', ')}; emitted as null`);
       }
     }
     const missingTypes = Object.keys(cfg.columnTypes).filter((c) => !columns.includes(c));
-    if (missingTypes.length > 0) warnings.push(`CSV source: columnTypes names column(s) not in the file: ${missingTypes.join(', ')}`);
+    if (missingTypes.length > 0) warn(`CSV source: columnTypes names column(s) not in the file: ${missingTypes.join(', ')}`);
     return buildPlan(columns, selected, cfg.columnTypes);
   };
 
   try {
     for await (const chunk of readRowChunks(cfg, signal)) {
       const rows = chunk.rows;
-      const perRow = chunk.bytes / rows.length;
+      let payloadRows = 0;
+      let payloadBytes = chunk.bytes;
+      for (let r = 0; r < rows.length; r++) {
+        const row = rows[r]!;
+        if (row.length === 1 && row[0] === '') continue;
+        if (!headerSeen && payloadRows === 0 && payloadBytes === chunk.bytes) {
+          payloadBytes -= Buffer.byteLength(row.join(cfg.delimiter), cfg.encoding) + 1;
+          continue;
+        }
+        payloadRows++;
+      }
+      const perRow = payloadRows > 0 ? Math.max(0, payloadBytes) / payloadRows : 0;
       for (const p of chunk.problems) {
-        if (problemsReported++ < 5) warnings.push(`CSV source: malformed CSV near data row ${dataRows + 1}: ${p}`);
+        if (problemsReported++ < 5) warn(`CSV source: malformed CSV near data row ${dataRows + 1}: ${p}`);
       }
       while (warnings.length > 0) yield { type: 'log', level: 'warn', message: warnings.shift()! };
       for (let r = 0; r < rows.length; r++) {
@@ -606,12 +637,12 @@ async function* read(
           plan = makePlan(headerNames(row));
           continue;
         }
-        let p: Plan = plan ?? (plan = makePlan(positionalNames(row.length)));
+        let p: Plan = plan ?? (plan = makePlan(positionalNames(Math.max(row.length, selectedWidth))));
         if (row.length > p.width) {
           if (!cfg.header && !selected) p = plan = makePlan(positionalNames(row.length));
           else if (cfg.header && !widthWarned) {
             widthWarned = true;
-            warnings.push(
+            warn(
               `CSV source: data row ${dataRows + 1} has ${row.length} fields but the header has ${p.width}; extra fields are ignored (reported once)`,
             );
           }
@@ -648,11 +679,10 @@ async function* read(
           while (warnings.length > 0) yield { type: 'log', level: 'warn', message: warnings.shift()! };
           const msg: SourceMessage =
             errors.length > 0
-              ? { type: 'records', stream, records: batch, bytes: Math.round(batchBytes), errors }
-              : { type: 'records', stream, records: batch, bytes: Math.round(batchBytes) };
+              ? { type: 'records', stream, records: batch, bytes: takeBytes(), errors }
+              : { type: 'records', stream, records: batch, bytes: takeBytes() };
           batch = [];
           errors = [];
-          batchBytes = 0;
           emittedAny = true;
           yield msg;
           yield { type: 'state', stream, state: { row: dataRows } };
@@ -669,9 +699,8 @@ async function* read(
   }
   while (warnings.length > 0) yield { type: 'log', level: 'warn', message: warnings.shift()! };
   if (batch.length > 0) {
-    yield errors.length > 0
-      ? { type: 'records', stream, records: batch, bytes: Math.round(batchBytes), errors }
-      : { type: 'records', stream, records: batch, bytes: Math.round(batchBytes) };
+    const bytes = takeBytes();
+    yield errors.length > 0 ? { type: 'records', stream, records: batch, bytes, errors } : { type: 'records', stream, records: batch, bytes };
     yield { type: 'state', stream, state: { row: dataRows } };
   } else if (!emittedAny) {
     if (dataRows < startRow) {

@@ -368,10 +368,18 @@ function compileFill(columns: Column[]): FillFn {
   return factory(toSql, byteSize, Object.hasOwn);
 }
 
+/**
+ * MERGE statements for one key set: UPDATE of the present columns by primary key, then INSERT
+ * when no row matched (an INSERT ... ON CONFLICT would trip NOT NULL checks on absent columns
+ * before reaching the conflict).
+ */
 interface MergeStatement {
-  stmt: Database.Statement;
-  columns: Column[];
-  fill: FillFn;
+  update: Database.Statement;
+  updateFill: FillFn;
+  updateWidth: number;
+  insert: Database.Statement;
+  insertFill: FillFn;
+  insertWidth: number;
 }
 
 interface FullStatements {
@@ -398,7 +406,6 @@ class SqliteWriter implements StreamWriter {
   private readonly byLower = new Map<string, Column>();
   private readonly declared = new Map<string, FieldSchema>();
   private targetExists: boolean;
-  private strict: boolean;
   private fullStatement: FullStatements | null = null;
   private readonly keyed: boolean;
   /** Key order of a recent record whose keys are all known columns (scan fast path). */
@@ -417,7 +424,6 @@ class SqliteWriter implements StreamWriter {
     this.keyed = pk !== null && (mode === 'UPSERT' || mode === 'MERGE');
     for (const f of schema ?? []) this.declared.set(f.name, f);
     this.targetExists = tableExists(db, target);
-    this.strict = false;
     if (this.targetExists) {
       for (const c of tableInfo(db, target)) this.addKnownColumn(c.name, fieldTypeOfDeclared(c.type));
       const missing = (schema ?? []).filter((f) => !this.byLower.has(f.name.toLowerCase()));
@@ -467,7 +473,6 @@ class SqliteWriter implements StreamWriter {
     const defs = cols.map((c) => `${q(c.name)} ${SQL_TYPE[c.type]}${c.notNull || pkLower.has(c.name.toLowerCase()) ? ' NOT NULL' : ''}`);
     if (this.pk) defs.push(`PRIMARY KEY (${this.pk.map(q).join(', ')})`);
     this.db.exec(`CREATE TABLE ${q(this.target)} (${defs.join(', ')})${strict ? ' STRICT' : ''}`);
-    this.strict = strict;
   }
 
   /**
@@ -553,7 +558,7 @@ class SqliteWriter implements StreamWriter {
 
   /** Runs `body` in one write transaction with the batch's schema changes; undoes them in memory if it fails. */
   private inTransaction(pending: PendingColumn[], body: () => void): void {
-    const before = { count: this.columns.length, targetExists: this.targetExists, strict: this.strict };
+    const before = { count: this.columns.length, targetExists: this.targetExists };
     try {
       this.db
         .transaction(() => {
@@ -570,7 +575,6 @@ class SqliteWriter implements StreamWriter {
       }
       this.keyOrder = [];
       this.targetExists = before.targetExists;
-      this.strict = before.strict;
       this.resetStatements();
       throw e;
     }
@@ -621,8 +625,24 @@ class SqliteWriter implements StreamWriter {
         if (col) columns.push(col);
       }
       if (columns.length === 0) throw new RecordFailure('record has no fields');
+      const pkLower = new Set(this.pk!.map((c) => c.toLowerCase()));
+      const keyColumns = this.pk!.map((k) => this.byLower.get(k.toLowerCase())!);
+      const setColumns = columns.filter((c) => !pkLower.has(c.name.toLowerCase()));
+      // A key-only record touches nothing but still must not insert over an existing row.
+      const assignments =
+        setColumns.length > 0 ? setColumns.map((c) => `${q(c.name)} = ?`) : [`${q(keyColumns[0]!.name)} = ${q(keyColumns[0]!.name)}`];
+      const update = this.db.prepare(
+        `UPDATE ${q(this.target)} SET ${assignments.join(', ')} WHERE ${keyColumns.map((c) => `${q(c.name)} = ?`).join(' AND ')}`,
+      );
       if (this.mergeStatements.size >= MAX_MERGE_STATEMENTS) this.mergeStatements.clear();
-      entry = { stmt: this.db.prepare(this.insertSql(columns)), columns, fill: compileFill(columns) };
+      entry = {
+        update,
+        updateFill: compileFill([...setColumns, ...keyColumns]),
+        updateWidth: setColumns.length + keyColumns.length,
+        insert: this.db.prepare(this.insertSql(columns)),
+        insertFill: compileFill(columns),
+        insertWidth: columns.length,
+      };
       this.mergeStatements.set(sig, entry);
     }
     return entry;
@@ -639,10 +659,13 @@ class SqliteWriter implements StreamWriter {
   private writeOne(rec: DataRecord): number {
     if (this.keyed) this.checkKey(rec);
     if (this.mode === 'MERGE') {
-      const { stmt, columns, fill } = this.mergeStatement(rec);
-      const params = new Array<unknown>(columns.length);
-      const bytes = fill(rec, params, 0);
-      stmt.run(params);
+      const m = this.mergeStatement(rec);
+      const keyParams = new Array<unknown>(m.updateWidth);
+      const updated = m.updateFill(rec, keyParams, 0);
+      if (m.update.run(keyParams).changes > 0) return updated;
+      const params = new Array<unknown>(m.insertWidth);
+      const bytes = m.insertFill(rec, params, 0);
+      m.insert.run(params);
       return bytes;
     }
     const f = this.full();

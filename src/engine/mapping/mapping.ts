@@ -20,6 +20,11 @@
  *    elements shift); a trailing `[*]` empties the array; `[*]` elsewhere applies to every element.
  * 5. `cast` converts values in place, in insertion order. A missing path or a `null` value is
  *    left as is; a value that cannot be converted throws `MappingRecordError` (`CAST_FAILED`).
+ *    string: numbers/booleans via String, objects/arrays via JSON.stringify. int: integer numbers
+ *    and integer strings (trimmed, "4.0" ok) within the safe-integer range. float: finite numbers
+ *    and decimal strings. bool: booleans, 1/0, "true"/"false"/"1"/"0"/"yes"/"no" (any case).
+ *    datetime: ISO-8601 date or date-time (no offset = UTC; impossible dates rejected) or epoch
+ *    milliseconds -> `toISOString()` form. json: strings are parsed, other values kept.
  *
  * Paths: `a.b.c`, index steps `[n]`, all-elements steps `[*]`, written `a[0].b` or `a.[0].b`.
  * A path starts with a field name; field names are any characters except `.`, `[` and `]`.
@@ -68,8 +73,8 @@ export const CAST_TYPES: readonly CastType[] = ['string', 'int', 'float', 'bool'
 /* Paths                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/** Largest index a path may name (the largest valid JS array index). */
-const MAX_INDEX = 2 ** 32 - 2;
+/** Largest index a path may name (writing pads arrays with null up to the index). */
+const MAX_INDEX = 1_000_000;
 
 /** Parses a path; throws `Error` with a message describing the first syntax problem. */
 export function parsePath(path: string): PathStep[] {
@@ -101,7 +106,7 @@ export function parsePath(path: string): PathStep[] {
         steps.push({ kind: 'all' });
       } else if (/^\d+$/.test(inner)) {
         const index = Number(inner);
-        if (index > MAX_INDEX) throw new Error(`index [${inner}] is too large`);
+        if (index > MAX_INDEX) throw new Error(`index [${inner}] is too large (max ${MAX_INDEX})`);
         steps.push({ kind: 'index', index });
       } else {
         throw new Error(`invalid array step "[${inner}]": expected a non-negative integer or *`);
@@ -1062,18 +1067,17 @@ export function compileMapping(spec: MappingSpec): (record: Record<string, unkno
       } else {
         v = op.sourceStars === 0 ? readPlain(record, op.source[0]!) : readSegs(record, op.source, 0, op.targetStars);
         if (v === MISSING) continue;
-        v = cloneAlong(v, op.node);
       }
       ctx.steps = op.targetSteps;
-      ctx.idx.length = 0;
-      if (op.targetStars === 0) writePlain(out, op.target[0]!, v, ctx);
-      else writeStar(out, op, 0, v as unknown[], ctx);
+      if (ctx.idx.length !== 0) ctx.idx.length = 0;
+      if (op.targetStars !== 0) writeStar(out, op, 0, v as unknown[], ctx);
+      else writePlain(out, op.target[0]!, op.constant ? v : cloneAlong(v, op.node), ctx);
     }
     for (let i = 0; i < unsets.length; i++) unsetAt(out, unsets[i]!, 0);
     for (let i = 0; i < casts.length; i++) {
       const c = casts[i]!;
       ctx.steps = c.steps;
-      ctx.idx.length = 0;
+      if (ctx.idx.length !== 0) ctx.idx.length = 0;
       castAt(out, c, 0, ctx);
     }
     return out;

@@ -301,7 +301,8 @@ export class JobService implements RunnerHost {
     const finalStatus = await this.events.transaction(async (tx, emit) => {
       const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: true } });
       if (!job) return null;
-      const attemptData = { ...countersData(totals), finishedAt: new Date() };
+      const { bytesRead: _br, bytesWritten: _bw, ...recordCounts } = countersData(totals);
+      const attemptData = { ...recordCounts, finishedAt: new Date() };
       // Already ended elsewhere (reset/cancel discarded it): keep that status.
       if (job.status !== 'RUNNING') {
         await tx.jobAttempt.updateMany({ where: { jobId, finishedAt: null }, data: { ...attemptData, status: 'CANCELLED' } });

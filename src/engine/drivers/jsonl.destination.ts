@@ -1,0 +1,352 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import readline from 'node:readline';
+import {
+  DriverError,
+  type Catalog,
+  type CheckResult,
+  type DataRecord,
+  type DestinationDriver,
+  type FieldSchema,
+  type FieldType,
+  type JsonSchema,
+  type RejectedRecord,
+  type StreamWriter,
+  type WriteMode,
+  type WriteResult,
+  type WriterOptions,
+} from './types.js';
+
+/**
+ * JSON Lines file destination.
+ *
+ * Contract:
+ * - APPEND: every `writeBatch` appends the whole batch (one JSON object per line) with a single
+ *   write and, when `fsync` is true, fsyncs before resolving: a resolved batch is on disk.
+ *   A torn last line left by an earlier crash is terminated before new lines are appended.
+ * - OVERWRITE: lines go to `<path>.sluice-tmp`; `commit()` fsyncs it and renames it over `path`
+ *   (atomic on POSIX file systems), so readers see the old file or the complete new one.
+ *   `abort()` removes the temporary file.
+ * - A record that cannot be serialized (BigInt, circular) is returned in `rejected`.
+ */
+
+export interface JsonlDestinationConfig {
+  path: string;
+  fsync?: boolean;
+}
+
+export const jsonlConfigSchema: JsonSchema = {
+  type: 'object',
+  title: 'JSON Lines file',
+  required: ['path'],
+  additionalProperties: false,
+  properties: {
+    path: {
+      type: 'string',
+      minLength: 1,
+      title: 'Output file',
+      description: 'Path of the .jsonl file to write; its directory must exist.',
+      examples: ['/data/export/orders.jsonl'],
+    },
+    fsync: {
+      type: 'boolean',
+      title: 'fsync each batch',
+      description: 'Flush every batch to disk before acknowledging it. Turn off for speed when losing the tail on a power cut is acceptable.',
+      default: true,
+    },
+  },
+};
+
+export const docs = `# JSON Lines (destination)
+
+Writes records to a local file, one JSON object per line.
+
+\`\`\`json
+{ "path": "/data/export/orders.jsonl", "fsync": true }
+\`\`\`
+
+- **APPEND**: each batch is appended in one write and (with \`fsync\`) flushed to disk before it
+  is acknowledged.
+- **OVERWRITE**: writes \`<path>.sluice-tmp\`, then renames it over \`path\` on commit, so readers
+  never see a half-written file; an aborted sync leaves the old file untouched.
+- Values are written as JSON (\`Date\` as ISO strings); records that cannot be serialized
+  (BigInt, circular references) are rejected individually.
+- All streams of a pipeline written to the same path share the file; use one destination per stream
+  to keep them apart.
+`;
+
+const SUPPORTED_MODES: WriteMode[] = ['APPEND', 'OVERWRITE'];
+
+interface ResolvedConfig {
+  path: string;
+  fsync: boolean;
+}
+
+function resolveConfig(raw: JsonlDestinationConfig): ResolvedConfig {
+  if (!raw || typeof raw !== 'object') throw new DriverError('JSONL destination: config must be an object');
+  if (typeof raw.path !== 'string' || raw.path.length === 0) throw new DriverError('JSONL destination: "path" is required');
+  return { path: path.resolve(raw.path), fsync: raw.fsync ?? true };
+}
+
+function ioError(context: string, e: unknown): DriverError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const permanent = code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EROFS';
+  return new DriverError(`JSONL destination: ${context}: ${(e as Error).message}`, !permanent);
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  let fh: fs.promises.FileHandle | null = null;
+  try {
+    fh = await fs.promises.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Not supported everywhere (e.g. some network file systems); the rename itself is done.
+  } finally {
+    await fh?.close();
+  }
+}
+
+class JsonlWriter implements StreamWriter {
+  private done = false;
+
+  constructor(
+    private readonly fh: fs.promises.FileHandle,
+    private readonly cfg: ResolvedConfig,
+    private readonly mode: WriteMode,
+    private readonly writePath: string,
+    /** Prefix for the next write: a newline when the existing file ends in a torn line. */
+    private prefix: string,
+  ) {}
+
+  async writeBatch(records: DataRecord[]): Promise<WriteResult> {
+    if (this.done) throw new DriverError('JSONL destination: writeBatch called after commit/abort');
+    const rejected: RejectedRecord[] = [];
+    let text = this.prefix;
+    for (let i = 0; i < records.length; i++) {
+      let line: string | undefined;
+      try {
+        line = JSON.stringify(records[i]);
+      } catch (e) {
+        rejected.push({ index: i, error: `cannot serialize record: ${(e as Error).message}` });
+        continue;
+      }
+      if (line === undefined) {
+        rejected.push({ index: i, error: 'record is not a JSON value' });
+        continue;
+      }
+      text += line;
+      text += '\n';
+    }
+    const buf = Buffer.from(text, 'utf8');
+    try {
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
+        off += bytesWritten;
+      }
+      if (this.cfg.fsync && buf.length > 0) await this.fh.datasync();
+    } catch (e) {
+      throw ioError(`writing ${this.writePath} failed`, e);
+    }
+    this.prefix = '';
+    return { written: records.length - rejected.length, bytes: buf.length, rejected };
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    try {
+      if (this.mode === 'OVERWRITE') {
+        await this.fh.sync();
+        await this.fh.close();
+        await fs.promises.rename(this.writePath, this.cfg.path);
+        if (this.cfg.fsync) await fsyncDirectory(path.dirname(this.cfg.path));
+      } else {
+        await this.fh.close();
+      }
+    } catch (e) {
+      throw ioError(`committing ${this.cfg.path} failed`, e);
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.fh.close().catch(() => undefined);
+    if (this.mode === 'OVERWRITE') await fs.promises.rm(this.writePath, { force: true });
+  }
+}
+
+async function openWriter(config: JsonlDestinationConfig, options: WriterOptions): Promise<StreamWriter> {
+  const cfg = resolveConfig(config);
+  if (!SUPPORTED_MODES.includes(options.writeMode)) {
+    throw new DriverError(`JSONL destination: unsupported write mode ${options.writeMode} (supported: ${SUPPORTED_MODES.join(', ')})`);
+  }
+  if (options.writeMode === 'OVERWRITE') {
+    const tmp = `${cfg.path}.sluice-tmp`;
+    try {
+      const fh = await fs.promises.open(tmp, 'w');
+      return new JsonlWriter(fh, cfg, 'OVERWRITE', tmp, '');
+    } catch (e) {
+      throw ioError(`cannot create ${tmp}`, e);
+    }
+  }
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(cfg.path, 'a');
+  } catch (e) {
+    throw ioError(`cannot open ${cfg.path}`, e);
+  }
+  let prefix = '';
+  try {
+    const { size } = await fh.stat();
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      const reader = await fs.promises.open(cfg.path, 'r');
+      try {
+        await reader.read(last, 0, 1, size - 1);
+      } finally {
+        await reader.close();
+      }
+      if (last[0] !== 0x0a) prefix = '\n';
+    }
+  } catch (e) {
+    await fh.close();
+    throw ioError(`cannot inspect ${cfg.path}`, e);
+  }
+  return new JsonlWriter(fh, cfg, 'APPEND', cfg.path, prefix);
+}
+
+async function check(config: JsonlDestinationConfig): Promise<CheckResult> {
+  let cfg: ResolvedConfig;
+  try {
+    cfg = resolveConfig(config);
+  } catch (e) {
+    return { ok: false, message: (e as Error).message };
+  }
+  const dir = path.dirname(cfg.path);
+  let dirStat: fs.Stats;
+  try {
+    dirStat = await fs.promises.stat(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, message: code === 'ENOENT' ? `Directory does not exist: ${dir}` : `Cannot access directory ${dir}: ${(e as Error).message}` };
+  }
+  if (!dirStat.isDirectory()) return { ok: false, message: `${dir} is not a directory` };
+  const probe = path.join(dir, `.sluice-probe-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  try {
+    await fs.promises.writeFile(probe, '', { flag: 'wx' });
+    await fs.promises.unlink(probe);
+  } catch (e) {
+    return { ok: false, message: `Directory is not writable: ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+  }
+  let stat: fs.Stats | null;
+  try {
+    stat = await fs.promises.stat(cfg.path);
+  } catch {
+    stat = null;
+  }
+  if (stat === null) return { ok: true, message: `${dir} is writable; ${path.basename(cfg.path)} will be created` };
+  if (!stat.isFile()) return { ok: false, message: `${cfg.path} exists and is not a regular file` };
+  try {
+    await fs.promises.access(cfg.path, fs.constants.W_OK);
+  } catch {
+    return { ok: false, message: `${cfg.path} is not writable (permission denied)` };
+  }
+  return { ok: true, message: `${cfg.path} exists (${stat.size} bytes) and is writable` };
+}
+
+const SAMPLE_LINES = 1000;
+const ISO_RE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+
+class FieldStats {
+  int = 0;
+  num = 0;
+  bool = 0;
+  obj = 0;
+  str = 0;
+  date = 0;
+  nulls = 0;
+  present = 0;
+  add(v: unknown): void {
+    this.present++;
+    if (v === null) this.nulls++;
+    else if (typeof v === 'number') Number.isInteger(v) ? this.int++ : this.num++;
+    else if (typeof v === 'boolean') this.bool++;
+    else if (typeof v === 'string') ISO_RE.test(v) && !Number.isNaN(Date.parse(v)) ? this.date++ : this.str++;
+    else this.obj++;
+  }
+  type(): FieldType {
+    const numeric = this.int + this.num > 0;
+    const kinds = [numeric, this.bool > 0, this.obj > 0, this.str + this.date > 0].filter(Boolean).length;
+    if (kinds === 0) return 'string';
+    if (kinds > 1) return this.obj > 0 ? 'json' : 'string';
+    if (numeric) return this.num > 0 ? 'number' : 'integer';
+    if (this.bool > 0) return 'boolean';
+    if (this.obj > 0) return 'json';
+    return this.str === 0 ? 'datetime' : 'string';
+  }
+}
+
+async function discover(config: JsonlDestinationConfig): Promise<Catalog> {
+  const cfg = resolveConfig(config);
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(cfg.path);
+  } catch {
+    return { streams: [] };
+  }
+  if (!stat.isFile()) throw new DriverError(`JSONL destination: ${cfg.path} is not a regular file`);
+  const stats = new Map<string, FieldStats>();
+  let objects = 0;
+  const input = fs.createReadStream(cfg.path, { encoding: 'utf8' });
+  const lines = readline.createInterface({ input, crlfDelay: Infinity });
+  try {
+    let n = 0;
+    for await (const line of lines) {
+      if (++n > SAMPLE_LINES) break;
+      if (line.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+      objects++;
+      for (const [k, v] of Object.entries(value)) {
+        let s = stats.get(k);
+        if (!s) stats.set(k, (s = new FieldStats()));
+        s.add(v);
+      }
+    }
+  } catch (e) {
+    throw ioError(`cannot read ${cfg.path}`, e);
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+  const fields: FieldSchema[] = [...stats].map(([name, s]) => ({
+    name,
+    type: s.type(),
+    nullable: s.nulls > 0 || s.present < objects,
+  }));
+  const base = path.basename(cfg.path, path.extname(cfg.path)).replace(/[^A-Za-z0-9_]/g, '_') || 'jsonl';
+  return { streams: [{ name: base, fields, supportedSyncModes: ['FULL_REFRESH'] }] };
+}
+
+export const jsonlDestination: DestinationDriver<JsonlDestinationConfig> = {
+  name: 'jsonl',
+  role: 'DESTINATION',
+  title: 'JSON Lines file',
+  description: 'Writes records to a local JSON Lines file (append, or atomic overwrite).',
+  docs,
+  configSchema: jsonlConfigSchema,
+  supportedWriteModes: SUPPORTED_MODES,
+  check,
+  discover,
+  openWriter,
+};
+
+export default jsonlDestination;
