@@ -41,7 +41,7 @@ export function createServices(deps: {
     queue: deps.queue,
     runner,
     events,
-    connectors: new ConnectorService(db, events),
+    connectors: new ConnectorService(db, events, jobs),
     mappings: new MappingService(db, events),
     pipelines: new PipelineService(db, events, deps.pubsub, jobs),
     jobs,

@@ -34,6 +34,7 @@ export const builder = new SchemaBuilder<{
     cursorType: 'String',
     edgesFieldOptions: { nullable: false },
     nodeFieldOptions: { nullable: false },
+    nodesOnConnection: { description: 'The nodes of this page (a shortcut for edges { node }).' },
   },
   errors: {
     defaultTypes: [],

@@ -7,7 +7,6 @@
  * subscriber receives every message published after its `subscribe` call returned, in
  * publish order per key. Nothing is replayed: durable history lives in the event log.
  */
-import { createPubSub, type PubSubEventTarget } from 'graphql-yoga';
 
 /** A pipeline lifecycle transition, as published on `pipelineStateChanged`. */
 export interface PipelineStateMessage {
@@ -59,18 +58,75 @@ type Topics = {
 export type TopicName = keyof Topics;
 
 export interface PubSub {
-  publish<T extends TopicName>(topic: T, ...args: Topics[T]): void;
-  subscribe<T extends TopicName>(topic: T, key: Topics[T][0]): AsyncIterableIterator<Topics[T][1]> & AsyncIterable<Topics[T][1]>;
+  publish<T extends TopicName>(topic: T, key: string, payload: Topics[T][1]): void;
+  /** Listening starts when this returns; iterate to read, `return()` to stop. */
+  subscribe<T extends TopicName>(topic: T, key: string): AsyncIterableIterator<Topics[T][1]>;
 }
 
-export type SluiceEventTarget = PubSubEventTarget<Topics>;
+/**
+ * Where messages travel: an EventTarget whose events are CustomEvents named
+ * `<topic>:<key>` with the payload in `detail` (the shape @graphql-yoga/redis-event-target
+ * carries across processes).
+ */
+export type SluiceEventTarget = EventTarget;
 
-/** In-process pub/sub (embedded mode); pass an event target to go across processes. */
-export function createSluicePubSub(eventTarget?: SluiceEventTarget): PubSub {
-  const inner = createPubSub<Topics>(eventTarget ? { eventTarget } : undefined);
+/** Messages kept per subscriber that has not read them yet; beyond it the oldest are dropped. */
+export const SUBSCRIBER_BUFFER = 10_000;
+
+/**
+ * Pub/sub over an event target (in-process by default). Unlike a lazy iterator, the
+ * listener is attached when `subscribe` returns, so a caller can subscribe, then read a
+ * snapshot from the database, then iterate — without missing what was published between.
+ */
+export function createSluicePubSub(eventTarget: SluiceEventTarget = new EventTarget()): PubSub {
   return {
-    publish: (topic, ...args) => (inner.publish as (t: string, ...a: unknown[]) => void)(topic, ...args),
-    subscribe: (topic, key) =>
-      (inner.subscribe as (t: string, k: string) => AsyncIterableIterator<never> & AsyncIterable<never>)(topic, key),
+    publish: (topic, key, payload) => {
+      eventTarget.dispatchEvent(new CustomEvent(`${topic}:${key}`, { detail: payload }));
+    },
+    subscribe: <T extends TopicName>(topic: T, key: string) => {
+      type P = Topics[T][1];
+      const name = `${topic}:${key}`;
+      const buffer: P[] = [];
+      let waiting: ((r: IteratorResult<P>) => void) | null = null;
+      let done = false;
+      const listener = (event: Event) => {
+        const payload = (event as CustomEvent<P>).detail;
+        if (waiting) {
+          const w = waiting;
+          waiting = null;
+          w({ value: payload, done: false });
+          return;
+        }
+        buffer.push(payload);
+        if (buffer.length > SUBSCRIBER_BUFFER) buffer.shift();
+      };
+      eventTarget.addEventListener(name, listener);
+      const finish = (): Promise<IteratorResult<P>> => {
+        if (!done) {
+          done = true;
+          eventTarget.removeEventListener(name, listener);
+          buffer.length = 0;
+          waiting?.({ value: undefined, done: true });
+          waiting = null;
+        }
+        return Promise.resolve({ value: undefined, done: true });
+      };
+      const iterator: AsyncIterableIterator<P> = {
+        next: () => {
+          if (buffer.length) return Promise.resolve({ value: buffer.shift() as P, done: false });
+          if (done) return Promise.resolve({ value: undefined, done: true });
+          return new Promise((resolve) => (waiting = resolve));
+        },
+        return: finish,
+        throw: async (err?: unknown) => {
+          await finish();
+          throw err;
+        },
+        [Symbol.asyncIterator]() {
+          return iterator;
+        },
+      };
+      return iterator;
+    },
   };
 }

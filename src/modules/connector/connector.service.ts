@@ -7,7 +7,8 @@ import type { Prisma } from '../../generated/prisma/client.js';
 import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, ConnectorRole, Driver } from '../../engine/drivers/types.js';
 import { ConflictError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
-import type { EventService } from '../event/event.service.js';
+import type { EventService, Tx } from '../event/event.service.js';
+import type { NewEvent } from '../event/event.types.js';
 import { keepSecrets } from './secrets.js';
 
 export interface CreateConnectorInput {
@@ -27,10 +28,17 @@ export interface UpdateConnectorInput {
 
 const CHECK_TIMEOUT_MS = 30_000;
 
+/** What pausing a connector does to jobs (implemented by the job service). */
+export interface ConnectorJobs {
+  suspendForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string): Promise<() => Promise<void>>;
+  resumeForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string): Promise<() => Promise<void>>;
+}
+
 export class ConnectorService {
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
+    private readonly jobs: ConnectorJobs,
   ) {}
 
   definitions(role?: ConnectorRole | null): Driver[] {
@@ -122,18 +130,27 @@ export class ConnectorService {
     });
   }
 
+  /**
+   * Feldera-style connector pause: pipelines using the connector keep their state but
+   * become inactive; their running jobs stop at a checkpoint (PAUSED) and continue when
+   * the connector resumes.
+   */
   async setPaused(id: string, paused: boolean) {
     const c = await this.get(id);
     if (c.paused === paused) return c;
-    return this.events.transaction(async (tx, emit) => {
-      const updated = await tx.connector.update({ where: { id }, data: { paused, version: { increment: 1 } } });
+    let after: () => Promise<void> = async () => {};
+    const updated = await this.events.transaction(async (tx, emit) => {
+      const row = await tx.connector.update({ where: { id }, data: { paused, version: { increment: 1 } } });
       await emit({
         type: paused ? 'CONNECTOR_PAUSED' : 'CONNECTOR_RESUMED',
         connectorId: id,
         message: `connector "${c.name}" ${paused ? 'paused' : 'resumed'}`,
       });
-      return updated;
+      after = paused ? await this.jobs.suspendForConnector(tx, emit, id) : await this.jobs.resumeForConnector(tx, emit, id);
+      return row;
     });
+    await after();
+    return updated;
   }
 
   /** Runs the driver's real check; records the outcome on the connector, as a CHECK job and an event. */

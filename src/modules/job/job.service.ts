@@ -114,6 +114,48 @@ export class JobService implements RunnerHost {
     return () => afterCommit.forEach((f) => f());
   }
 
+  /** A connector was paused: its pipelines' jobs stop at a checkpoint (PAUSED), pipeline states unchanged. */
+  async suspendForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string) {
+    const jobs = await tx.job.findMany({
+      where: { status: { in: ['QUEUED', 'RUNNING'] }, pipeline: { OR: [{ sourceId: connectorId }, { destinationId: connectorId }] } },
+    });
+    const stops: string[] = [];
+    for (const job of jobs) {
+      if (job.status === 'RUNNING' && this.runner.isRunning(job.id)) {
+        stops.push(job.id);
+        continue;
+      }
+      await tx.job.update({ where: { id: job.id }, data: { status: 'PAUSED' } });
+      await emit({ type: 'JOB_PAUSED', pipelineId: job.pipelineId, jobId: job.id, connectorId, message: 'job paused: connector paused' });
+    }
+    return async () => {
+      for (const id of stops) this.runner.requestStop(id, 'PAUSED');
+    };
+  }
+
+  /** A connector resumed: paused jobs of running pipelines whose connectors are all unpaused continue. */
+  async resumeForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string) {
+    const jobs = await tx.job.findMany({
+      where: {
+        status: 'PAUSED',
+        pipeline: {
+          state: { in: ['INIT', 'READY'] },
+          OR: [{ sourceId: connectorId }, { destinationId: connectorId }],
+          source: { paused: false },
+          destination: { paused: false },
+        },
+      },
+      orderBy: { createdAt: 'asc' },
+    });
+    for (const job of jobs) {
+      await tx.job.update({ where: { id: job.id }, data: { status: 'QUEUED' } });
+      await emit({ type: 'JOB_QUEUED', pipelineId: job.pipelineId, jobId: job.id, connectorId, message: 'job queued: connector resumed' });
+    }
+    return async () => {
+      for (const job of jobs) await this.dispatch(job);
+    };
+  }
+
   /** cancelJob: waiting jobs end at once; a running job stops at its next batch boundary. */
   async cancel(id: string) {
     const job = await this.get(id);
