@@ -46,6 +46,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
         (stopping ??= (async () => {
           log.info('shutting down');
           await running.close();
+          services.jobs.close();
           await services.runner.shutdown(config.shutdownTimeoutMs);
           await queue.close();
           await database.close();

@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_TRANSITION'
   | 'CONFLICT'
-  | 'IN_USE';
+  | 'IN_USE'
+  | 'CONNECTOR_FAILED';
 
 export abstract class AppError extends Error {
   abstract readonly code: ErrorCode;
@@ -76,5 +77,17 @@ export class InUseError extends AppError {
   ) {
     super(message);
     this.name = 'InUseError';
+  }
+}
+
+/** A connector's external system failed an API-initiated operation (discover, preview). */
+export class ConnectorFailedError extends AppError {
+  readonly code = 'CONNECTOR_FAILED' as const;
+  constructor(
+    message: string,
+    readonly connectorId: string,
+  ) {
+    super(message);
+    this.name = 'ConnectorFailedError';
   }
 }

@@ -7,12 +7,14 @@ import { DateTimeResolver, JSONResolver, SafeIntResolver } from 'graphql-scalars
 import {
   AppError,
   ConflictError,
+  ConnectorFailedError,
   InUseError,
   InvalidTransitionError,
   NotFoundError,
   ValidationError,
   type FieldError,
 } from '../errors.js';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from './builder.js';
 
 builder.addScalarType('DateTime', DateTimeResolver);
@@ -31,6 +33,7 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
     INVALID_TRANSITION: { description: 'The lifecycle action is not allowed in the current state.' },
     CONFLICT: { description: 'The object changed concurrently (version mismatch) or is busy; re-read and retry.' },
     IN_USE: { description: 'The object is referenced by others and cannot be removed.' },
+    CONNECTOR_FAILED: { description: "The connector's external system failed the operation (unreachable, refused, bad data)." },
   } as const,
 });
 
@@ -100,3 +103,12 @@ builder.objectType(InUseError, {
 
 /** Page-size bounds for every connection. */
 export const PAGE = { defaultSize: 20, maxSize: 100 } as const;
+
+builder.objectType(ConnectorFailedError, {
+  name: 'ConnectorFailedError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof ConnectorFailedError,
+  fields: (t) => ({
+    connectorId: t.id({ resolve: (e) => encodeGlobalID('Connector', e.connectorId) }),
+  }),
+});

@@ -5,6 +5,7 @@ import './common.graphql.js';
 import '../modules/connector/connector.graphql.js';
 import '../modules/mapping/mapping.graphql.js';
 import '../modules/pipeline/pipeline.graphql.js';
+import '../modules/pipeline/preview.graphql.js';
 import '../modules/job/job.graphql.js';
 import '../modules/event/event.graphql.js';
 import '../modules/system/system.graphql.js';

@@ -32,6 +32,18 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * A GraphQLError from any copy of `graphql`: Pothos, Yoga and this module may load different
+ * copies (ESM and CommonJS builds), and `instanceof` only knows its own.
+ */
+function isGraphQLError(err: unknown): boolean {
+  if (err instanceof GraphQLError) return true;
+  for (let proto = err ? Object.getPrototypeOf(err) : null; proto; proto = Object.getPrototypeOf(proto)) {
+    if (proto.constructor?.name === 'GraphQLError') return true;
+  }
+  return false;
+}
+
 /** Masks unexpected errors for clients; logs them with the request id. */
 function useMaskedUnexpectedErrors(): Plugin<GraphQLContext> {
   const mask = (ctx: GraphQLContext) => ({ result, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) => {
@@ -40,7 +52,7 @@ function useMaskedUnexpectedErrors(): Plugin<GraphQLContext> {
       ...result,
       errors: result.errors.map((err) => {
         const original = err.originalError;
-        if (!original || original instanceof GraphQLError) return err;
+        if (!original || isGraphQLError(original)) return err;
         if (original instanceof AppError) {
           return new GraphQLError(original.message, { nodes: err.nodes, path: err.path, extensions: { code: original.code } });
         }

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { addAbortSignal } from 'node:stream';
+import { Readable, addAbortSignal } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import Papa from 'papaparse';
+import { HttpError, isHttpUrl, redactUrl, request } from './http-client.js';
 import {
   DriverError,
   type Catalog,
@@ -61,9 +63,9 @@ export const csvConfigSchema: JsonSchema = {
     path: {
       type: 'string',
       minLength: 1,
-      title: 'File path',
-      description: 'Path of the CSV file on the machine running the job.',
-      examples: ['/data/orders.csv'],
+      title: 'File path or URL',
+      description: 'Path of the CSV file on the machine running the job, or an http(s) URL fetched with GET (streamed).',
+      examples: ['/data/orders.csv', 'https://example.com/export/orders.csv'],
     },
     delimiter: {
       type: 'string',
@@ -120,7 +122,8 @@ export const csvConfigSchema: JsonSchema = {
 
 export const docs = `# CSV file (source)
 
-Reads one local CSV (or TSV) file as one stream. The file is streamed, never loaded whole.
+Reads one CSV (or TSV) file as one stream: a local path or an http(s) URL (GET, retried with
+backoff on 429/5xx/network errors). The file is streamed, never loaded whole.
 
 \`\`\`json
 {
@@ -186,7 +189,8 @@ function resolveConfig(raw: CsvSourceConfig): ResolvedConfig {
     }
     columnTypes[col] = type;
   }
-  const base = path.basename(raw.path, path.extname(raw.path));
+  const local = isHttpUrl(raw.path) ? urlFileName(raw.path) : raw.path;
+  const base = path.basename(local, path.extname(local));
   return {
     path: raw.path,
     delimiter,
@@ -197,6 +201,24 @@ function resolveConfig(raw: CsvSourceConfig): ResolvedConfig {
     streamName: sanitizeStreamName(raw.streamName ?? base),
     uniqueIdColumn: raw.uniqueIdColumn ?? null,
   };
+}
+
+/** File name of a URL's path (for the default stream name); the host when the path has none. */
+function urlFileName(url: string): string {
+  try {
+    const u = new URL(url);
+    return decodeURIComponent(path.posix.basename(u.pathname)) || u.hostname;
+  } catch {
+    throw new DriverError(`CSV source: invalid URL ${JSON.stringify(redactUrl(url))}`);
+  }
+}
+
+/** The file as a pull-based text stream: a local file, or the body of a GET for an http(s) URL. */
+async function openCsvStream(cfg: ResolvedConfig, signal: AbortSignal | undefined, highWaterMark: number): Promise<Readable> {
+  if (!isHttpUrl(cfg.path)) return fs.createReadStream(cfg.path, { encoding: cfg.encoding, highWaterMark });
+  const res = await request(cfg.path, { method: 'GET', headers: { accept: 'text/csv, text/plain;q=0.9, */*;q=0.5' } }, { signal, label: 'CSV source' });
+  const body = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
+  return body.setEncoding(cfg.encoding);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,7 +252,7 @@ async function* readRowChunks(
   opts: { highWaterMark?: number; maxRowChars?: number } = {},
 ): AsyncGenerator<RowChunk> {
   const maxRowChars = opts.maxRowChars ?? MAX_ROW_CHARS;
-  const stream = fs.createReadStream(cfg.path, { encoding: cfg.encoding, highWaterMark: opts.highWaterMark ?? 1024 * 1024 });
+  const stream = await openCsvStream(cfg, signal, opts.highWaterMark ?? 1024 * 1024);
   if (signal) addAbortSignal(signal, stream);
   let parser: Papa.Parser | null = null;
   let pending = '';
@@ -403,22 +425,12 @@ async function check(config: CsvSourceConfig): Promise<CheckResult> {
   } catch (e) {
     return { ok: false, message: (e as Error).message };
   }
-  let stat: fs.Stats;
-  try {
-    stat = await fs.promises.stat(cfg.path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { ok: false, message: `File not found: ${cfg.path}` };
-    if (code === 'EACCES') return { ok: false, message: `Permission denied while accessing ${cfg.path}` };
-    if (code === 'ENOTDIR') return { ok: false, message: `Not a valid path (a parent is not a directory): ${cfg.path}` };
-    return { ok: false, message: `Cannot access ${cfg.path}: ${(e as Error).message}` };
-  }
-  if (stat.isDirectory()) return { ok: false, message: `${cfg.path} is a directory, not a file` };
-  if (!stat.isFile()) return { ok: false, message: `${cfg.path} is not a regular file` };
-  try {
-    await fs.promises.access(cfg.path, fs.constants.R_OK);
-  } catch {
-    return { ok: false, message: `File is not readable (permission denied): ${cfg.path}` };
+  const remote = isHttpUrl(cfg.path);
+  let stat: fs.Stats | null = null;
+  if (!remote) {
+    const local = await statLocalFile(cfg.path);
+    if (typeof local === 'string') return { ok: false, message: local };
+    stat = local;
   }
   let firstRow: string[] | null = null;
   try {
@@ -427,6 +439,7 @@ async function check(config: CsvSourceConfig): Promise<CheckResult> {
       if (firstRow) break;
     }
   } catch (e) {
+    if (remote && e instanceof HttpError) return { ok: false, message: `Cannot fetch ${redactUrl(cfg.path)}: ${e.message}` };
     return { ok: false, message: `Cannot parse the first line of ${cfg.path}: ${(e as Error).message}` };
   }
   if (!firstRow) {
@@ -455,8 +468,30 @@ async function check(config: CsvSourceConfig): Promise<CheckResult> {
   }
   return {
     ok: true,
-    message: `${cfg.path} is readable (${stat.size} bytes); ${names.length} column(s): ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}.${hint}`,
+    message: `${cfg.path} is ${stat ? `readable (${stat.size} bytes)` : 'reachable'}; ${names.length} column(s): ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}.${hint}`,
   };
+}
+
+/** A local file's stats, or why it cannot be read. */
+async function statLocalFile(file: string): Promise<fs.Stats | string> {
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `File not found: ${file}`;
+    if (code === 'EACCES') return `Permission denied while accessing ${file}`;
+    if (code === 'ENOTDIR') return `Not a valid path (a parent is not a directory): ${file}`;
+    return `Cannot access ${file}: ${(e as Error).message}`;
+  }
+  if (stat.isDirectory()) return `${file} is a directory, not a file`;
+  if (!stat.isFile()) return `${file} is not a regular file`;
+  try {
+    await fs.promises.access(file, fs.constants.R_OK);
+  } catch {
+    return `File is not readable (permission denied): ${file}`;
+  }
+  return stat;
 }
 
 const SAMPLE_ROWS = 1000;

@@ -22,6 +22,9 @@ export interface JobPlan {
   failureThreshold: number;
   /** Counters already accumulated by earlier attempts of this job. */
   totals: Counters;
+  streamTotals: Record<string, Counters>;
+  /** When set, the job re-runs these dead-lettered source records instead of reading the source. */
+  replay?: { stream: string; record: unknown }[];
 }
 
 export interface Counters {
@@ -54,7 +57,15 @@ export interface DeadLetterRecord {
 }
 
 export type WorkerMessage =
-  | { type: 'checkpoint'; stream: string | null; state: StreamStates | null; delta: Counters; deadLetters: DeadLetterRecord[] }
+  | {
+      type: 'checkpoint';
+      stream: string | null;
+      state: StreamStates | null;
+      delta: Counters;
+      /** The same delta split by stream. */
+      streams: Record<string, Counters>;
+      deadLetters: DeadLetterRecord[];
+    }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'done'; stopped: boolean }
   | { type: 'failed'; error: string; retryable: boolean };

@@ -23,6 +23,7 @@ export interface CheckpointData {
   /** Partial per-stream state to merge into the pipeline cursor (null: counters only). */
   state: StreamStates | null;
   totals: Counters;
+  streamTotals: Record<string, Counters>;
   deadLetters: DeadLetterRecord[];
 }
 
@@ -33,7 +34,7 @@ export interface RunnerHost {
   checkpoint(jobId: string, data: CheckpointData): Promise<void>;
   progress(jobId: string, pipelineId: string, totals: Counters, status: string, final: boolean): void;
   log(jobId: string, level: 'info' | 'warn' | 'error', message: string): void;
-  finish(jobId: string, outcome: JobOutcome, totals: Counters): Promise<void>;
+  finish(jobId: string, outcome: JobOutcome, totals: Counters, streamTotals: Record<string, Counters>): Promise<void>;
 }
 
 export interface RunnerOptions {
@@ -114,6 +115,7 @@ export class Runner {
 
   private async execute(plan: JobPlan, active: Active, log: Logger): Promise<void> {
     let totals: Counters = { ...plan.totals };
+    const streamTotals: Record<string, Counters> = structuredClone(plan.streamTotals);
     let pendingState: StreamStates | null = null;
     let pendingDead: DeadLetterRecord[] = [];
     let dirty = false;
@@ -124,7 +126,7 @@ export class Runner {
     const persist = (): Promise<void> => {
       if (persisting) return persisting;
       if (!dirty) return Promise.resolve();
-      const data: CheckpointData = { state: pendingState, totals: { ...totals }, deadLetters: pendingDead };
+      const data: CheckpointData = { state: pendingState, totals: { ...totals }, streamTotals: structuredClone(streamTotals), deadLetters: pendingDead };
       pendingState = null;
       pendingDead = [];
       dirty = false;
@@ -147,6 +149,7 @@ export class Runner {
     const onMessage = (msg: WorkerMessage) => {
       if (msg.type === 'checkpoint') {
         totals = addCounters(totals, msg.delta);
+        for (const [name, d] of Object.entries(msg.streams)) streamTotals[name] = addCounters(streamTotals[name] ?? zeroCounters(), d);
         if (msg.state) pendingState = { ...(pendingState ?? {}), ...msg.state };
         if (msg.deadLetters.length) pendingDead = pendingDead.concat(msg.deadLetters);
         dirty = true;
@@ -186,7 +189,7 @@ export class Runner {
     // A failure after a stop request is still a stop (e.g. the source closed under us).
     const final: JobOutcome = outcome.status === 'FAILED' && active.stopReason ? { status: active.stopReason, error: outcome.error } : outcome;
     try {
-      await this.host.finish(plan.jobId, final, totals);
+      await this.host.finish(plan.jobId, final, totals, streamTotals);
     } catch (err) {
       log.error({ err }, 'could not record job outcome');
     }

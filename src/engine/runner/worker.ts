@@ -8,7 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getDestinationDriver, getSourceDriver } from '../drivers/index.js';
-import type { DataRecord, StreamWriter, ConfiguredStream, StreamStates } from '../drivers/types.js';
+import type { DataRecord, StreamWriter, ConfiguredStream, SourceMessage, StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
 import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 
@@ -21,6 +21,33 @@ function post(msg: WorkerMessage) {
 function clip(record: unknown): unknown {
   const json = JSON.stringify(record);
   return json.length > MAX_DEAD_LETTER_BYTES ? { truncated: json.slice(0, MAX_DEAD_LETTER_BYTES) } : record;
+}
+
+/** Dead-lettered source records, re-read as batches per stream (replayFailedRecords). */
+async function* replayMessages(records: { stream: string; record: unknown }[], batchSize: number): AsyncGenerator<SourceMessage> {
+  const byStream = new Map<string, DataRecord[]>();
+  for (const r of records) {
+    if (!r.record || typeof r.record !== 'object' || Array.isArray(r.record)) continue;
+    let list = byStream.get(r.stream);
+    if (!list) byStream.set(r.stream, (list = []));
+    list.push(r.record as DataRecord);
+  }
+  for (const [stream, list] of byStream) {
+    for (let i = 0; i < list.length; i += batchSize) {
+      const batch = list.slice(i, i + batchSize);
+      yield { type: 'records', stream, records: batch, bytes: Buffer.byteLength(JSON.stringify(batch)) };
+    }
+  }
+}
+
+/**
+ * Transient unless known otherwise: drivers mark permanent failures (bad config, auth
+ * refused) with `retryable: false`; missing or forbidden files are permanent too.
+ */
+function isRetryable(e: Error & { retryable?: boolean; code?: string }): boolean {
+  if (typeof e.retryable === 'boolean') return e.retryable;
+  if (e.name === 'AbortError') return false;
+  return !['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EPERM'].includes(e.code ?? '');
 }
 
 export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> {
@@ -39,20 +66,28 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
     const discovered = catalog?.streams.find((d) => d.name === s.name);
     let fields = discovered?.fields ?? null;
     if (fields && s.fields?.length) fields = fields.filter((f) => s.fields!.includes(f.name));
-    const schema = fields ? (plan.mapping ? mapFieldSchema(plan.mapping, fields) : fields) : null;
-    return { ...s, schema, primaryKey: s.primaryKey ?? discovered?.sourceDefinedPrimaryKey ?? null };
+    const primaryKey = s.primaryKey ?? discovered?.sourceDefinedPrimaryKey ?? null;
+    // Discovered nullability is a guess from a sample: only key columns are created NOT NULL,
+    // so a later empty value is not rejected by the destination.
+    const schema = fields
+      ? (plan.mapping ? mapFieldSchema(plan.mapping, fields) : fields).map((f) => ({ ...f, nullable: primaryKey?.includes(f.name) ? f.nullable : true }))
+      : null;
+    return { ...s, schema, primaryKey };
   });
 
   const writers = new Map<string, StreamWriter>();
   const heldStates: StreamStates = {};
   let delta: Counters = zeroCounters();
+  let streamDelta: Record<string, Counters> = {};
+  const streamCounters = (name: string) => (streamDelta[name] ??= zeroCounters());
   let deadLetters: DeadLetterRecord[] = [];
   const totals = { ...plan.totals };
   let stopped = false;
 
   const flush = (stream: string | null, state: StreamStates | null) => {
-    post({ type: 'checkpoint', stream, state, delta, deadLetters });
+    post({ type: 'checkpoint', stream, state, delta, streams: streamDelta, deadLetters });
     delta = zeroCounters();
+    streamDelta = {};
     deadLetters = [];
   };
 
@@ -68,7 +103,10 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   };
 
   try {
-    for await (const msg of source.read(plan.source.config, streams, plan.state, { batchSize: plan.batchSize, signal: abort.signal })) {
+    const messages = plan.replay
+      ? replayMessages(plan.replay, plan.batchSize)
+      : source.read(plan.source.config, streams, plan.state, { batchSize: plan.batchSize, signal: abort.signal });
+    for await (const msg of messages) {
       if (msg.type === 'log') {
         post({ type: 'log', level: msg.level, message: msg.message });
         continue;
@@ -87,13 +125,17 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
       const configured = streams.find((s) => s.name === msg.stream);
       if (!configured) continue;
       const n = msg.records.length;
+      const sc = streamCounters(msg.stream);
       delta.recordsRead += n;
       delta.bytesRead += msg.bytes;
+      sc.recordsRead += n;
+      sc.bytesRead += msg.bytes;
       totals.recordsRead += n;
       const deadBefore = deadLetters.length;
       const readErrors = new Map<number, string>();
       for (const e of (msg as { errors?: { index: number; error: string }[] }).errors ?? []) readErrors.set(e.index, e.error);
       const out: DataRecord[] = [];
+      const outIndex: number[] = [];
       for (let i = 0; i < n; i++) {
         const rec = msg.records[i]!;
         const readError = readErrors.get(i);
@@ -109,6 +151,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
             continue;
           }
         } else out.push(rec);
+        outIndex.push(i);
       }
       if (out.length) {
         let writer: StreamWriter | undefined = writers.get(msg.stream);
@@ -120,13 +163,26 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
         const res = await writer.writeBatch(out);
         delta.recordsWritten += res.written;
         delta.bytesWritten += res.bytes;
+        sc.recordsWritten += res.written;
+        sc.bytesWritten += res.bytes;
         totals.recordsWritten += res.written;
         for (const r of res.rejected) {
-          deadLetters.push({ stream: msg.stream, stage: 'WRITE', error: r.error, record: clip(out[r.index]) });
+          // Keep the source record (not the mapped one) so a replay can map it again.
+          deadLetters.push({ stream: msg.stream, stage: 'WRITE', error: r.error, record: clip(msg.records[outIndex[r.index]!]) });
         }
       }
       const failed = deadLetters.length - deadBefore;
       delta.recordsFailed += failed;
+      sc.recordsFailed += failed;
+      if (plan.replay) {
+        // Replays confirm no source state; their batch boundary is here.
+        flush(null, null);
+        checkThreshold();
+        if (Atomics.load(control, STOP_FLAG) !== 0) {
+          stopped = true;
+          break;
+        }
+      }
       totals.recordsFailed += failed;
     }
   } catch (err) {
@@ -156,7 +212,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
 if (parentPort && workerData?.plan) {
   const { plan, control } = workerData as { plan: JobPlan; control: SharedArrayBuffer };
   runJob(plan, new Int32Array(control)).catch((err: unknown) => {
-    const e = err as Error & { retryable?: boolean };
-    post({ type: 'failed', error: e.message ?? String(err), retryable: e.retryable ?? false });
+    const e = err as Error & { retryable?: boolean; code?: string };
+    post({ type: 'failed', error: e.message ?? String(err), retryable: isRetryable(e) });
   });
 }

@@ -1,6 +1,6 @@
 import { builder } from '../../graphql/builder.js';
 import { PAGE } from '../../graphql/common.graphql.js';
-import { ConflictError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import { getDriver, secretPaths } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, Driver, FieldSchema, StreamDescriptor } from '../../engine/drivers/types.js';
 import { maskSecrets } from './secrets.js';
@@ -72,6 +72,8 @@ const CheckResultRef = builder.objectRef<CheckResult>('CheckResult').implement({
 
 export const ConnectorRef = builder.prismaNode('Connector', {
   id: { field: 'id' },
+  // node(id) / nodes(ids) of an id that does not exist resolve to null instead of failing.
+  nullable: true,
   description: 'A configured source or destination.',
   fields: (t) => ({
     name: t.exposeString('name'),
@@ -221,7 +223,7 @@ builder.mutationFields((t) => ({
     type: DiscoverConnectorPayload,
     description: 'Reads the streams, fields and types the connector offers.',
     args: { input: t.arg({ type: ConnectorIdInput, required: true }) },
-    errors: { types: [NotFoundError, ValidationError], directResult: true, union: { name: 'DiscoverConnectorResult' } },
+    errors: { types: [NotFoundError, ConnectorFailedError], directResult: true, union: { name: 'DiscoverConnectorResult' } },
     resolve: async (_r, { input }, ctx) => ({ connectorId: input.id.id, ...(await ctx.services.connectors.discover(input.id.id)) }),
   }),
 }));

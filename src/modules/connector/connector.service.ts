@@ -2,11 +2,12 @@
  * Connectors: a driver plus a config validated against the driver's JSON Schema spec.
  * Every change writes an event. A connector used by a pipeline cannot be deleted.
  */
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, ConnectorRole, Driver } from '../../engine/drivers/types.js';
-import { ConflictError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { keepSecrets } from './secrets.js';
@@ -121,7 +122,7 @@ export class ConnectorService {
       if (users.length) {
         throw new InUseError(
           `connector "${c.name}" is used by ${users.length} pipeline(s): ${users.map((u) => u.name).join(', ')}`,
-          users.map((u) => u.id),
+          users.map((u) => encodeGlobalID('Pipeline', u.id)),
         );
       }
       await tx.connector.delete({ where: { id } });
@@ -224,7 +225,7 @@ export class ConnectorService {
       });
       return job.id;
     });
-    if (!catalog) throw new ValidationError('discover failed', [{ path: 'id', message: error ?? 'unknown error' }]);
+    if (!catalog) throw new ConnectorFailedError(`discover of "${c.name}" failed: ${error ?? 'unknown error'}`, id);
     return { catalog, jobId };
   }
 }

@@ -3,6 +3,7 @@ import { builder } from '../../graphql/builder.js';
 import { PAGE } from '../../graphql/common.graphql.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
 import type { JobProgressMessage } from '../../pubsub/pubsub.js';
+import type { Counters } from '../../engine/runner/protocol.js';
 import { ConnectorRef } from '../connector/connector.graphql.js';
 import { PipelineRef } from '../pipeline/pipeline.graphql.js';
 
@@ -12,6 +13,7 @@ export const JobKindEnum = builder.enumType('JobKind', {
     RESET: { description: 'The reload from scratch queued by reset.' },
     CHECK: { description: 'A connector check.' },
     DISCOVER: { description: 'A connector discover.' },
+    REPLAY: { description: 'Re-runs dead-lettered records through the current mapping into the destination (replayFailedRecords).' },
   } as const,
 });
 
@@ -28,8 +30,21 @@ export const JobStatusEnum = builder.enumType('JobStatus', {
 
 const DeadLetterStageEnum = builder.enumType('DeadLetterStage', { values: ['READ', 'MAPPING', 'WRITE'] as const });
 
+const StreamStatsRef = builder.objectRef<Counters & { stream: string }>('StreamStats').implement({
+  fields: (t) => ({
+    stream: t.exposeString('stream'),
+    recordsRead: t.field({ type: 'SafeInt', resolve: (s) => s.recordsRead }),
+    recordsWritten: t.field({ type: 'SafeInt', resolve: (s) => s.recordsWritten }),
+    recordsFailed: t.field({ type: 'SafeInt', resolve: (s) => s.recordsFailed }),
+    bytesRead: t.field({ type: 'SafeInt', resolve: (s) => s.bytesRead }),
+    bytesWritten: t.field({ type: 'SafeInt', resolve: (s) => s.bytesWritten }),
+  }),
+});
+
 export const JobRef = builder.prismaNode('Job', {
   id: { field: 'id' },
+  // node(id) / nodes(ids) of an id that does not exist resolve to null instead of failing.
+  nullable: true,
   description: 'One run (Airbyte job / Algolia run) with its attempts and counters.',
   fields: (t) => ({
     kind: t.field({ type: JobKindEnum, resolve: (j) => j.kind }),
@@ -45,6 +60,12 @@ export const JobRef = builder.prismaNode('Job', {
     recordsFailed: t.expose('recordsFailed', { type: 'SafeInt' }),
     bytesRead: t.expose('bytesRead', { type: 'SafeInt' }),
     bytesWritten: t.expose('bytesWritten', { type: 'SafeInt' }),
+    streams: t.field({
+      type: [StreamStatsRef],
+      description: 'Counters per stream.',
+      resolve: (j) => Object.entries((j.streamStats ?? {}) as unknown as Record<string, Counters>).map(([stream, c]) => ({ stream, ...c })),
+    }),
+    nextAttemptAt: t.expose('nextAttemptAt', { type: 'DateTime', nullable: true, description: 'When the next attempt of a retrying job is due.' }),
     cursorStart: t.field({ type: 'JSON', nullable: true, resolve: (j) => j.cursorStart }),
     cursorEnd: t.field({ type: 'JSON', nullable: true, description: 'The last state this job confirmed.', resolve: (j) => j.cursorEnd }),
     error: t.exposeString('error', { nullable: true }),
@@ -75,6 +96,8 @@ builder.prismaObject('JobAttempt', {
 
 builder.prismaNode('DeadLetter', {
   id: { field: 'id' },
+  // node(id) / nodes(ids) of an id that does not exist resolve to null instead of failing.
+  nullable: true,
   description: 'A record that failed reading, mapping or writing, kept with its error.',
   fields: (t) => ({
     job: t.relation('job'),

@@ -31,6 +31,8 @@ type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['find
 export class JobService implements RunnerHost {
   private runner!: Runner;
   private readonly lastProgressEvent = new Map<string, number>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly db: PrismaClient,
@@ -55,8 +57,9 @@ export class JobService implements RunnerHost {
     tx: Tx,
     emit: (e: NewEvent) => Promise<void>,
     pipeline: PipelineRow,
-    kind: 'SYNC' | 'RESET',
+    kind: 'SYNC' | 'RESET' | 'REPLAY',
     trigger: string,
+    result?: Prisma.InputJsonValue,
   ) {
     const mapping = pipeline.mappingId ? await tx.mapping.findUnique({ where: { id: pipeline.mappingId }, select: { version: true } }) : null;
     const job = await tx.job.create({
@@ -68,6 +71,7 @@ export class JobService implements RunnerHost {
         mappingId: pipeline.mappingId,
         mappingVersion: mapping?.version ?? null,
         cursorStart: (pipeline.cursor ?? Prisma.DbNull) as Prisma.InputJsonValue,
+        ...(result !== undefined ? { result } : {}),
       },
     });
     await emit({ type: 'JOB_QUEUED', pipelineId: pipeline.id, jobId: job.id, message: `${kind.toLowerCase()} job queued (${trigger.toLowerCase()})` });
@@ -75,7 +79,29 @@ export class JobService implements RunnerHost {
   }
 
   async dispatch(job: { id: string; pipelineId: string | null }) {
+    if (this.closed) return;
     await this.queue.enqueue({ jobId: job.id, group: job.pipelineId });
+  }
+
+  /** Dispatches a QUEUED job when its retry is due (kept in memory; recover() re-arms after a restart). */
+  private scheduleRetry(jobId: string, at: Date) {
+    clearTimeout(this.retryTimers.get(jobId));
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(jobId);
+      void this.db.job
+        .findUnique({ where: { id: jobId }, select: { id: true, pipelineId: true, status: true } })
+        .then((j) => (j?.status === 'QUEUED' ? this.dispatch(j) : undefined))
+        .catch((err: unknown) => this.logger.error({ err, jobId }, 'retry dispatch failed'));
+    }, Math.max(0, at.getTime() - Date.now()));
+    timer.unref();
+    this.retryTimers.set(jobId, timer);
+  }
+
+  /** Stops dispatching (shutdown); waiting retries stay QUEUED in the database. */
+  close() {
+    this.closed = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
   }
 
   /** Handles the queue: runs one job. */
@@ -172,7 +198,7 @@ export class JobService implements RunnerHost {
 
   /** Re-dispatches jobs that were QUEUED or RUNNING when the process last stopped. */
   async recover() {
-    const running = await this.db.job.findMany({ where: { status: 'RUNNING', kind: { in: ['SYNC', 'RESET'] } }, include: { pipeline: true } });
+    const running = await this.db.job.findMany({ where: { status: 'RUNNING', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, include: { pipeline: true } });
     for (const job of running) {
       await this.events.transaction(async (tx, emit) => {
         await tx.jobAttempt.updateMany({
@@ -190,8 +216,11 @@ export class JobService implements RunnerHost {
         });
       });
     }
-    const queued = await this.db.job.findMany({ where: { status: 'QUEUED', kind: { in: ['SYNC', 'RESET'] } }, orderBy: { createdAt: 'asc' } });
-    for (const job of queued) await this.dispatch(job);
+    const queued = await this.db.job.findMany({ where: { status: 'QUEUED', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, orderBy: { createdAt: 'asc' } });
+    for (const job of queued) {
+      if (job.nextAttemptAt && job.nextAttemptAt.getTime() > Date.now()) this.scheduleRetry(job.id, job.nextAttemptAt);
+      else await this.dispatch(job);
+    }
     return { recovered: running.length, queued: queued.length };
   }
 
@@ -254,7 +283,10 @@ export class JobService implements RunnerHost {
         mapping = (v?.spec ?? null) as MappingSpec | null;
       }
       const attempt = job.attempts + 1;
-      await tx.job.update({ where: { id: jobId }, data: { status: 'RUNNING', attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null } });
+      await tx.job.update({
+        where: { id: jobId },
+        data: { status: 'RUNNING', attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null, nextAttemptAt: null },
+      });
       await tx.jobAttempt.create({ data: { jobId, number: attempt, status: 'RUNNING' } });
       await emit({
         type: 'JOB_STARTED',
@@ -263,17 +295,27 @@ export class JobService implements RunnerHost {
         message: attempt === 1 ? `${job.kind.toLowerCase()} job started` : `${job.kind.toLowerCase()} job resumed (attempt ${attempt})`,
         data: { attempt },
       });
+      let replay: JobPlan['replay'];
+      if (job.kind === 'REPLAY') {
+        const ids = ((job.result ?? {}) as { deadLetterIds?: string[] }).deadLetterIds ?? [];
+        const rows = await tx.deadLetter.findMany({ where: { id: { in: ids } }, orderBy: { id: 'asc' }, select: { stream: true, record: true } });
+        replay = rows.map((r) => ({ stream: r.stream, record: r.record }));
+      }
+      const writeMode = p.writeMode as WriteMode;
       plan = {
         jobId,
+        ...(replay ? { replay } : {}),
         pipelineId: p.id,
         source: { driver: p.source.driver, config: p.source.config },
         destination: { driver: p.destination.driver, config: p.destination.config },
         streams: p.streams as unknown as ConfiguredStream[],
         state: (p.cursor ?? {}) as StreamStates,
         mapping,
-        writeMode: p.writeMode as WriteMode,
+        // A replay adds the missing records: it must not replace the table.
+        writeMode: replay && writeMode === 'OVERWRITE' ? 'APPEND' : writeMode,
         batchSize: p.batchSize,
         failureThreshold: p.failureThreshold,
+        streamTotals: (job.streamStats ?? {}) as unknown as Record<string, Counters>,
         totals: {
           recordsRead: Number(job.recordsRead),
           recordsWritten: Number(job.recordsWritten),
@@ -315,7 +357,11 @@ export class JobService implements RunnerHost {
       }
       await tx.job.update({
         where: { id: jobId },
-        data: { ...countersData(data.totals), ...(cursor ? { cursorEnd: cursor as Prisma.InputJsonValue } : {}) },
+        data: {
+          ...countersData(data.totals),
+          streamStats: data.streamTotals as unknown as Prisma.InputJsonValue,
+          ...(cursor ? { cursorEnd: cursor as Prisma.InputJsonValue } : {}),
+        },
       });
       if (emitProgress) {
         await emit({
@@ -337,9 +383,10 @@ export class JobService implements RunnerHost {
     this.logger[level]({ jobId }, message);
   }
 
-  async finish(jobId: string, outcome: JobOutcome, totals: Counters): Promise<void> {
+  async finish(jobId: string, outcome: JobOutcome, totals: Counters, streamTotals: Record<string, Counters>): Promise<void> {
     this.lastProgressEvent.delete(jobId);
     const published: PipelineStateMessage[] = [];
+    let retryAt: Date | null = null;
     const finalStatus = await this.events.transaction(async (tx, emit) => {
       const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: true } });
       if (!job) return null;
@@ -357,8 +404,11 @@ export class JobService implements RunnerHost {
           status = 'SUCCEEDED';
           break;
         case 'FAILED':
-          status = 'FAILED';
           error = outcome.error;
+          if (outcome.retryable && job.pipeline && job.attempts < job.pipeline.maxAttempts && (job.pipeline.state === 'INIT' || job.pipeline.state === 'READY')) {
+            status = 'QUEUED';
+            retryAt = new Date(Date.now() + retryDelayMs(job.attempts, job.pipeline.retryBackoffMs));
+          } else status = 'FAILED';
           break;
         case 'PAUSED':
           status = 'PAUSED';
@@ -374,13 +424,31 @@ export class JobService implements RunnerHost {
       const ended = status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
       await tx.job.update({
         where: { id: jobId },
-        data: { status, error, ...countersData(totals), ...(ended ? { finishedAt: new Date() } : {}) },
+        data: {
+          status,
+          error,
+          nextAttemptAt: retryAt,
+          streamStats: streamTotals as unknown as Prisma.InputJsonValue,
+          ...countersData(totals),
+          ...(ended ? { finishedAt: new Date() } : {}),
+        },
       });
       await tx.jobAttempt.updateMany({
         where: { jobId, finishedAt: null },
         data: { ...attemptData, status: status === 'QUEUED' ? 'FAILED' : status, error },
       });
       const summary = `${totals.recordsRead} read, ${totals.recordsWritten} written, ${totals.recordsFailed} failed`;
+      if (retryAt) {
+        const seconds = Math.round((retryAt.getTime() - Date.now()) / 1000);
+        await emit({
+          type: 'JOB_RETRYING',
+          pipelineId: job.pipelineId,
+          jobId,
+          message: `attempt ${job.attempts} failed: ${error}; retrying from the last checkpoint in ${seconds}s (attempt ${job.attempts + 1} of ${job.pipeline!.maxAttempts})`,
+          data: { attempt: job.attempts, nextAttemptAt: retryAt.toISOString(), error },
+        });
+        return status;
+      }
       const type = ({ SUCCEEDED: 'JOB_SUCCEEDED', FAILED: 'JOB_FAILED', PAUSED: 'JOB_PAUSED', CANCELLED: 'JOB_CANCELLED', QUEUED: 'JOB_QUEUED' } as const)[status];
       await emit({
         type,
@@ -390,7 +458,11 @@ export class JobService implements RunnerHost {
         data: { ...totals, error },
       });
       const p = job.pipeline;
-      if (p && status === 'SUCCEEDED' && p.state === 'INIT') {
+      if (job.kind === 'REPLAY' && status === 'SUCCEEDED') {
+        // Replayed records that failed again were dead-lettered anew under this job.
+        const ids = ((job.result ?? {}) as { deadLetterIds?: string[] }).deadLetterIds ?? [];
+        await tx.deadLetter.deleteMany({ where: { id: { in: ids } } });
+      } else if (p && status === 'SUCCEEDED' && p.state === 'INIT' && job.kind !== 'REPLAY') {
         published.push(await recordTransition(tx, emit, { ...p, state: p.state as PipelineState }, 'INITIAL_LOAD_COMPLETED', 'READY', { jobId }));
       } else if (p && status === 'FAILED') {
         await tx.pipeline.update({ where: { id: p.id }, data: { stateReason: `last job failed: ${error}` } });
@@ -398,11 +470,18 @@ export class JobService implements RunnerHost {
       return status;
     });
     for (const m of published) this.pubsub.publish('pipelineStateChanged', m.pipelineId, m);
+    if (retryAt) this.scheduleRetry(jobId, retryAt);
     if (finalStatus) {
       const job = await this.db.job.findUnique({ where: { id: jobId }, select: { pipelineId: true } });
       this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);
     }
   }
+}
+
+/** Exponential backoff (×3 per attempt, capped at 10 minutes) with equal jitter. */
+export function retryDelayMs(attempt: number, baseMs: number): number {
+  const d = Math.min(600_000, baseMs * 3 ** Math.max(0, attempt - 1));
+  return Math.round(d / 2 + Math.random() * (d / 2));
 }
 
 function countersData(c: Counters) {

@@ -20,7 +20,7 @@ const MappingSpecRef = builder.objectRef<MappingSpec>('MappingSpec').implement({
   }),
 });
 
-const MappingSpecInput = builder.inputType('MappingSpecInput', {
+export const MappingSpecInput = builder.inputType('MappingSpecInput', {
   fields: (t) => ({
     mapping: t.field({ type: 'JSON', description: 'Target path → source path or constant.' }),
     unset: t.stringList(),
@@ -31,6 +31,8 @@ const MappingSpecInput = builder.inputType('MappingSpecInput', {
 
 export const MappingRef = builder.prismaNode('Mapping', {
   id: { field: 'id' },
+  // node(id) / nodes(ids) of an id that does not exist resolve to null instead of failing.
+  nullable: true,
   description: 'A versioned record reshaping rule set.',
   fields: (t) => ({
     name: t.exposeString('name'),

@@ -2,10 +2,13 @@
  * Mappings: versioned record reshaping specs. Every change of the spec bumps `version` and
  * keeps the old one in MappingVersion, so a job can say exactly which spec it ran with.
  */
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { compileMapping, MappingRecordError, validateMappingSpec, type MappingSpec } from '../../engine/mapping/mapping.js';
-import { ConflictError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import { getSourceDriver } from '../../engine/drivers/index.js';
+import { previewSource, type PreviewRecord } from '../../engine/preview.js';
 import { requireName } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
 
@@ -115,12 +118,45 @@ export class MappingService {
     return this.events.transaction(async (tx, emit) => {
       const users = await tx.pipeline.findMany({ where: { mappingId: id }, select: { id: true, name: true } });
       if (users.length) {
-        throw new InUseError(`mapping "${m.name}" is used by pipeline(s): ${users.map((u) => u.name).join(', ')}`, users.map((u) => u.id));
+        throw new InUseError(`mapping "${m.name}" is used by pipeline(s): ${users.map((u) => u.name).join(', ')}`, users.map((u) => encodeGlobalID('Pipeline', u.id)));
       }
       await tx.mapping.delete({ where: { id } });
       await emit({ type: 'MAPPING_DELETED', message: `mapping "${m.name}" deleted`, data: { mappingId: id } });
       return m;
     });
+  }
+
+  /** Maps up to `limit` records pulled from a live source connector; writes nothing. */
+  async preview(input: { connectorId: string; spec: MappingSpec; stream?: string | null; limit: number }): Promise<PreviewRecord[]> {
+    const source = await this.db.connector.findUnique({ where: { id: input.connectorId } });
+    if (!source) throw new NotFoundError('Connector', input.connectorId);
+    if (source.role !== 'SOURCE') throw new ValidationError('not a source', [{ path: 'connectorId', message: `connector "${source.name}" is a ${source.role}` }]);
+    try {
+      let streamName = input.stream ?? null;
+      if (!streamName) {
+        const catalog = await getSourceDriver(source.driver)!.discover(source.config as never);
+        streamName = catalog.streams[0]?.name ?? null;
+        if (!streamName) return [];
+      }
+      return await previewSource({
+        driver: source.driver,
+        config: source.config,
+        streams: [{ name: streamName, syncMode: 'FULL_REFRESH' }],
+        mapping: input.spec,
+        limit: input.limit,
+      });
+    } catch (err) {
+      throw new ConnectorFailedError(`reading from "${source.name}" failed: ${(err as Error).message}`, source.id);
+    }
+  }
+
+  /** The spec of a stored mapping at a version (default: current). */
+  async specOf(id: string, version?: number | null): Promise<MappingSpec> {
+    const m = await this.get(id);
+    if (version == null || version === m.version) return parseSpec(m.spec);
+    const v = await this.db.mappingVersion.findUnique({ where: { mappingId_version: { mappingId: id, version } } });
+    if (!v) throw new NotFoundError('MappingVersion', `${id}@${version}`);
+    return parseSpec(v.spec);
   }
 
   /** Tests a stored mapping (a given version, or the current one) against sample records. */

@@ -44,6 +44,8 @@ const StreamInput = builder.inputType('StreamInput', {
 
 export const PipelineRef = builder.prismaNode('Pipeline', {
   id: { field: 'id' },
+  // node(id) / nodes(ids) of an id that does not exist resolve to null instead of failing.
+  nullable: true,
   description: 'source → mapping → destination, with a lifecycle (STOP / INIT / READY / PAUSE).',
   fields: (t) => ({
     name: t.exposeString('name'),
@@ -54,6 +56,8 @@ export const PipelineRef = builder.prismaNode('Pipeline', {
     writeMode: t.field({ type: WriteModeEnum, resolve: (p) => p.writeMode }),
     batchSize: t.exposeInt('batchSize'),
     failureThreshold: t.exposeFloat('failureThreshold', { description: 'Percent of failed records above which a job fails.' }),
+    maxAttempts: t.exposeInt('maxAttempts', { description: 'Attempts per job for retryable failures; each retry resumes from the last checkpoint.' }),
+    retryBackoffMs: t.exposeInt('retryBackoffMs', { description: 'First retry delay; each later one ×3 with jitter, capped at 10 minutes.' }),
     state: t.field({ type: PipelineStateEnum, resolve: (p) => p.state }),
     previousState: t.field({ type: PipelineStateEnum, nullable: true, resolve: (p) => p.previousState }),
     stateReason: t.exposeString('stateReason', { nullable: true }),
@@ -129,6 +133,8 @@ const CreatePipelineInput = builder.inputType('CreatePipelineInput', {
     writeMode: t.field({ type: WriteModeEnum, defaultValue: 'APPEND' }),
     batchSize: t.int({ defaultValue: 5000, description: 'Records per batch (1–100000); checkpoints happen at batch boundaries.' }),
     failureThreshold: t.float({ defaultValue: 5, description: 'Percent of failed records above which a job fails.' }),
+    maxAttempts: t.int({ defaultValue: 3, description: 'Attempts per job for retryable failures (1–20).' }),
+    retryBackoffMs: t.int({ defaultValue: 10000, description: 'First retry delay in ms; later ones ×3 with jitter.' }),
   }),
 });
 
@@ -143,6 +149,8 @@ const UpdatePipelineInput = builder.inputType('UpdatePipelineInput', {
     writeMode: t.field({ type: WriteModeEnum }),
     batchSize: t.int(),
     failureThreshold: t.float(),
+    maxAttempts: t.int(),
+    retryBackoffMs: t.int(),
     expectedVersion: t.int(),
   }),
 });
@@ -166,7 +174,33 @@ const actionDocs: Record<PipelineAction, string> = {
   RESET: 'Any → INIT with the cursor cleared: running jobs are discarded and a fresh load is queued.',
 };
 
+const ReplayFailedRecordsInput = builder.inputType('ReplayFailedRecordsInput', {
+  description: 'Which dead letters of the pipeline to replay (all when no filter is given; at most 100000 per job).',
+  fields: (t) => ({
+    pipelineId: t.globalID({ required: true, for: PipelineRef }),
+    jobId: t.globalID({ description: 'Only the dead letters of this job.' }),
+    stream: t.string(),
+    stage: t.string({ description: 'READ, MAPPING or WRITE.' }),
+    ids: t.globalIDList({ description: 'Only these dead letters.' }),
+  }),
+});
+
 builder.mutationFields((t) => ({
+  replayFailedRecords: t.prismaField({
+    type: 'Job',
+    description:
+      "Queues a REPLAY job that re-runs dead-lettered source records through the pipeline's current mapping into its destination " +
+      '(e.g. after a mapping fix). Records that fail again are dead-lettered under the new job; the replayed ones are removed when it succeeds.',
+    args: { input: t.arg({ type: ReplayFailedRecordsInput, required: true }) },
+    errors: { types: [ValidationError, NotFoundError, InvalidTransitionError, ConflictError], dataField: { name: 'job' } },
+    resolve: (_q, _r, { input }, ctx) =>
+      ctx.services.pipelines.replayFailed(input.pipelineId.id, {
+        jobId: input.jobId?.id ?? null,
+        stream: input.stream ?? null,
+        stage: input.stage ?? null,
+        ids: input.ids?.map((i) => i.id) ?? null,
+      }),
+  }),
   createPipeline: t.prismaField({
     type: 'Pipeline',
     args: { input: t.arg({ type: CreatePipelineInput, required: true }) },

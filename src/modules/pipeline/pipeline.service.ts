@@ -10,7 +10,9 @@ import type { PrismaClient } from '../../db/client.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import { getDestinationDriver, getSourceDriver } from '../../engine/drivers/index.js';
 import type { Catalog, ConfiguredStream, StreamStates, SyncMode, WriteMode } from '../../engine/drivers/types.js';
-import { ConflictError, InvalidTransitionError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
+import { ConflictError, ConnectorFailedError, InvalidTransitionError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
+import { previewSource, type PreviewRecord } from '../../engine/preview.js';
+import type { MappingSpec } from '../../engine/mapping/mapping.js';
 import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
 import { requireName } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
@@ -36,6 +38,8 @@ export interface PipelineInput {
   writeMode?: WriteMode | null;
   batchSize?: number | null;
   failureThreshold?: number | null;
+  maxAttempts?: number | null;
+  retryBackoffMs?: number | null;
 }
 
 export interface PipelineUpdate {
@@ -47,8 +51,13 @@ export interface PipelineUpdate {
   writeMode?: WriteMode | null;
   batchSize?: number | null;
   failureThreshold?: number | null;
+  maxAttempts?: number | null;
+  retryBackoffMs?: number | null;
   expectedVersion?: number | null;
 }
+
+/** Dead letters one REPLAY job takes; run it again for more. */
+export const MAX_REPLAY = 100_000;
 
 type Row = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
 
@@ -88,6 +97,8 @@ export class PipelineService {
       writeMode: input.writeMode ?? 'APPEND',
       batchSize: input.batchSize ?? 5000,
       failureThreshold: input.failureThreshold ?? 5,
+      maxAttempts: input.maxAttempts ?? 3,
+      retryBackoffMs: input.retryBackoffMs ?? 10_000,
     });
     return this.events.transaction(async (tx, emit) => {
       const p = await tx.pipeline.create({
@@ -100,6 +111,8 @@ export class PipelineService {
           writeMode: resolved.writeMode,
           batchSize: resolved.batchSize,
           failureThreshold: resolved.failureThreshold,
+          maxAttempts: resolved.maxAttempts,
+          retryBackoffMs: resolved.retryBackoffMs,
         },
       });
       await emit({ type: 'PIPELINE_CREATED', pipelineId: p.id, message: `pipeline "${name}" created` });
@@ -118,6 +131,8 @@ export class PipelineService {
       writeMode: input.writeMode ?? (current.writeMode as WriteMode),
       batchSize: input.batchSize ?? current.batchSize,
       failureThreshold: input.failureThreshold ?? current.failureThreshold,
+      maxAttempts: input.maxAttempts ?? current.maxAttempts,
+      retryBackoffMs: input.retryBackoffMs ?? current.retryBackoffMs,
     });
     return this.events.transaction(async (tx, emit) => {
       const res = await tx.pipeline.updateMany({
@@ -130,6 +145,8 @@ export class PipelineService {
           writeMode: resolved.writeMode,
           batchSize: resolved.batchSize,
           failureThreshold: resolved.failureThreshold,
+          maxAttempts: resolved.maxAttempts,
+          retryBackoffMs: resolved.retryBackoffMs,
           version: { increment: 1 },
         },
       });
@@ -205,6 +222,55 @@ export class PipelineService {
     return this.get(id);
   }
 
+  /**
+   * replayFailedRecords: a REPLAY job re-runs dead-lettered source records through the
+   * pipeline's current mapping into its destination. Records that fail again are
+   * dead-lettered under the new job; the replayed ones are removed when it succeeds.
+   */
+  async replayFailed(id: string, filter: { jobId?: string | null; stream?: string | null; stage?: string | null; ids?: string[] | null }) {
+    const p = await this.get(id);
+    if (!isRunningState(p.state as PipelineState)) throw new InvalidTransitionError('REPLAY', p.state, this.availableActions(p));
+    const job = await this.events.transaction(async (tx, emit) => {
+      const active = await tx.job.findFirst({ where: { pipelineId: id, status: { in: [...ACTIVE_STATUSES] } } });
+      if (active) throw new ConflictError(`pipeline already has an active job (${active.id}, ${active.status})`);
+      const letters = await tx.deadLetter.findMany({
+        where: {
+          pipelineId: id,
+          ...(filter.jobId ? { jobId: filter.jobId } : {}),
+          ...(filter.stream ? { stream: filter.stream } : {}),
+          ...(filter.stage ? { stage: filter.stage } : {}),
+          ...(filter.ids?.length ? { id: { in: filter.ids } } : {}),
+        },
+        orderBy: { id: 'asc' },
+        take: MAX_REPLAY,
+        select: { id: true },
+      });
+      if (!letters.length) throw new ValidationError('nothing to replay', [{ path: 'filter', message: 'no dead letters match' }]);
+      return this.jobs.create(tx, emit, p, 'REPLAY', 'MANUAL', { deadLetterIds: letters.map((l) => l.id) });
+    });
+    await this.jobs.dispatch(job);
+    return job;
+  }
+
+  /** Pulls up to `limit` records from the live source and maps them; writes nothing. */
+  async preview(id: string, limit: number, stream?: string | null): Promise<PreviewRecord[]> {
+    const p = await this.get(id);
+    const [source, mapping] = await Promise.all([
+      this.db.connector.findUniqueOrThrow({ where: { id: p.sourceId } }),
+      p.mappingId ? this.db.mapping.findUnique({ where: { id: p.mappingId } }) : null,
+    ]);
+    let streams = p.streams as unknown as ConfiguredStream[];
+    if (stream) {
+      streams = streams.filter((s) => s.name === stream);
+      if (!streams.length) throw new ValidationError('unknown stream', [{ path: 'stream', message: `the pipeline has no stream "${stream}"` }]);
+    }
+    try {
+      return await previewSource({ driver: source.driver, config: source.config, streams, mapping: (mapping?.spec ?? null) as MappingSpec | null, limit });
+    } catch (err) {
+      throw new ConnectorFailedError(`reading from "${source.name}" failed: ${(err as Error).message}`, source.id);
+    }
+  }
+
   /** runPipeline: a new SYNC job now (INIT or READY, no job active). */
   async run(id: string) {
     const p = await this.get(id);
@@ -240,6 +306,8 @@ export class PipelineService {
     writeMode: WriteMode;
     batchSize: number;
     failureThreshold: number;
+    maxAttempts: number;
+    retryBackoffMs: number;
   }) {
     const errors: FieldError[] = [];
     const [source, destination, mapping] = await Promise.all([
@@ -256,6 +324,12 @@ export class PipelineService {
       errors.push({ path: 'batchSize', message: 'must be a whole number from 1 to 100000' });
     }
     if (!(input.failureThreshold >= 0 && input.failureThreshold <= 100)) errors.push({ path: 'failureThreshold', message: 'must be a percentage from 0 to 100' });
+    if (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > 20) {
+      errors.push({ path: 'maxAttempts', message: 'must be a whole number from 1 to 20' });
+    }
+    if (!Number.isInteger(input.retryBackoffMs) || input.retryBackoffMs < 0 || input.retryBackoffMs > 3_600_000) {
+      errors.push({ path: 'retryBackoffMs', message: 'must be from 0 to 3600000 milliseconds' });
+    }
     const destDriver = destination ? getDestinationDriver(destination.driver) : undefined;
     if (destDriver && !destDriver.supportedWriteModes.includes(input.writeMode)) {
       errors.push({ path: 'writeMode', message: `driver "${destDriver.name}" supports ${destDriver.supportedWriteModes.join(', ')}` });

@@ -1,0 +1,3 @@
+-- AlterEnum
+ALTER TYPE "JobKind" ADD VALUE 'REPLAY';
+
