@@ -3,7 +3,9 @@
  * `<dataDir>/pgdata`. Cluster mode: a PostgreSQL server at DATABASE_URL. Both run the same
  * Prisma schema and migrations; the rest of the code only sees `Database`.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { applyMigrations, type SqlExecutor } from './migrate.js';
@@ -41,6 +43,10 @@ async function openPglite(dataDir: string, migrationsDir: string): Promise<Datab
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
   const dir = path.join(dataDir, 'pgdata');
   fs.mkdirSync(dir, { recursive: true });
+  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    const init = spawnSync(process.execPath, [fileURLToPath(new URL('./pglite-init.mjs', import.meta.url)), dir], { encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`could not create the embedded database in ${dir}: ${init.stderr || init.error?.message}`);
+  }
   const pglite = await PGlite.create(dir);
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) as never });
   const exec: SqlExecutor = {

@@ -1,0 +1,341 @@
+/**
+ * `npm run bench`: Sluice's loads side by side with the native tools, in one run.
+ *
+ * Each scenario starts a real Sluice server as a child process (fresh data directory), drives
+ * it over HTTP like a client, issues a small GraphQL query every 50 ms during the load
+ * (latency p50/p99), and reads the server's peak RSS (VmHWM) at the end. Baselines run the
+ * native tool on the same input. Prints a table; asserts nothing.
+ *
+ * Env: BENCH_ROWS (default 1000000), BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres;
+ * PostgreSQL scenarios are skipped when it does not answer), BENCH_ONLY (comma list of scenario ids).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
+
+interface Result {
+  id: string;
+  scenario: string;
+  records: number;
+  seconds: number;
+  baseline?: { tool: string; seconds: number };
+  peakRssMb?: number;
+  p50?: number;
+  p99?: number;
+  note?: string;
+}
+
+const results: Result[] = [];
+
+function log(msg: string) {
+  process.stderr.write(`${msg}\n`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function writeCsv(file: string, rows: number) {
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, 'id,name,email,city,country,amount,quantity,active,created_at,note\n');
+  let buf = '';
+  for (let i = 1; i <= rows; i++) {
+    buf += `${i},name ${i},user${i}@example.com,city ${i % 1000},C${i % 200},${(i % 10000) / 100},${i % 50},${i % 2 === 0},2026-01-${String((i % 28) + 1).padStart(2, '0')}T10:00:00Z,note number ${i}\n`;
+    if (buf.length > 1 << 20) {
+      fs.writeSync(fd, buf);
+      buf = '';
+    }
+  }
+  fs.writeSync(fd, buf);
+  fs.closeSync(fd);
+}
+
+class Server {
+  private constructor(
+    readonly proc: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(extraEnv: Record<string, string> = {}): Promise<Server> {
+    const port = await freePort();
+    const dataDir = fs.mkdtempSync(path.join(work, 'data-'));
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, SLUICE_PORT: String(port), SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn', ...extraEnv },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const url = `http://127.0.0.1:${port}/graphql`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/ready`);
+        if (r.ok) break;
+      } catch {
+        /* not up yet */
+      }
+      if (Date.now() > deadline) throw new Error('server did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return new Server(proc, url);
+  }
+
+  async q<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
+    const r = await fetch(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    const body = (await r.json()) as { data?: T; errors?: unknown[] };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data as T;
+  }
+
+  peakRssMb(): number {
+    const status = fs.readFileSync(`/proc/${this.proc.pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return Math.round(kb / 1024);
+  }
+
+  async stop() {
+    this.proc.kill('SIGTERM');
+    await new Promise((r) => this.proc.once('exit', r));
+  }
+}
+
+async function connector(s: Server, name: string, driver: string, config: Record<string, unknown>) {
+  const r = await s.q(
+    `mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } ... on Error { message } } }`,
+    { i: { name, driver, config } },
+  );
+  if (!r.createConnector.connector) throw new Error(`${name}: ${r.createConnector.message}`);
+  return r.createConnector.connector.id as string;
+}
+
+/** Runs a pipeline's initial load, measuring wall time and query latency every 50 ms. */
+async function load(s: Server, pipeline: Record<string, unknown>): Promise<{ seconds: number; records: number; p50: number; p99: number; peakRssMb: number }> {
+  const p = await s.q(
+    `mutation($i: CreatePipelineInput!) { createPipeline(input: $i) { __typename ... on CreatePipelinePayload { pipeline { id } } ... on Error { message } } }`,
+    { i: pipeline },
+  );
+  if (!p.createPipeline.pipeline) throw new Error(p.createPipeline.message);
+  const id = p.createPipeline.pipeline.id;
+  const t0 = performance.now();
+  const started = await s.q(`mutation($i: PipelineActionInput!) { startPipeline(input: $i) { ... on StartPipelinePayload { pipeline { currentJob { id } } } } }`, { i: { id } });
+  const jobId = started.startPipeline.pipeline.currentJob.id;
+  const latencies: number[] = [];
+  let job: any;
+  for (;;) {
+    const t = performance.now();
+    const r = await s.q(`query($id: ID!) { job(id: $id) { status recordsWritten recordsFailed error } }`, { id: jobId });
+    latencies.push(performance.now() - t);
+    job = r.job;
+    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status)) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (job.status !== 'SUCCEEDED') throw new Error(`job ${job.status}: ${job.error}`);
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+  return { seconds, records: job.recordsWritten, p50: pct(0.5), p99: pct(0.99), peakRssMb: s.peakRssMb() };
+}
+
+function time(fn: () => void): number {
+  const t = performance.now();
+  fn();
+  return (performance.now() - t) / 1000;
+}
+
+const mapping10 = {
+  mapping: {
+    user_id: 'id',
+    full_name: 'name',
+    email: 'email',
+    city: 'city',
+    country: 'country',
+    amount: 'amount',
+    quantity: 'quantity',
+    active: 'active',
+    created_at: 'created_at',
+    note: 'note',
+  },
+  cast: { user_id: 'int', amount: 'float', quantity: 'int', active: 'bool' },
+};
+
+async function pgAvailable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function withPgDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const name = `sluice_bench_${process.pid}_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  try {
+    return await fn(url.toString());
+  } finally {
+    await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [name]);
+    await admin.query(`drop database if exists ${name}`);
+    await admin.end();
+  }
+}
+
+const CREATE_USERS = `create table users (id bigint primary key, name text, email text, city text, country text, amount double precision, quantity bigint, active boolean, created_at timestamptz, note text)`;
+
+const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
+  {
+    id: 'csv-sqlite',
+    run: async (csv) => {
+      const baseDb = path.join(work, 'baseline.db');
+      const baseline = time(() => execFileSync('sqlite3', [baseDb, '.mode csv', `.import ${csv} users`], { stdio: 'ignore' }));
+      const s = await Server.start();
+      try {
+        const src = await connector(s, 'csv', 'csv', { path: csv });
+        const dst = await connector(s, 'sqlite', 'sqlite', { path: path.join(work, 'sluice.db'), table: 'users' });
+        const m = await s.q(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { ... on CreateMappingPayload { mapping { id } } } }`, {
+          i: { name: 'ten fields', spec: mapping10 },
+        });
+        const r = await load(s, { name: 'csv→sqlite', sourceId: src, destinationId: dst, mappingId: m.createMapping.mapping.id, batchSize: 10_000 });
+        results.push({ id: 'csv-sqlite', scenario: 'CSV → SQLite (10-field mapping)', ...r, baseline: { tool: 'sqlite3 .import', seconds: baseline } });
+      } finally {
+        await s.stop();
+      }
+    },
+  },
+  {
+    id: 'csv-postgres',
+    run: async (csv) => {
+      if (!(await pgAvailable())) return void results.push({ id: 'csv-postgres', scenario: 'CSV → PostgreSQL', records: 0, seconds: 0, note: `skipped: no PostgreSQL at ${PG_URL}` });
+      await withPgDatabase(async (url) => {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(CREATE_USERS.replace('users', 'baseline_users'));
+        await c.end();
+        const baseline = time(() => execFileSync('psql', [url, '-q', '-c', `\\copy baseline_users from '${csv}' csv header`], { stdio: 'ignore' }));
+        const s = await Server.start();
+        try {
+          const src = await connector(s, 'csv', 'csv', { path: csv });
+          const dst = await connector(s, 'pg', 'postgres-destination', { connectionString: url, table: 'users' });
+          const m = await s.q(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { ... on CreateMappingPayload { mapping { id } } } }`, {
+            i: { name: 'ten fields', spec: mapping10 },
+          });
+          const r = await load(s, { name: 'csv→pg', sourceId: src, destinationId: dst, mappingId: m.createMapping.mapping.id, batchSize: 10_000 });
+          results.push({ id: 'csv-postgres', scenario: 'CSV → PostgreSQL (10-field mapping)', ...r, baseline: { tool: 'psql \\copy', seconds: baseline } });
+        } finally {
+          await s.stop();
+        }
+      });
+    },
+  },
+  {
+    id: 'postgres-postgres',
+    run: async (csv) => {
+      if (!(await pgAvailable())) return void results.push({ id: 'postgres-postgres', scenario: 'PostgreSQL → PostgreSQL', records: 0, seconds: 0, note: 'skipped: no PostgreSQL' });
+      await withPgDatabase(async (url) => {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(CREATE_USERS);
+        await c.query(CREATE_USERS.replace('users', 'baseline_copy'));
+        await c.end();
+        execFileSync('psql', [url, '-q', '-c', `\\copy users from '${csv}' csv header`], { stdio: 'ignore' });
+        const baseline = time(() =>
+          execFileSync('bash', ['-c', `psql "${url}" -q -c "COPY users TO STDOUT" | psql "${url}" -q -c "COPY baseline_copy FROM STDIN"`], { stdio: 'ignore' }),
+        );
+        const s = await Server.start();
+        try {
+          const src = await connector(s, 'pg source', 'postgres-source', { connectionString: url, tables: ['users'] });
+          const dst = await connector(s, 'pg dest', 'postgres-destination', { connectionString: url, table: 'users_copy' });
+          const r = await load(s, {
+            name: 'pg→pg',
+            sourceId: src,
+            destinationId: dst,
+            batchSize: 10_000,
+            streams: [{ name: 'users', syncMode: 'INCREMENTAL', cursorField: ['id'], primaryKey: ['id'] }],
+          });
+          results.push({ id: 'postgres-postgres', scenario: 'PostgreSQL → PostgreSQL (incremental)', ...r, baseline: { tool: 'COPY TO | COPY FROM', seconds: baseline } });
+        } finally {
+          await s.stop();
+        }
+      });
+    },
+  },
+  {
+    id: 'generator-null',
+    run: async () => {
+      const s = await Server.start();
+      try {
+        const src = await connector(s, 'gen', 'generator', { count: ROWS, seed: 1 });
+        const dst = await connector(s, 'null', 'null', {});
+        const r = await load(s, { name: 'gen→null', sourceId: src, destinationId: dst, batchSize: 10_000 });
+        results.push({ id: 'generator-null', scenario: 'generator → null (engine overhead)', ...r, note: `${((r.seconds * 1e9) / Math.max(1, r.records)).toFixed(0)} ns/record` });
+      } finally {
+        await s.stop();
+      }
+    },
+  },
+];
+
+async function main() {
+  log(`[bench] ${ROWS} rows; work dir ${work}`);
+  const csv = path.join(work, 'users.csv');
+  const tGen = time(() => writeCsv(csv, ROWS));
+  log(`[bench] wrote ${csv} (${Math.round(fs.statSync(csv).size / 1e6)} MB) in ${tGen.toFixed(1)} s`);
+  for (const sc of scenarios) {
+    if (ONLY && !ONLY.includes(sc.id)) continue;
+    log(`[bench] ${sc.id} …`);
+    try {
+      await sc.run(csv);
+    } catch (err) {
+      results.push({ id: sc.id, scenario: sc.id, records: 0, seconds: 0, note: `error: ${(err as Error).message.slice(0, 200)}` });
+    }
+  }
+  printTable();
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+function printTable() {
+  const rows = results.map((r) => {
+    const rate = r.seconds ? Math.round(r.records / r.seconds) : 0;
+    const baseRate = r.baseline ? Math.round(ROWS / r.baseline.seconds) : 0;
+    return [
+      r.scenario,
+      r.records ? r.records.toLocaleString('en') : '-',
+      r.seconds ? r.seconds.toFixed(2) : '-',
+      rate ? rate.toLocaleString('en') : '-',
+      r.baseline ? `${r.baseline.tool}: ${r.baseline.seconds.toFixed(2)} s (${baseRate.toLocaleString('en')}/s)` : '-',
+      r.baseline && r.seconds ? `${(r.seconds / r.baseline.seconds).toFixed(2)}×` : '-',
+      r.peakRssMb ? String(r.peakRssMb) : '-',
+      r.p50 !== undefined ? `${r.p50.toFixed(1)} / ${r.p99!.toFixed(1)}` : '-',
+      r.note ?? '',
+    ];
+  });
+  const head = ['scenario', 'records', 'seconds', 'records/s', 'baseline (same run)', 'time vs baseline', 'peak RSS MB', 'query p50/p99 ms', 'note'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
