@@ -206,3 +206,32 @@ describe('retries', () => {
     rows.close();
   });
 });
+
+describe('write modes per stream', () => {
+  it('OVERWRITE replaces the table on every run and is refused with INCREMENTAL', async () => {
+    const csv = path.join(dir, 'ow.csv');
+    writePrices(csv, 300, 100000);
+    const src = await connector('ow src', 'csv', { path: csv });
+    const dbFile = path.join(dir, 'ow.db');
+    const dst = await connector('ow dst', 'sqlite', { path: dbFile, table: 'prices' });
+    const refused = await s.q(CREATE_PIPELINE, {
+      i: { name: 'ow bad', sourceId: src, destinationId: dst, streams: [{ name: 'ow', syncMode: 'INCREMENTAL', writeMode: 'OVERWRITE' }] },
+    });
+    expect(refused.createPipeline).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
+
+    const p = await s.q(CREATE_PIPELINE, {
+      i: { name: 'ow', sourceId: src, destinationId: dst, streams: [{ name: 'ow', syncMode: 'FULL_REFRESH', writeMode: 'OVERWRITE' }] },
+    });
+    const id = p.createPipeline.pipeline.id;
+    const started = await s.q(`mutation($i: PipelineActionInput!) { startPipeline(input: $i) { ... on StartPipelinePayload { pipeline { currentJob { id } } } } }`, { i: { id } });
+    expect((await waitJob(started.startPipeline.pipeline.currentJob.id)).status).toBe('SUCCEEDED');
+    writePrices(csv, 200, 100000); // the source shrank: the table must follow
+    const run = await s.q(`mutation($i: PipelineIdInput!) { runPipeline(input: $i) { ... on RunPipelinePayload { job { id } } ... on Error { code message } } }`, { i: { id } });
+    expect((await waitJob(run.runPipeline.job.id)).status).toBe('SUCCEEDED');
+    const db = new Database(dbFile, { readonly: true });
+    expect(db.prepare('select count(*) as n from prices').get()).toEqual({ n: 200 });
+    db.close();
+    const pl = await s.q(`query($id: ID!) { pipeline(id: $id) { streams { name syncMode writeMode } } }`, { id });
+    expect(pl.pipeline.streams).toEqual([{ name: 'ow', syncMode: 'FULL_REFRESH', writeMode: 'OVERWRITE' }]);
+  });
+});

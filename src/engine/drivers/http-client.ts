@@ -17,6 +17,7 @@
  *   `HttpError`/`DriverError` with `retryable: false` naming the status and the URL (credentials
  *   and the query parameters listed in `secretQueryParams` are redacted; header values are never
  *   part of a message).
+ * - Credentials in the URL (`https://user:pass@host/`) are sent as a Basic Authorization header.
  * - Redirects are followed manually (at most `maxRedirects`) so that `guardUrl` sees every hop
  *   and credentials (Authorization, Cookie, `sensitiveHeaders`) are dropped when the origin
  *   changes. `redirect: 'error'` (webhooks) fails at once on a 3xx; `'manual'` returns it.
@@ -390,7 +391,10 @@ async function attemptOnce<T>(
       const error = new HttpError(`${r.label}: ${method0} ${redacted()} failed: network error (${reason})`, true, 0, redacted(), attempt);
       return { ok: false, retry: true, reason, error, retryAfterMs: null };
     }
-    throw new DriverError(`${r.label}: ${method0} ${redacted()} failed: ${(e as Error).message ?? String(e)}`, false);
+    // Unexpected: scrub the raw URLs (they may carry secrets) from the message.
+    let text = (e as Error).message ?? String(e);
+    for (const raw of [current.toString(), url.toString()]) text = text.split(raw).join(redactUrl(raw, r.secret));
+    throw new DriverError(`${r.label}: ${method0} ${redacted()} failed: ${text}`, false);
   } finally {
     clearTimeout(timer);
     // A streamed body stays cancellable by the caller; otherwise drop the listener now.
@@ -415,6 +419,18 @@ async function send<T>(
     throw new DriverError(`${r.label}: unsupported URL scheme ${target.protocol} (http and https only)`, false);
   }
   policy.signal?.throwIfAborted();
+  if (target.username !== '' || target.password !== '') {
+    // Credentials in the URL become a Basic Authorization header (fetch refuses them in URLs).
+    const user = decodeURIComponent(target.username);
+    const pass = decodeURIComponent(target.password);
+    target.username = '';
+    target.password = '';
+    const headers = { ...(init.headers ?? {}) };
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === 'authorization')) {
+      headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
+    }
+    init = { ...init, headers };
+  }
   for (let attempt = 1; ; attempt++) {
     const out = await attemptOnce(target, init, policy, r, attempt, consume);
     if (out.ok) return out.value;

@@ -12,11 +12,17 @@ import addFormatsModule from 'ajv-formats';
 import { csvSource } from './csv.source.js';
 import { jsonlDestination } from './jsonl.destination.js';
 import { sqliteDestination } from './sqlite.destination.js';
+import { jsonSource } from './json.source.js';
+import { httpSource } from './http.source.js';
+import { generatorSource } from './generator.source.js';
+import { nullDestination } from './null.destination.js';
+import { fileDestination } from './file.destination.js';
+import { webhookDestination } from './webhook.destination.js';
 import type { ConnectorRole, DestinationDriver, Driver, JsonSchema, SourceDriver } from './types.js';
 
 export * from './types.js';
 
-export const drivers: Driver[] = [csvSource, sqliteDestination, jsonlDestination];
+export const drivers: Driver[] = [csvSource, sqliteDestination, jsonlDestination, jsonSource, httpSource, generatorSource, nullDestination, fileDestination, webhookDestination];
 
 const byName = new Map<string, Driver>();
 for (const d of drivers) {

@@ -425,7 +425,12 @@ class SqliteWriter implements StreamWriter {
     for (const f of schema ?? []) this.declared.set(f.name, f);
     this.targetExists = tableExists(db, target);
     if (this.targetExists) {
-      for (const c of tableInfo(db, target)) this.addKnownColumn(c.name, fieldTypeOfDeclared(c.type));
+      for (const c of tableInfo(db, target)) {
+        // A declared type stored as the same SQL type (boolean as INTEGER, datetime/json as TEXT)
+        // keeps its conversions, so a later job writes what the job that created the table wrote.
+        const declared = this.declared.get(c.name)?.type;
+        this.addKnownColumn(c.name, declared && SQL_TYPE[declared] === c.type.toUpperCase() ? declared : fieldTypeOfDeclared(c.type));
+      }
       const missing = (schema ?? []).filter((f) => !this.byLower.has(f.name.toLowerCase()));
       if (missing.length > 0) {
         db.transaction(() => {

@@ -55,6 +55,8 @@ export interface ConfiguredStream {
   primaryKey?: string[] | null;
   /** Destination table / object name; defaults to the stream name. */
   destinationName?: string | null;
+  /** Overrides the pipeline's write mode for this stream (Airbyte's destination sync mode). */
+  writeMode?: WriteMode | null;
   /** Field schema after mapping, when known (used by destinations to create tables). */
   schema?: FieldSchema[] | null;
 }

@@ -136,8 +136,20 @@ export class Runner {
         .finally(() => {
           persisting = null;
         })
-        .then(() => (dirty ? persist() : undefined));
+        .then(() => (dirty ? nextTurn().then(persist) : undefined));
       return persisting;
+    };
+    // Worker messages are handled in bursts (Node drains up to 1000 per turn) and the embedded
+    // database runs on this thread: persisting from the message handler would chain every
+    // checkpoint write in one turn and stall the API. Persist on a later turn instead.
+    let persistQueued = false;
+    const schedulePersist = () => {
+      if (persistQueued) return;
+      persistQueued = true;
+      setImmediate(() => {
+        persistQueued = false;
+        void persist();
+      });
     };
 
     const publish = () => {
@@ -153,7 +165,7 @@ export class Runner {
         if (msg.state) pendingState = { ...(pendingState ?? {}), ...msg.state };
         if (msg.deadLetters.length) pendingDead = pendingDead.concat(msg.deadLetters);
         dirty = true;
-        void persist();
+        schedulePersist();
         const wait = this.options.progressIntervalMs - (Date.now() - lastProgress);
         if (wait <= 0) publish();
         else progressTimer ??= setTimeout(publish, wait);
@@ -194,6 +206,11 @@ export class Runner {
       log.error({ err }, 'could not record job outcome');
     }
   }
+}
+
+/** Resolves on a later event-loop turn, after pending I/O (HTTP, WebSocket) had its chance. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 export { zeroCounters };

@@ -57,7 +57,12 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   if (!destination) throw Object.assign(new Error(`unknown destination driver ${plan.destination.driver}`), { retryable: false });
 
   const mapper = plan.mapping ? compileMapping(plan.mapping) : null;
-  const overwrite = plan.writeMode === 'OVERWRITE';
+  // A replay adds the missing records: it never replaces a table.
+  const modeOf = (s: ConfiguredStream) => {
+    const m = s.writeMode ?? plan.writeMode;
+    return plan.replay && m === 'OVERWRITE' ? 'APPEND' : m;
+  };
+  const overwriteStreams = new Set(plan.streams.filter((s) => modeOf(s) === 'OVERWRITE').map((s) => s.name));
   const abort = new AbortController();
 
   // Output schema per stream, so the destination can create its table with proper types.
@@ -74,6 +79,10 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
       : null;
     return { ...s, schema, primaryKey };
   });
+
+  // OVERWRITE rebuilds the whole table, so it always reads its stream from the start.
+  const startState: StreamStates = { ...plan.state };
+  for (const name of overwriteStreams) delete startState[name];
 
   const writers = new Map<string, StreamWriter>();
   const heldStates: StreamStates = {};
@@ -105,14 +114,14 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   try {
     const messages = plan.replay
       ? replayMessages(plan.replay, plan.batchSize)
-      : source.read(plan.source.config, streams, plan.state, { batchSize: plan.batchSize, signal: abort.signal });
+      : source.read(plan.source.config, streams, startState, { batchSize: plan.batchSize, signal: abort.signal });
     for await (const msg of messages) {
       if (msg.type === 'log') {
         post({ type: 'log', level: msg.level, message: msg.message });
         continue;
       }
       if (msg.type === 'state') {
-        if (overwrite) heldStates[msg.stream] = msg.state;
+        if (overwriteStreams.has(msg.stream)) heldStates[msg.stream] = msg.state;
         else flush(msg.stream, { [msg.stream]: msg.state });
         checkThreshold();
         if (Atomics.load(control, STOP_FLAG) !== 0) {
@@ -156,7 +165,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
       if (out.length) {
         let writer: StreamWriter | undefined = writers.get(msg.stream);
         if (writer === undefined) {
-          const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: plan.writeMode, stream: configured });
+          const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured });
           writers.set(msg.stream, opened);
           writer = opened;
         }
@@ -193,19 +202,16 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
 
   if (stopped) {
     abort.abort();
-    if (overwrite) {
-      // An unfinished OVERWRITE is discarded; it restarts from scratch on resume.
-      await Promise.all([...writers.values()].map((w) => w.abort().catch(() => undefined)));
-      flush(null, null);
-    } else {
-      await Promise.all([...writers.values()].map((w) => w.commit()));
-      flush(null, null);
-    }
+    // An unfinished OVERWRITE is discarded (it restarts from scratch on resume); other writes are kept.
+    await Promise.all(
+      [...writers.entries()].map(([name, w]) => (overwriteStreams.has(name) ? w.abort().catch(() => undefined) : w.commit())),
+    );
+    flush(null, null);
     post({ type: 'done', stopped: true });
     return;
   }
   await Promise.all([...writers.values()].map((w) => w.commit()));
-  flush(null, overwrite ? heldStates : null);
+  flush(null, Object.keys(heldStates).length ? heldStates : null);
   post({ type: 'done', stopped: false });
 }
 

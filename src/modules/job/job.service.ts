@@ -311,8 +311,7 @@ export class JobService implements RunnerHost {
         streams: p.streams as unknown as ConfiguredStream[],
         state: (p.cursor ?? {}) as StreamStates,
         mapping,
-        // A replay adds the missing records: it must not replace the table.
-        writeMode: replay && writeMode === 'OVERWRITE' ? 'APPEND' : writeMode,
+        writeMode,
         batchSize: p.batchSize,
         failureThreshold: p.failureThreshold,
         streamTotals: (job.streamStats ?? {}) as unknown as Record<string, Counters>,

@@ -28,6 +28,7 @@ const ConfiguredStreamRef = builder.objectRef<ConfiguredStream>('ConfiguredStrea
     cursorField: t.stringList({ nullable: true, resolve: (s) => s.cursorField ?? null }),
     primaryKey: t.stringList({ nullable: true, resolve: (s) => s.primaryKey ?? null }),
     destinationName: t.string({ description: 'Destination table / object; defaults to the stream name.', resolve: (s) => s.destinationName ?? s.name }),
+    writeMode: t.field({ type: WriteModeEnum, nullable: true, description: "Overrides the pipeline's write mode for this stream.", resolve: (s) => s.writeMode ?? null }),
   }),
 });
 
@@ -39,6 +40,7 @@ const StreamInput = builder.inputType('StreamInput', {
     cursorField: t.stringList(),
     primaryKey: t.stringList({ description: 'Needed for UPSERT and MERGE (names after mapping).' }),
     destinationName: t.string(),
+    writeMode: t.field({ type: WriteModeEnum, description: "Overrides the pipeline's write mode for this stream (e.g. INCREMENTAL + UPSERT = Airbyte's append + deduped)." }),
   }),
 });
 

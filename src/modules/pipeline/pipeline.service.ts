@@ -27,6 +27,7 @@ export interface StreamInput {
   cursorField?: string[] | null;
   primaryKey?: string[] | null;
   destinationName?: string | null;
+  writeMode?: WriteMode | null;
 }
 
 export interface PipelineInput {
@@ -367,6 +368,7 @@ export class PipelineService {
         cursorField: s.cursorField ?? null,
         primaryKey: s.primaryKey ?? null,
         destinationName: s.destinationName ?? null,
+        writeMode: s.writeMode ?? null,
       }));
     }
     const seen = new Set<string>();
@@ -386,8 +388,15 @@ export class PipelineService {
         for (const f of s.fields ?? []) if (!known.has(f)) errors.push({ path: `${path}.fields`, message: `unknown field "${f}"` });
         s.primaryKey ??= d.sourceDefinedPrimaryKey ?? null;
       }
-      if ((input.writeMode === 'UPSERT' || input.writeMode === 'MERGE') && !s.primaryKey?.length) {
-        errors.push({ path: `${path}.primaryKey`, message: `${input.writeMode} needs a primary key` });
+      const mode = s.writeMode ?? input.writeMode;
+      if (mode === 'OVERWRITE' && s.syncMode === 'INCREMENTAL') {
+        errors.push({ path: `${path}.syncMode`, message: 'OVERWRITE replaces the whole table: use FULL_REFRESH' });
+      }
+      if ((mode === 'UPSERT' || mode === 'MERGE') && !s.primaryKey?.length) {
+        errors.push({ path: `${path}.primaryKey`, message: `${mode} needs a primary key` });
+      }
+      if (s.writeMode && destDriver && !destDriver.supportedWriteModes.includes(s.writeMode)) {
+        errors.push({ path: `${path}.writeMode`, message: `driver "${destDriver.name}" supports ${destDriver.supportedWriteModes.join(', ')}` });
       }
     });
     if (errors.length) throw new ValidationError('invalid pipeline', errors);
