@@ -33,6 +33,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, log, services });
     const recovered = await services.jobs.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
+    const schedules = await services.triggers.start();
+    if (schedules.armed || schedules.caughtUp || schedules.skipped) log.info(schedules, 'schedules armed');
     log.info({ url: server.url, database: database.kind, dataDir: config.databaseUrl ? undefined : config.dataDir }, 'Sluice is listening');
 
     let stopping: Promise<void> | null = null;
@@ -46,6 +48,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
         (stopping ??= (async () => {
           log.info('shutting down');
           await running.close();
+          services.triggers.close();
           services.jobs.close();
           await services.runner.shutdown(config.shutdownTimeoutMs);
           await queue.close();

@@ -8,6 +8,7 @@ import { EventService } from './modules/event/event.service.js';
 import { JobService } from './modules/job/job.service.js';
 import { MappingService } from './modules/mapping/mapping.service.js';
 import { PipelineService } from './modules/pipeline/pipeline.service.js';
+import { TriggerService } from './modules/pipeline/trigger.service.js';
 import type { PubSub } from './pubsub/pubsub.js';
 
 export interface Services {
@@ -20,6 +21,7 @@ export interface Services {
   mappings: MappingService;
   pipelines: PipelineService;
   jobs: JobService;
+  triggers: TriggerService;
 }
 
 export function createServices(deps: {
@@ -35,6 +37,10 @@ export function createServices(deps: {
   const runner = new Runner(jobs, { progressIntervalMs: deps.progressIntervalMs, log: deps.log });
   jobs.attach(runner);
   deps.queue.process((item) => jobs.handle(item.jobId));
+  const pipelines = new PipelineService(db, events, deps.pubsub, jobs);
+  const triggers = new TriggerService(db, events, jobs, deps.log);
+  pipelines.triggers = triggers;
+  jobs.onPipelineChanged = (id) => void triggers.refresh(id).catch((err: unknown) => deps.log.error({ err, pipelineId: id }, 'schedule refresh failed'));
   return {
     database: deps.database,
     pubsub: deps.pubsub,
@@ -43,7 +49,8 @@ export function createServices(deps: {
     events,
     connectors: new ConnectorService(db, events, jobs),
     mappings: new MappingService(db, events),
-    pipelines: new PipelineService(db, events, deps.pubsub, jobs),
+    pipelines,
     jobs,
+    triggers,
   };
 }

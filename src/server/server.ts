@@ -16,6 +16,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { getSchema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
+import { handlePush } from './push.js';
 
 export interface ServerOptions {
   host: string;
@@ -124,6 +125,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (path === '/') {
       res.writeHead(302, { location: '/graphql' }).end();
+      return;
+    }
+    const push = /^\/pipelines\/([^/]+)\/records$/.exec(path ?? '');
+    if (push) {
+      handlePush(req, res, push[1]!, services).catch((err: unknown) => {
+        const requestId = randomUUID();
+        log.error({ err, requestId }, 'push failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Unexpected error.', code: 'INTERNAL_SERVER_ERROR', requestId }));
+      });
       return;
     }
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();

@@ -365,25 +365,26 @@ class Client {
     const headers: Record<string, string> = { accept: 'application/json', ...cfg.headers };
     let url: URL;
     let bodyObj: unknown = cfg.body;
-    const params: Record<string, string> = {};
+    // Typed values: numbers stay numbers in a JSON body; the query string gets their text.
+    const params: Record<string, string | number> = {};
     if (p.type === 'link' && pos.next !== undefined) {
       url = new URL(pos.next);
     } else {
       url = new URL(cfg.url);
       for (const [k, v] of Object.entries(cfg.query)) url.searchParams.set(k, v);
-      if (cfg.incremental && since !== null) params[cfg.incremental.param] = String(since);
+      if (cfg.incremental && since !== null) params[cfg.incremental.param] = since;
       if (p.type === 'page') {
-        params[p.pageParam] = String(pos.page ?? p.startPage);
-        if (p.sizeParam !== null && p.pageSize !== null) params[p.sizeParam] = String(p.pageSize);
+        params[p.pageParam] = pos.page ?? p.startPage;
+        if (p.sizeParam !== null && p.pageSize !== null) params[p.sizeParam] = p.pageSize;
       } else if (p.type === 'offset') {
-        params[p.offsetParam] = String(pos.offset ?? 0);
-        params[p.limitParam] = String(p.limit);
+        params[p.offsetParam] = pos.offset ?? 0;
+        params[p.limitParam] = p.limit;
       } else if (p.type === 'cursor' && pos.next !== undefined) {
         params[p.cursorParam] = pos.next;
       }
     }
     if (cfg.paramsIn === 'body') bodyObj = { ...((cfg.body ?? {}) as Record<string, JsonValue>), ...params };
-    else for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    else for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
     const applied: AppliedAuth = this.applyCredentials(headers, url);
     let body: string | undefined;
     if (cfg.method === 'POST') {

@@ -18,11 +18,14 @@ import { generatorSource } from './generator.source.js';
 import { nullDestination } from './null.destination.js';
 import { fileDestination } from './file.destination.js';
 import { webhookDestination } from './webhook.destination.js';
+import { postgresSource } from './postgres.source.js';
+import { postgresDestination } from './postgres.destination.js';
+import { sqliteSource } from './sqlite.source.js';
 import type { ConnectorRole, DestinationDriver, Driver, JsonSchema, SourceDriver } from './types.js';
 
 export * from './types.js';
 
-export const drivers: Driver[] = [csvSource, sqliteDestination, jsonlDestination, jsonSource, httpSource, generatorSource, nullDestination, fileDestination, webhookDestination];
+export const drivers: Driver[] = [csvSource, sqliteDestination, jsonlDestination, jsonSource, httpSource, generatorSource, nullDestination, fileDestination, webhookDestination, postgresSource, postgresDestination, sqliteSource];
 
 const byName = new Map<string, Driver>();
 for (const d of drivers) {

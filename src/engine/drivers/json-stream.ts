@@ -244,7 +244,7 @@ export class JsonArrayScanner {
       if (isTarget && c !== 0x5b) {
         const kind = c === 0x7b ? 'an object' : c === 0x22 ? 'a string' : 'a scalar value';
         throw new JsonStructureError(
-          isRoot ? `the document is ${kind}, not an array of records${c === 0x7b ? ' (set recordsPath to the array inside it)' : ''}` : `recordsPath "${this.segs.join('.')}" is ${kind}, not an array`,
+          isRoot ? `the document is ${kind}, not an array of records${c === 0x7b ? ' (set recordsPath to the array inside it, or use JSON Lines for one object per line)' : ''}` : `recordsPath "${this.segs.join('.')}" is ${kind}, not an array`,
         );
       }
       if (c === 0x5b || c === 0x7b) {

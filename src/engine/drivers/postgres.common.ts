@@ -30,7 +30,7 @@ export const connectionProperties: Record<string, JsonSchema> = {
     examples: ['postgresql://sluice:secret@db.internal:5432/warehouse'],
   },
   host: { type: 'string', minLength: 1, title: 'Host', description: 'Server host name or IP address.', examples: ['127.0.0.1'] },
-  port: { type: 'integer', minimum: 1, maximum: 65535, title: 'Port', description: 'Server port (default 5432).', default: 5432 },
+  port: { type: 'integer', minimum: 1, maximum: 65535, title: 'Port', description: 'Server port (default 5432).' },
   database: { type: 'string', minLength: 1, title: 'Database', description: 'Database name.', examples: ['warehouse'] },
   user: { type: 'string', minLength: 1, title: 'User', description: 'Role to connect as.', examples: ['sluice'] },
   password: { type: 'string', secret: true, title: 'Password', description: 'Password of the role (omit for trust/peer auth).' },

@@ -227,25 +227,46 @@ function csvCell(v: unknown, kind: number): string {
 
 type LineFn = (rec: DataRecord) => string;
 
-interface Column {
+export interface Column {
   name: string;
   sqlType: string;
   kind: number;
 }
 
 /** Compiles record → CSV line (no newline) for a column list; keys are embedded as JSON literals. */
-function compileLine(columns: Column[]): LineFn {
+export function compileLine(columns: Column[]): LineFn {
   if (columns.length === 0) return () => '';
-  const parts = columns.map((c) => {
+  const lines = columns.map((c, i) => {
     const key = JSON.stringify(c.name);
     const read = c.name in Object.prototype ? `(hasOwn(rec, ${key}) ? rec[${key}] : undefined)` : `rec[${key}]`;
-    return `cell(${read}, ${c.kind})`;
+    // Inline fast paths for the common value/column combinations; everything else goes through cell().
+    let fast: string;
+    switch (c.kind) {
+      case K_INTEGER:
+      case K_NUMBER:
+        fast = `typeof v === 'number' && v - v === 0 ? '' + v : `;
+        break;
+      case K_STRING:
+      case K_DATETIME:
+        fast = `typeof v === 'string' && v.length > 0 && v.charCodeAt(0) !== 92 && !SPECIAL.test(v) ? v : `;
+        break;
+      case K_BOOLEAN:
+        fast = `v === true ? 't' : v === false ? 'f' : `;
+        break;
+      default:
+        fast = '';
+    }
+    return `v = ${read}; s${i} = v === null || v === undefined ? '' : ${fast}cell(v, ${c.kind});`;
   });
-  const factory = new Function('cell', 'hasOwn', `"use strict"; return function line(rec) { return ${parts.join(" + ',' + ")}; };`) as (
-    c: typeof csvCell,
-    h: typeof Object.hasOwn,
-  ) => LineFn;
-  return factory(csvCell, Object.hasOwn);
+  const vars = columns.map((_, i) => `s${i}`).join(', ');
+  const result = columns.map((_, i) => `s${i}`).join(" + ',' + ");
+  const factory = new Function(
+    'cell',
+    'hasOwn',
+    'SPECIAL',
+    `"use strict"; return function line(rec) { let v, ${vars};\n${lines.join('\n')}\nreturn ${result}; };`,
+  ) as (c: typeof csvCell, h: typeof Object.hasOwn, sp: RegExp) => LineFn;
+  return factory(csvCell, Object.hasOwn, CSV_SPECIAL);
 }
 
 /** Infers a column type from the values of a key that has no declared type. */
@@ -597,7 +618,7 @@ class PgWriter implements StreamWriter {
       const col = this.byName.get(c.name);
       if (col) this.useInStream(col);
     }
-    this.stage = null;
+    this.stageColumns = []; // recreate the staging table with the new columns
   }
 
   /** New keys of the batch (not yet columns), with inferred or declared types. */
@@ -759,8 +780,10 @@ class PgWriter implements StreamWriter {
       await copyIn(client, `COPY ${this.qTarget} (${cols.map((c) => qi(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`, this.chunks(units, rejected, null));
       return;
     }
-    await this.ensureStage();
-    const stage = qi(this.stage!);
+    if (this.stage === null || this.stageColumns.length !== this.streamColumns.length) {
+      throw new DriverError(`${WHO}: internal error: staging table not prepared`);
+    }
+    const stage = qi(this.stage);
     const base = ++this.opSeq * 1024;
     // One op id per MERGE group (ids beyond 1024 groups share the last one: same columns then
     // cannot be guaranteed, so such batches go group by group through the fallback).
@@ -811,6 +834,9 @@ class PgWriter implements StreamWriter {
       await this.ddl(pending.map((p) => ({ name: p.name, type: p.type, notNull: false })));
       if (this.keyed && this.pk) await this.ensureUniqueKey(this.pk);
     }
+
+    // The staging table must exist outside the batch transaction (a rollback would drop it).
+    if (this.keyed) await this.ensureStage();
 
     // 2. Records that cannot be written at all are rejected up front.
     const rejected: RejectedRecord[] = [];

@@ -18,6 +18,8 @@ export interface JobPlan {
   mapping: MappingSpec | null;
   writeMode: WriteMode;
   batchSize: number;
+  /** The job is stopped (and fails) after this long; null: no limit. */
+  executionTimeoutMs?: number | null;
   /** Percent (0–100) of failed records above which the job fails. */
   failureThreshold: number;
   /** Counters already accumulated by earlier attempts of this job. */

@@ -12,7 +12,7 @@ import type { Logger } from '../../logger.js';
 import type { StreamStates } from '../drivers/types.js';
 import { addCounters, STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 
-export type StopReason = 'PAUSED' | 'CANCELLED' | 'INTERRUPTED';
+export type StopReason = 'PAUSED' | 'CANCELLED' | 'INTERRUPTED' | 'TIMEOUT';
 
 export type JobOutcome =
   | { status: 'SUCCEEDED' }
@@ -73,7 +73,8 @@ export class Runner {
   requestStop(jobId: string, reason: StopReason): boolean {
     const a = this.active.get(jobId);
     if (!a) return false;
-    if (!a.stopReason || reason === 'CANCELLED') a.stopReason = reason;
+    // A cancel or a timeout overrides a pause; nothing overrides a cancel.
+    if (!a.stopReason || (a.stopReason !== 'CANCELLED' && (reason === 'CANCELLED' || reason === 'TIMEOUT'))) a.stopReason = reason;
     Atomics.store(a.control, STOP_FLAG, 1);
     return true;
   }
@@ -105,9 +106,11 @@ export class Runner {
     let resolveDone!: () => void;
     const active: Active = { jobId, pipelineId: plan.pipelineId, control, stopReason: null, done: new Promise((r) => (resolveDone = r)) };
     this.active.set(jobId, active);
+    const timeout = plan.executionTimeoutMs ? setTimeout(() => this.requestStop(jobId, 'TIMEOUT'), plan.executionTimeoutMs) : null;
     try {
       await this.execute(plan, active, log);
     } finally {
+      if (timeout) clearTimeout(timeout);
       this.active.delete(jobId);
       resolveDone();
     }

@@ -42,6 +42,9 @@ export class JobService implements RunnerHost {
     private readonly logger: Logger,
   ) {}
 
+  /** Called after a job changed its pipeline (READY, auto-stop) so triggers can re-arm. */
+  onPipelineChanged?: (pipelineId: string) => void;
+
   attach(runner: Runner) {
     this.runner = runner;
   }
@@ -78,9 +81,46 @@ export class JobService implements RunnerHost {
     return job;
   }
 
-  async dispatch(job: { id: string; pipelineId: string | null }) {
+  /**
+   * Makes sure a SUBSCRIPTION job will drain the pipeline's pushed records: none is created
+   * when one is already waiting (it claims every batch when it starts).
+   */
+  async ensurePushJob(tx: Tx, emit: (e: NewEvent) => Promise<void>, p: PipelineRow) {
+    const waiting = await tx.job.findFirst({ where: { pipelineId: p.id, trigger: 'SUBSCRIPTION', status: { in: ['QUEUED', 'PAUSED'] } } });
+    if (waiting) return null;
+    return this.create(tx, emit, p, 'SYNC', 'SUBSCRIPTION');
+  }
+
+  /** Hands a QUEUED job to the queue; jobs of one pipeline run one at a time unless `parallel`. */
+  async dispatch(job: { id: string; pipelineId: string | null }, parallel = false) {
     if (this.closed) return;
-    await this.queue.enqueue({ jobId: job.id, group: job.pipelineId });
+    await this.queue.enqueue({ jobId: job.id, group: parallel ? null : job.pipelineId });
+  }
+
+  /**
+   * Starts a run for a trigger under the pipeline's concurrency rules: with a job already
+   * queued or running and parallel runs off, the run is skipped (SKIP, with an event) or
+   * queued behind it (QUEUE). Dispatch the returned job after commit.
+   */
+  async startRun(
+    tx: Tx,
+    emit: (e: NewEvent) => Promise<void>,
+    p: PipelineRow,
+    trigger: 'MANUAL' | 'SCHEDULE' | 'SUBSCRIPTION',
+    data?: Record<string, unknown>,
+  ): Promise<{ job: Awaited<ReturnType<JobService['create']>> | null; skipped: string | null }> {
+    if (!p.allowParallelRuns) {
+      const active = await tx.job.findFirst({
+        where: { pipelineId: p.id, status: { in: [...ACTIVE_STATUSES] }, kind: { in: ['SYNC', 'RESET', 'REPLAY'] } },
+        orderBy: { createdAt: 'asc' },
+      });
+      if (active && p.concurrencyPolicy === 'SKIP') {
+        const reason = `${trigger.toLowerCase()} run skipped: job ${active.id} is ${active.status.toLowerCase()} and parallel runs are off`;
+        await emit({ type: 'RUN_SKIPPED', pipelineId: p.id, jobId: active.id, message: reason, data: { trigger, ...data } });
+        return { job: null, skipped: reason };
+      }
+    }
+    return { job: await this.create(tx, emit, p, 'SYNC', trigger), skipped: null };
   }
 
   /** Dispatches a QUEUED job when its retry is due (kept in memory; recover() re-arms after a restart). */
@@ -295,8 +335,29 @@ export class JobService implements RunnerHost {
         message: attempt === 1 ? `${job.kind.toLowerCase()} job started` : `${job.kind.toLowerCase()} job resumed (attempt ${attempt})`,
         data: { attempt },
       });
+      let state = (p.cursor ?? {}) as StreamStates;
+      if (job.attempts === 0 && job.kind === 'SYNC' && job.trigger !== 'START') {
+        // A new run starts full-refresh streams from scratch; incremental ones continue from their cursor.
+        const streams = p.streams as unknown as ConfiguredStream[];
+        const kept = { ...state };
+        for (const s of streams) if (s.syncMode === 'FULL_REFRESH') delete kept[s.name];
+        if (Object.keys(kept).length !== Object.keys(state).length) {
+          state = kept;
+          await tx.pipeline.update({ where: { id: p.id }, data: { cursor: Object.keys(kept).length ? (kept as Prisma.InputJsonValue) : Prisma.DbNull } });
+          await tx.job.update({ where: { id: jobId }, data: { cursorStart: kept as Prisma.InputJsonValue } });
+        }
+      }
       let replay: JobPlan['replay'];
-      if (job.kind === 'REPLAY') {
+      if (job.trigger === 'SUBSCRIPTION') {
+        // Claim the pushed batches (those of an earlier attempt first, then new ones).
+        const batches = await tx.pushBatch.findMany({
+          where: { pipelineId: p.id, OR: [{ jobId }, { jobId: null }] },
+          orderBy: { sequence: 'asc' },
+          take: 20,
+        });
+        await tx.pushBatch.updateMany({ where: { sequence: { in: batches.map((b) => b.sequence) } }, data: { jobId } });
+        replay = batches.flatMap((b) => (b.records as unknown[]).map((record) => ({ stream: b.stream, record })));
+      } else if (job.kind === 'REPLAY') {
         const ids = ((job.result ?? {}) as { deadLetterIds?: string[] }).deadLetterIds ?? [];
         const rows = await tx.deadLetter.findMany({ where: { id: { in: ids } }, orderBy: { id: 'asc' }, select: { stream: true, record: true } });
         replay = rows.map((r) => ({ stream: r.stream, record: r.record }));
@@ -309,7 +370,8 @@ export class JobService implements RunnerHost {
         source: { driver: p.source.driver, config: p.source.config },
         destination: { driver: p.destination.driver, config: p.destination.config },
         streams: p.streams as unknown as ConfiguredStream[],
-        state: (p.cursor ?? {}) as StreamStates,
+        state,
+        executionTimeoutMs: p.executionTimeoutMs,
         mapping,
         writeMode,
         batchSize: p.batchSize,
@@ -386,9 +448,12 @@ export class JobService implements RunnerHost {
     this.lastProgressEvent.delete(jobId);
     const published: PipelineStateMessage[] = [];
     let retryAt: Date | null = null;
+    let followUp: { id: string; pipelineId: string | null } | null = null;
+    let pipelineId: string | null = null;
     const finalStatus = await this.events.transaction(async (tx, emit) => {
       const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: true } });
       if (!job) return null;
+      pipelineId = job.pipelineId;
       const { bytesRead: _br, bytesWritten: _bw, ...recordCounts } = countersData(totals);
       const attemptData = { ...recordCounts, finishedAt: new Date() };
       // Already ended elsewhere (reset/cancel discarded it): keep that status.
@@ -418,6 +483,10 @@ export class JobService implements RunnerHost {
         case 'INTERRUPTED':
           status = 'QUEUED';
           error = 'interrupted by shutdown; resumes at next start';
+          break;
+        case 'TIMEOUT':
+          status = 'FAILED';
+          error = `execution timeout: ran longer than ${Math.round((job.pipeline?.executionTimeoutMs ?? 0) / 1000)}s`;
           break;
       }
       const ended = status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
@@ -457,6 +526,11 @@ export class JobService implements RunnerHost {
         data: { ...totals, error },
       });
       const p = job.pipeline;
+      if (job.trigger === 'SUBSCRIPTION' && status === 'SUCCEEDED' && p) {
+        await tx.pushBatch.deleteMany({ where: { jobId } });
+        const more = await tx.pushBatch.count({ where: { pipelineId: p.id, jobId: null } });
+        if (more) followUp = await this.ensurePushJob(tx, emit, p);
+      }
       if (job.kind === 'REPLAY' && status === 'SUCCEEDED') {
         // Replayed records that failed again were dead-lettered anew under this job.
         const ids = ((job.result ?? {}) as { deadLetterIds?: string[] }).deadLetterIds ?? [];
@@ -464,12 +538,25 @@ export class JobService implements RunnerHost {
       } else if (p && status === 'SUCCEEDED' && p.state === 'INIT' && job.kind !== 'REPLAY') {
         published.push(await recordTransition(tx, emit, { ...p, state: p.state as PipelineState }, 'INITIAL_LOAD_COMPLETED', 'READY', { jobId }));
       } else if (p && status === 'FAILED') {
-        await tx.pipeline.update({ where: { id: p.id }, data: { stateReason: `last job failed: ${error}` } });
+        const failures = p.consecutiveFailures + 1;
+        await tx.pipeline.update({ where: { id: p.id }, data: { stateReason: `last job failed: ${error}`, consecutiveFailures: failures } });
+        if (p.autoStopAfterFailures > 0 && failures >= p.autoStopAfterFailures && p.state !== 'STOP') {
+          const reason = `stopped after ${failures} consecutive failed jobs (last: ${error})`;
+          const fresh = await tx.pipeline.findUniqueOrThrow({ where: { id: p.id } });
+          published.push(await recordTransition(tx, emit, { ...fresh, state: fresh.state as PipelineState }, 'AUTO_STOP', 'STOP', { reason, jobId }));
+          await emit({ type: 'PIPELINE_AUTO_STOPPED', pipelineId: p.id, jobId, message: `pipeline "${p.name}" ${reason}`, data: { failures } });
+        }
+      }
+      if (p && status === 'SUCCEEDED' && p.consecutiveFailures !== 0) {
+        await tx.pipeline.update({ where: { id: p.id }, data: { consecutiveFailures: 0 } });
       }
       return status;
     });
     for (const m of published) this.pubsub.publish('pipelineStateChanged', m.pipelineId, m);
     if (retryAt) this.scheduleRetry(jobId, retryAt);
+    const follow = followUp as { id: string; pipelineId: string | null } | null;
+    if (follow) await this.dispatch(follow);
+    if (pipelineId) this.onPipelineChanged?.(pipelineId);
     if (finalStatus) {
       const job = await this.db.job.findUnique({ where: { id: jobId }, select: { pipelineId: true } });
       this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);

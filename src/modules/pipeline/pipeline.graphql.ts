@@ -19,6 +19,48 @@ export const PipelineStateEnum = builder.enumType('PipelineState', {
 
 export const PipelineActionEnum = builder.enumType('PipelineAction', { values: ACTIONS });
 
+export const TriggerEnum = builder.enumType('PipelineTrigger', {
+  description: 'What starts runs once the pipeline is READY (Algolia task triggers).',
+  values: {
+    ON_DEMAND: { description: 'Only runPipeline.' },
+    SCHEDULE: { description: 'The schedule (cron or every N units), plus runPipeline.' },
+    SUBSCRIPTION: { description: 'Records pushed to the pipeline endpoint (POST /pipelines/<id>/records), plus runPipeline.' },
+  } as const,
+});
+const ScheduleUnitEnum = builder.enumType('ScheduleUnit', { values: ['MINUTES', 'HOURS', 'DAYS', 'WEEKS', 'MONTHS'] as const });
+const ConcurrencyPolicyEnum = builder.enumType('ConcurrencyPolicy', {
+  description: 'What a trigger does when it finds a job queued or running and parallel runs are off.',
+  values: { SKIP: { description: 'Skip this run (an event says so).' }, QUEUE: { description: 'Queue a job behind the active one.' } } as const,
+});
+const CatchUpPolicyEnum = builder.enumType('CatchUpPolicy', {
+  description: 'Schedule fires missed while Sluice was down.',
+  values: { SKIP: { description: 'Skip them (an event says so).' }, RUN_ONCE: { description: 'Run once at start.' } } as const,
+});
+
+interface ScheduleShape {
+  cron: string | null;
+  timezone: string;
+  every: number | null;
+  unit: 'MINUTES' | 'HOURS' | 'DAYS' | 'WEEKS' | 'MONTHS' | null;
+}
+const ScheduleRef = builder.objectRef<ScheduleShape>('Schedule').implement({
+  fields: (t) => ({
+    cron: t.exposeString('cron', { nullable: true, description: '5 fields, or 6 with seconds first.' }),
+    timezone: t.exposeString('timezone'),
+    every: t.exposeInt('every', { nullable: true }),
+    unit: t.field({ type: ScheduleUnitEnum, nullable: true, resolve: (s) => s.unit }),
+  }),
+});
+const ScheduleInput = builder.inputType('ScheduleInput', {
+  description: 'Either `cron` (+ `timezone`) or `every` + `unit`.',
+  fields: (t) => ({
+    cron: t.string({ description: 'e.g. `0 */6 * * *`, or `*/10 * * * * *` with seconds.' }),
+    timezone: t.string({ defaultValue: 'UTC', description: 'IANA time zone the cron is evaluated in.' }),
+    every: t.int(),
+    unit: t.field({ type: ScheduleUnitEnum }),
+  }),
+});
+
 const ConfiguredStreamRef = builder.objectRef<ConfiguredStream>('ConfiguredStream').implement({
   description: 'A stream as configured in a pipeline (Airbyte syncCatalog entry).',
   fields: (t) => ({
@@ -84,6 +126,29 @@ export const PipelineRef = builder.prismaNode('Pipeline', {
         ctx.db.job.findFirst({ ...q, where: { pipelineId: p.id, status: { in: ['QUEUED', 'RUNNING', 'PAUSED'] } }, orderBy: { id: 'desc' } }),
     }),
     deadLetters: t.relatedConnection('deadLetters', { cursor: 'id', ...PAGE, totalCount: true, query: { orderBy: { id: 'desc' } } }),
+    trigger: t.field({ type: TriggerEnum, resolve: (p) => p.trigger }),
+    schedule: t.field({
+      type: ScheduleRef,
+      nullable: true,
+      resolve: (p) =>
+        p.scheduleCron || p.scheduleEvery
+          ? { cron: p.scheduleCron, timezone: p.scheduleTimezone, every: p.scheduleEvery, unit: p.scheduleUnit }
+          : null,
+    }),
+    enabled: t.exposeBoolean('enabled', { description: 'Whether the trigger fires (enablePipeline / disablePipeline); the lifecycle state is separate.' }),
+    nextRunAt: t.expose('nextRunAt', { type: 'DateTime', nullable: true }),
+    lastRunAt: t.expose('lastRunAt', { type: 'DateTime', nullable: true }),
+    allowParallelRuns: t.exposeBoolean('allowParallelRuns'),
+    concurrencyPolicy: t.field({ type: ConcurrencyPolicyEnum, resolve: (p) => p.concurrencyPolicy }),
+    catchUp: t.field({ type: CatchUpPolicyEnum, resolve: (p) => p.catchUp }),
+    executionTimeoutMs: t.exposeInt('executionTimeoutMs', { nullable: true }),
+    autoStopAfterFailures: t.exposeInt('autoStopAfterFailures', { description: 'Consecutive failed jobs after which the pipeline stops (0: never).' }),
+    consecutiveFailures: t.exposeInt('consecutiveFailures'),
+    pushPath: t.string({
+      description: 'Where to POST records (JSON array or NDJSON) for the SUBSCRIPTION trigger, with `Authorization: Bearer <push token>`.',
+      resolve: (p) => `/pipelines/${p.id}/records`,
+    }),
+    hasPushToken: t.boolean({ resolve: (p) => !!p.pushTokenHash }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
@@ -137,6 +202,14 @@ const CreatePipelineInput = builder.inputType('CreatePipelineInput', {
     failureThreshold: t.float({ defaultValue: 5, description: 'Percent of failed records above which a job fails.' }),
     maxAttempts: t.int({ defaultValue: 3, description: 'Attempts per job for retryable failures (1–20).' }),
     retryBackoffMs: t.int({ defaultValue: 10000, description: 'First retry delay in ms; later ones ×3 with jitter.' }),
+    trigger: t.field({ type: TriggerEnum }),
+    schedule: t.field({ type: ScheduleInput }),
+    enabled: t.boolean(),
+    allowParallelRuns: t.boolean(),
+    concurrencyPolicy: t.field({ type: ConcurrencyPolicyEnum }),
+    catchUp: t.field({ type: CatchUpPolicyEnum }),
+    executionTimeoutMs: t.int({ description: 'A job running longer fails (1000 ms – 7 days).' }),
+    autoStopAfterFailures: t.int({ description: 'Stop after this many consecutive failed jobs (0: never; default 5).' }),
   }),
 });
 
@@ -153,6 +226,14 @@ const UpdatePipelineInput = builder.inputType('UpdatePipelineInput', {
     failureThreshold: t.float(),
     maxAttempts: t.int(),
     retryBackoffMs: t.int(),
+    trigger: t.field({ type: TriggerEnum }),
+    schedule: t.field({ type: ScheduleInput }),
+    enabled: t.boolean(),
+    allowParallelRuns: t.boolean(),
+    concurrencyPolicy: t.field({ type: ConcurrencyPolicyEnum }),
+    catchUp: t.field({ type: CatchUpPolicyEnum }),
+    executionTimeoutMs: t.int({ description: 'A job running longer fails (1000 ms – 7 days).' }),
+    autoStopAfterFailures: t.int({ description: 'Stop after this many consecutive failed jobs (0: never; default 5).' }),
     expectedVersion: t.int(),
   }),
 });
@@ -241,6 +322,27 @@ builder.mutationFields((t) => ({
       }),
     ]),
   ),
+  enablePipeline: t.prismaField({
+    type: 'Pipeline',
+    description: "Turns the pipeline's trigger on (schedule armed, pushes drained) without touching its lifecycle state.",
+    args: { input: t.arg({ type: PipelineIdInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: 'pipeline' } },
+    resolve: (_q, _r, { input }, ctx) => ctx.services.triggers.setEnabled(input.id.id, true),
+  }),
+  disablePipeline: t.prismaField({
+    type: 'Pipeline',
+    description: "Turns the pipeline's trigger off without touching its lifecycle state.",
+    args: { input: t.arg({ type: PipelineIdInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: 'pipeline' } },
+    resolve: (_q, _r, { input }, ctx) => ctx.services.triggers.setEnabled(input.id.id, false),
+  }),
+  createPushToken: t.field({
+    type: PushTokenRef,
+    description: "A new token for the pipeline's push endpoint, shown once (the previous one stops working).",
+    args: { input: t.arg({ type: PipelineIdInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: 'pushToken' } },
+    resolve: async (_r, { input }, ctx) => ({ token: await ctx.services.triggers.createPushToken(input.id.id), path: `/pipelines/${input.id.id}/records` }),
+  }),
   runPipeline: t.prismaField({
     type: 'Job',
     description: 'Queues a new SYNC job now (pipeline INIT or READY, no job active). Full-refresh streams restart; incremental ones continue.',
@@ -249,6 +351,13 @@ builder.mutationFields((t) => ({
     resolve: (_q, _r, { input }, ctx) => ctx.services.pipelines.run(input.id.id),
   }),
 }));
+
+const PushTokenRef = builder.objectRef<{ token: string; path: string }>('PushToken').implement({
+  fields: (t) => ({
+    token: t.exposeString('token', { description: 'Send as `Authorization: Bearer <token>`. Shown only now.' }),
+    path: t.exposeString('path', { description: 'POST JSON arrays or NDJSON here.' }),
+  }),
+});
 
 const PipelineStateChangeRef = builder.objectRef<PipelineStateMessage>('PipelineStateChange').implement({
   fields: (t) => ({

@@ -19,6 +19,8 @@ import type { EventService } from '../event/event.service.js';
 import { ACTIVE_STATUSES, type JobService } from '../job/job.service.js';
 import { availableActions, isRunningState, next, type PipelineAction, type PipelineState } from './lifecycle.js';
 import { recordTransition } from './pipeline.transitions.js';
+import { checkSchedule, scheduleOf, type TriggerService } from './trigger.service.js';
+import type { ScheduleUnit } from '../../engine/scheduler/schedule.js';
 
 export interface StreamInput {
   name: string;
@@ -30,7 +32,54 @@ export interface StreamInput {
   writeMode?: WriteMode | null;
 }
 
-export interface PipelineInput {
+/** When and how a pipeline runs (Algolia task settings + Open Connector job options). */
+export interface RunSettings {
+  trigger?: 'ON_DEMAND' | 'SCHEDULE' | 'SUBSCRIPTION' | null;
+  schedule?: { cron?: string | null; timezone?: string | null; every?: number | null; unit?: ScheduleUnit | null } | null;
+  enabled?: boolean | null;
+  allowParallelRuns?: boolean | null;
+  concurrencyPolicy?: 'SKIP' | 'QUEUE' | null;
+  catchUp?: 'SKIP' | 'RUN_ONCE' | null;
+  executionTimeoutMs?: number | null;
+  autoStopAfterFailures?: number | null;
+}
+
+function runSettings(input: RunSettings, current?: Row) {
+  const trigger = input.trigger ?? current?.trigger ?? 'ON_DEMAND';
+  const sched =
+    input.schedule !== undefined
+      ? { cron: input.schedule?.cron ?? null, timezone: input.schedule?.timezone ?? 'UTC', every: input.schedule?.every ?? null, unit: input.schedule?.unit ?? null }
+      : current
+        ? scheduleOf(current)
+        : { cron: null, timezone: 'UTC', every: null, unit: null };
+  checkSchedule(trigger, sched);
+  const errors: FieldError[] = [];
+  const timeout = input.executionTimeoutMs === undefined ? (current?.executionTimeoutMs ?? null) : input.executionTimeoutMs;
+  if (timeout != null && (!Number.isInteger(timeout) || timeout < 1000 || timeout > 7 * 86_400_000)) {
+    errors.push({ path: 'executionTimeoutMs', message: 'must be from 1000 ms to 7 days' });
+  }
+  const autoStop = input.autoStopAfterFailures ?? current?.autoStopAfterFailures ?? 5;
+  if (!Number.isInteger(autoStop) || autoStop < 0 || autoStop > 1000) errors.push({ path: 'autoStopAfterFailures', message: 'must be from 0 (never) to 1000' });
+  if (errors.length) throw new ValidationError('invalid pipeline', errors);
+  return {
+    data: {
+      trigger,
+      scheduleCron: sched.cron,
+      scheduleTimezone: sched.timezone ?? 'UTC',
+      scheduleEvery: sched.every,
+      scheduleUnit: sched.unit,
+      enabled: input.enabled ?? current?.enabled ?? true,
+      allowParallelRuns: input.allowParallelRuns ?? current?.allowParallelRuns ?? false,
+      concurrencyPolicy: input.concurrencyPolicy ?? current?.concurrencyPolicy ?? 'SKIP',
+      catchUp: input.catchUp ?? current?.catchUp ?? 'SKIP',
+      executionTimeoutMs: timeout,
+      autoStopAfterFailures: autoStop,
+    },
+    rescheduled: input.schedule !== undefined || input.trigger != null || input.enabled != null,
+  };
+}
+
+export interface PipelineInput extends RunSettings {
   name: string;
   sourceId: string;
   destinationId: string;
@@ -43,7 +92,7 @@ export interface PipelineInput {
   retryBackoffMs?: number | null;
 }
 
-export interface PipelineUpdate {
+export interface PipelineUpdate extends RunSettings {
   id: string;
   name?: string | null;
   destinationId?: string | null;
@@ -63,6 +112,9 @@ export const MAX_REPLAY = 100_000;
 type Row = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
 
 export class PipelineService {
+  /** Set once the trigger service exists (it re-arms schedules after changes). */
+  triggers?: TriggerService;
+
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
@@ -90,6 +142,7 @@ export class PipelineService {
 
   async create(input: PipelineInput) {
     const name = requireName(input.name);
+    const settings = runSettings(input);
     const resolved = await this.resolve({
       sourceId: input.sourceId,
       destinationId: input.destinationId,
@@ -114,6 +167,7 @@ export class PipelineService {
           failureThreshold: resolved.failureThreshold,
           maxAttempts: resolved.maxAttempts,
           retryBackoffMs: resolved.retryBackoffMs,
+          ...settings.data,
         },
       });
       await emit({ type: 'PIPELINE_CREATED', pipelineId: p.id, message: `pipeline "${name}" created` });
@@ -124,6 +178,7 @@ export class PipelineService {
   async update(input: PipelineUpdate) {
     const current = await this.get(input.id);
     const name = input.name == null ? current.name : requireName(input.name);
+    const settings = runSettings(input, current);
     const resolved = await this.resolve({
       sourceId: current.sourceId,
       destinationId: input.destinationId ?? current.destinationId,
@@ -148,12 +203,16 @@ export class PipelineService {
           failureThreshold: resolved.failureThreshold,
           maxAttempts: resolved.maxAttempts,
           retryBackoffMs: resolved.retryBackoffMs,
+          ...settings.data,
           version: { increment: 1 },
         },
       });
       if (res.count === 0) throw await this.conflict(tx, current.id);
       await emit({ type: 'PIPELINE_UPDATED', pipelineId: current.id, message: `pipeline "${name}" updated` });
       return tx.pipeline.findUniqueOrThrow({ where: { id: current.id } });
+    }).then(async (p) => {
+      await this.triggers?.refresh(p.id, settings.rescheduled);
+      return this.get(p.id);
     });
   }
 
@@ -220,6 +279,7 @@ export class PipelineService {
     afterCommit();
     if (message) this.pubsub.publish('pipelineStateChanged', id, message);
     for (const j of dispatch) await this.jobs.dispatch(j);
+    await this.triggers?.refresh(id);
     return this.get(id);
   }
 
@@ -272,24 +332,16 @@ export class PipelineService {
     }
   }
 
-  /** runPipeline: a new SYNC job now (INIT or READY, no job active). */
+  /** runPipeline: an ON_DEMAND run now (INIT or READY), under the pipeline's concurrency rules. */
   async run(id: string) {
     const p = await this.get(id);
     if (!isRunningState(p.state as PipelineState)) {
       throw new InvalidTransitionError('RUN', p.state, this.availableActions(p));
     }
-    const job = await this.events.transaction(async (tx, emit) => {
-      const active = await tx.job.findFirst({ where: { pipelineId: id, status: { in: [...ACTIVE_STATUSES] } } });
-      if (active) throw new ConflictError(`pipeline already has an active job (${active.id}, ${active.status})`);
-      // A new run starts full-refresh streams from scratch; incremental ones continue from their cursor.
-      const streams = p.streams as unknown as ConfiguredStream[];
-      const cursor = { ...((p.cursor ?? {}) as StreamStates) };
-      for (const s of streams) if (s.syncMode === 'FULL_REFRESH') delete cursor[s.name];
-      await tx.pipeline.update({ where: { id }, data: { cursor: Object.keys(cursor).length ? (cursor as Prisma.InputJsonValue) : Prisma.DbNull } });
-      return this.jobs.create(tx, emit, { ...p, cursor }, 'SYNC', 'MANUAL');
-    });
-    await this.jobs.dispatch(job);
-    return job;
+    const res = await this.events.transaction((tx, emit) => this.jobs.startRun(tx, emit, p, 'MANUAL'));
+    if (!res.job) throw new ConflictError(res.skipped ?? 'pipeline already has an active job');
+    await this.jobs.dispatch(res.job, p.allowParallelRuns);
+    return res.job;
   }
 
   private async conflict(tx: Prisma.TransactionClient, id: string) {
