@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // Integration suites start real servers and databases; run files in separate forks
     // but not too many at once on a 2-core machine.
     pool: 'forks',

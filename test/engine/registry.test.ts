@@ -11,12 +11,10 @@ import {
 import type { SourceDriver } from '../../src/engine/drivers/types.js';
 
 describe('driver registry', () => {
-  it('registers csv, sqlite and jsonl with their roles', () => {
-    expect(drivers.map((d) => [d.name, d.role])).toEqual([
-      ['csv', 'SOURCE'],
-      ['sqlite', 'DESTINATION'],
-      ['jsonl', 'DESTINATION'],
-    ]);
+  it('looks drivers up by name and role', () => {
+    const names = drivers.map((d) => d.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(expect.arrayContaining(['csv', 'sqlite', 'jsonl']));
     expect(getDriver('csv')?.name).toBe('csv');
     expect(getDriver('nope')).toBeUndefined();
     expect(getSourceDriver('csv')?.role).toBe('SOURCE');
@@ -24,21 +22,27 @@ describe('driver registry', () => {
     expect(getDestinationDriver('sqlite')?.role).toBe('DESTINATION');
     expect(getDestinationDriver('csv')).toBeUndefined();
     expect(getDestinationDriver('missing')).toBeUndefined();
-    expect(listDrivers('SOURCE').map((d) => d.name)).toEqual(['csv']);
-    expect(listDrivers('DESTINATION').map((d) => d.name)).toEqual(['sqlite', 'jsonl']);
-    expect(listDrivers()).toHaveLength(3);
+    expect(listDrivers('SOURCE').every((d) => d.role === 'SOURCE')).toBe(true);
+    expect(listDrivers('DESTINATION').every((d) => d.role === 'DESTINATION')).toBe(true);
+    expect(listDrivers('SOURCE').length + listDrivers('DESTINATION').length).toBe(listDrivers().length);
   });
 
-  it('gives every driver docs and a closed config schema with titles', () => {
+  it('gives every driver docs and a closed config schema with titled, described properties', () => {
     for (const d of drivers) {
-      expect(d.docs).toMatch(/^# /);
-      expect(d.title.length).toBeGreaterThan(0);
-      expect(d.configSchema.additionalProperties).toBe(false);
-      expect(d.configSchema.required).toContain('path');
-      for (const prop of Object.values(d.configSchema.properties as Record<string, Record<string, unknown>>)) {
-        expect(typeof prop.title).toBe('string');
-        expect(typeof prop.description).toBe('string');
+      expect(d.docs, d.name).toMatch(/^# /);
+      expect(d.title.length, d.name).toBeGreaterThan(0);
+      expect(d.configSchema.additionalProperties, d.name).toBe(false);
+      for (const [key, prop] of Object.entries(d.configSchema.properties as Record<string, Record<string, unknown>>)) {
+        expect(typeof prop.title, `${d.name}.${key}`).toBe('string');
+        expect(typeof prop.description, `${d.name}.${key}`).toBe('string');
       }
+    }
+    for (const name of ['csv', 'sqlite', 'jsonl']) expect(getDriver(name)!.configSchema.required).toContain('path');
+  });
+
+  it('marks credentials secret', () => {
+    for (const d of drivers) {
+      for (const p of secretPaths(d)) expect(p, d.name).toMatch(/password|token|value|secret|connectionString|key/i);
     }
   });
 });
@@ -107,8 +111,9 @@ describe('validateConfig', () => {
 });
 
 describe('secretPaths', () => {
-  it('is empty for the built-in drivers', () => {
-    for (const d of drivers) expect(secretPaths(d)).toEqual([]);
+  it('is empty for the file drivers and lists the http auth secrets', () => {
+    for (const name of ['csv', 'sqlite', 'jsonl']) expect(secretPaths(getDriver(name)!)).toEqual([]);
+    expect(secretPaths(getDriver('http')!)).toEqual(expect.arrayContaining(['auth.password', 'auth.token']));
   });
 
   it('lists properties marked secret, nested ones included, and validates them', () => {

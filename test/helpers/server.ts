@@ -30,6 +30,8 @@ export function tempDir(prefix = 'sluice-test-'): string {
 
 export async function startTestServer(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
+  const template = process.env.SLUICE_TEST_PGDATA_TEMPLATE;
+  if (template && !fs.existsSync(path.join(dataDir, 'pgdata'))) fs.cpSync(template, path.join(dataDir, 'pgdata'), { recursive: true });
   const config = loadConfig({
     SLUICE_PORT: '0',
     SLUICE_DATA_DIR: dataDir,
