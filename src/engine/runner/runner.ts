@@ -126,9 +126,11 @@ export class Runner {
     let lastProgress = 0;
     let progressTimer: NodeJS.Timeout | null = null;
 
+    let lastPersistAt = 0;
     const persist = (): Promise<void> => {
       if (persisting) return persisting;
       if (!dirty) return Promise.resolve();
+      lastPersistAt = Date.now();
       const data: CheckpointData = { state: pendingState, totals: { ...totals }, streamTotals: structuredClone(streamTotals), deadLetters: pendingDead };
       pendingState = null;
       pendingDead = [];
@@ -139,20 +141,24 @@ export class Runner {
         .finally(() => {
           persisting = null;
         })
-        .then(() => (dirty ? nextTurn().then(persist) : undefined));
+        .then(() => (dirty ? schedulePersist() : undefined));
       return persisting;
     };
     // Worker messages are handled in bursts (Node drains up to 1000 per turn) and the embedded
     // database runs on this thread: persisting from the message handler would chain every
-    // checkpoint write in one turn and stall the API. Persist on a later turn instead.
+    // checkpoint write in one turn and stall the API. Persist on a later turn instead, and at
+    // most every PERSIST_INTERVAL_MS: the latest confirmed state wins, so nothing is lost.
     let persistQueued = false;
     const schedulePersist = () => {
       if (persistQueued) return;
       persistQueued = true;
-      setImmediate(() => {
+      const run = () => {
         persistQueued = false;
         void persist();
-      });
+      };
+      const wait = lastPersistAt + PERSIST_INTERVAL_MS - Date.now();
+      if (wait > 0) setTimeout(run, wait);
+      else setImmediate(run);
     };
 
     const publish = () => {
@@ -199,8 +205,11 @@ export class Runner {
 
     if (progressTimer) clearTimeout(progressTimer);
     dirty = dirty || pendingState !== null || pendingDead.length > 0;
-    await persist();
-    await persisting;
+    // Flush everything the worker confirmed before recording the outcome.
+    while (dirty || persisting) {
+      if (persisting) await persisting;
+      else await persist();
+    }
     // A failure after a stop request is still a stop (e.g. the source closed under us).
     const final: JobOutcome = outcome.status === 'FAILED' && active.stopReason ? { status: active.stopReason, error: outcome.error } : outcome;
     try {
@@ -211,9 +220,7 @@ export class Runner {
   }
 }
 
-/** Resolves on a later event-loop turn, after pending I/O (HTTP, WebSocket) had its chance. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
+/** Minimum time between two checkpoint writes of one job. */
+const PERSIST_INTERVAL_MS = 200;
 
 export { zeroCounters };
