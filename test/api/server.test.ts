@@ -79,7 +79,7 @@ describe('GraphQL over HTTP', () => {
     expect(res.data).toBeUndefined();
     expect(res.errors).toHaveLength(1);
     expect(res.errors![0].message).toBe('Cannot query field "nope" on type "Query". Did you mean "node" or "nodes"?');
-    expect(res.errors![0].locations).toEqual([{ line: 1, column: 22 }]);
+    expect(res.errors![0].locations).toEqual([{ line: 1, column: 21 }]);
   });
 
   it('a syntax error is reported as such', async () => {
@@ -105,70 +105,6 @@ describe('GraphQL over HTTP', () => {
       body: JSON.stringify({ query: '{ health { status } }' }),
     });
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
-  });
-});
-
-/** Resolves when the socket can no longer be opened on `port`. */
-function connectRefused(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve('connected');
-    });
-    sock.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-  });
-}
-
-describe('graceful shutdown', () => {
-  it('closes open WebSockets with 1001, ends SSE streams and releases the port', async () => {
-    const t = await startTestServer();
-    const port = t.app.port;
-
-    const socket = new WebSocket(t.wsUrl, 'graphql-transport-ws');
-    const messages: { type: string }[] = [];
-    socket.on('message', (raw) => messages.push(JSON.parse(String(raw)) as { type: string }));
-    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-      socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
-    );
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', reject);
-    });
-    expect(socket.protocol).toBe('graphql-transport-ws');
-    socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
-    for (let i = 0; i < 100 && !messages.some((m) => m.type === 'connection_ack'); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(messages).toEqual([{ type: 'connection_ack' }]);
-    // A live subscription is open on the socket.
-    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events { cursor } }' } }));
-
-    // And an SSE stream is open.
-    const sse = await fetch(t.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({ query: 'subscription { events { cursor } }' }),
-    });
-    expect(sse.status).toBe(200);
-    const sseEnded = (async () => {
-      const reader = sse.body!.getReader();
-      try {
-        for (;;) if ((await reader.read()).done) return 'ended';
-      } catch {
-        return 'ended';
-      }
-    })();
-
-    const started = Date.now();
-    await t.app.stop();
-    const stopMs = Date.now() - started;
-
-    expect(await closed).toEqual({ code: 1001, reason: 'Server shutting down' });
-    expect(await sseEnded).toBe('ended');
-    expect(stopMs).toBeLessThan(10_000);
-    expect(await connectRefused(port)).toBe('ECONNREFUSED');
-    await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
-    // A second stop is a no-op, not an error.
-    await expect(t.app.stop()).resolves.toBeUndefined();
   });
 });
 
@@ -278,5 +214,70 @@ describe('schema.graphql', () => {
     const committed = fs.readFileSync(new URL('schema.graphql', root), 'utf8');
     expect(printed.length).toBeGreaterThan(1000);
     expect(printed === committed, 'schema.graphql is out of date: run `npm run schema`').toBe(true);
+  });
+});
+
+/** Resolves when the socket can no longer be opened on `port`. */
+function connectRefused(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve('connected');
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+}
+
+describe('graceful shutdown', () => {
+  // Runs last: it stops the file's server (the afterAll stop is then a no-op).
+  it('closes open WebSockets with 1001, ends SSE streams and releases the port', async () => {
+    const t = s;
+    const port = t.app.port;
+
+    const socket = new WebSocket(t.wsUrl, 'graphql-transport-ws');
+    const messages: { type: string }[] = [];
+    socket.on('message', (raw) => messages.push(JSON.parse(String(raw)) as { type: string }));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    expect(socket.protocol).toBe('graphql-transport-ws');
+    socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+    for (let i = 0; i < 100 && !messages.some((m) => m.type === 'connection_ack'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(messages).toEqual([{ type: 'connection_ack' }]);
+    // A live subscription is open on the socket.
+    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events { cursor } }' } }));
+
+    // And an SSE stream is open.
+    const sse = await fetch(t.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: 'subscription { events { cursor } }' }),
+    });
+    expect(sse.status).toBe(200);
+    const sseEnded = (async () => {
+      const reader = sse.body!.getReader();
+      try {
+        for (;;) if ((await reader.read()).done) return 'ended';
+      } catch {
+        return 'ended';
+      }
+    })();
+
+    const started = Date.now();
+    await t.app.stop();
+    const stopMs = Date.now() - started;
+
+    expect(await closed).toEqual({ code: 1001, reason: 'Server shutting down' });
+    expect(await sseEnded).toBe('ended');
+    expect(stopMs).toBeLessThan(10_000);
+    expect(await connectRefused(port)).toBe('ECONNREFUSED');
+    await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+    // A second stop is a no-op, not an error.
+    await expect(t.app.stop()).resolves.toBeUndefined();
   });
 });

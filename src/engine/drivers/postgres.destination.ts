@@ -121,16 +121,23 @@ Instead of \`connectionString\`: \`host\`, \`port\` (5432), \`database\`, \`user
   fields and a PRIMARY KEY when the stream has one. Without a schema the first batch decides the
   columns. New fields later become new nullable columns (\`ALTER TABLE ... ADD COLUMN\`). Columns of an
   existing table that the stream does not know are left alone (defaults on insert, untouched on update).
-- **Write modes** (each batch is one transaction, committed before the write is acknowledged):
+- **Write modes** (each batch is one transaction, committed before \`writeBatch\` resolves; schema
+  changes — CREATE TABLE, ADD COLUMN — are committed just before the batch that needs them):
   - \`APPEND\`: \`COPY ... FROM STDIN\` (CSV).
   - \`UPSERT\` (needs a primary key): COPY into a temp table, then \`INSERT ... ON CONFLICT (pk) DO UPDATE\`
     of every stream column — the row is replaced. Within a batch the last record of a key wins.
   - \`MERGE\` (needs a primary key): partial update — only the fields present in a record are updated,
-    the others keep their values; unknown keys are inserted.
+    the others keep their values; unknown keys are inserted (a new row missing a NOT NULL column is
+    rejected). Records are grouped by the set of fields they carry: one COPY into a temp table, then one
+    UPDATE and one INSERT per group. Several records of one key in a batch apply in order.
   - \`OVERWRITE\`: rows go to \`<table>__sluice_tmp\`; on commit the old table is dropped and the new one
     renamed in the same transaction, so readers see the old table until the new one is complete, never a
     mix. Abort drops the temp table and keeps the old one. Indexes, grants and views on the old table are
-    not carried over (views depending on it make the swap fail, leaving the old table in place).
+    not carried over (views depending on it make the swap fail, leaving the old table in place); with
+    \`createTable: false\` the new table is \`CREATE TABLE ... (LIKE <table> INCLUDING ALL)\`, which keeps the
+    hand-made definition (types, defaults, constraints, indexes).
+- **Keys**: UPSERT/MERGE into an existing table without a unique index on the primary key create one
+  (\`<table>__sluice_pk\`), or fail if duplicates prevent it.
 - **Values**: objects and arrays into json/jsonb as JSON, JS arrays into PostgreSQL array columns as
   array literals, booleans into numeric columns as 1/0, Dates as ISO timestamps; a datetime without
   offset is read as UTC.
@@ -253,6 +260,10 @@ export function compileLine(columns: Column[]): LineFn {
       case K_BOOLEAN:
         fast = `v === true ? 't' : v === false ? 'f' : `;
         break;
+      case K_JSON:
+        // JSON text always goes quoted (quotes doubled): no need to look for special characters.
+        fast = `typeof v === 'object' && !(v instanceof Date) && !Buffer.isBuffer(v) ? '"' + JSON.stringify(v).replaceAll('"', '""') + '"' : `;
+        break;
       default:
         fast = '';
     }
@@ -264,9 +275,10 @@ export function compileLine(columns: Column[]): LineFn {
     'cell',
     'hasOwn',
     'SPECIAL',
+    'Buffer',
     `"use strict"; return function line(rec) { let v, ${vars};\n${lines.join('\n')}\nreturn ${result}; };`,
-  ) as (c: typeof csvCell, h: typeof Object.hasOwn, sp: RegExp) => LineFn;
-  return factory(csvCell, Object.hasOwn, CSV_SPECIAL);
+  ) as (c: typeof csvCell, h: typeof Object.hasOwn, sp: RegExp, b: typeof Buffer) => LineFn;
+  return factory(csvCell, Object.hasOwn, CSV_SPECIAL, Buffer);
 }
 
 /** Infers a column type from the values of a key that has no declared type. */
@@ -383,9 +395,10 @@ async function uniqueKeys(client: pg.Client, schema: string, table: string): Pro
        FROM pg_catalog.pg_index i
        JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-       CROSS JOIN LATERAL unnest(i.indkey::int2[]) AS k(attnum)
+       CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
       WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND k.ord <= i.indnkeyatts
       GROUP BY i.indexrelid`,
     [schema, table],
   );
@@ -418,7 +431,7 @@ async function schemaExists(client: pg.Client, schema: string): Promise<boolean>
 // ---------------------------------------------------------------------------------------------
 // COPY.
 
-const CHUNK_CHARS = 256 * 1024;
+const CHUNK_BYTES = 256 * 1024;
 
 /** Swallows whatever a failed COPY stream still tries to send. */
 const BLACK_HOLE = {
@@ -433,8 +446,8 @@ const BLACK_HOLE = {
  * we point it at a black hole instead, so nothing more reaches the socket (what was already
  * sent is discarded by the server, which ignores CopyData after an error).
  */
-async function copyIn(client: pg.Client, sql: string, chunks: Iterable<string>): Promise<void> {
-  const q = copyFrom(sql, { highWaterMark: 4 * CHUNK_CHARS });
+async function copyIn(client: pg.Client, sql: string, chunks: Iterable<Buffer>): Promise<void> {
+  const q = copyFrom(sql, { highWaterMark: 4 * CHUNK_BYTES });
   const patched = q as unknown as { handleError(e: unknown): void; connection: unknown };
   const original = patched.handleError.bind(q);
   let failure: unknown = null;
@@ -598,10 +611,10 @@ class PgWriter implements StreamWriter {
         const defs = cols.map((c) => `${qi(c.name)} ${SQL_TYPE[c.type]}${c.notNull || pkSet.has(c.name) ? ' NOT NULL' : ''}`);
         if (this.pk) defs.push(`PRIMARY KEY (${this.pk.map(qi).join(', ')})`);
         await client.query(`CREATE TABLE IF NOT EXISTS ${this.qTarget} (${defs.join(', ')})`);
-      } else {
-        for (const c of cols) {
-          await client.query(`ALTER TABLE ${this.qTarget} ADD COLUMN IF NOT EXISTS ${qi(c.name)} ${SQL_TYPE[c.type]}`);
-        }
+      }
+      // Also after CREATE: another writer may have created the table first, with other columns.
+      for (const c of cols) {
+        await client.query(`ALTER TABLE ${this.qTarget} ADD COLUMN IF NOT EXISTS ${qi(c.name)} ${SQL_TYPE[c.type]}`);
       }
       await client.query('COMMIT');
     } catch (e) {
@@ -748,9 +761,12 @@ class PgWriter implements StreamWriter {
    * CSV chunks of `units`, encoded on the fly; a unit that cannot be encoded is rejected (once)
    * and skipped. `suffix` appends the staging op id.
    */
-  private *chunks(units: Unit[], rejected: RejectedRecord[], suffix: ((u: Unit) => string) | null): Generator<string> {
+  private *chunks(units: Unit[], rejected: RejectedRecord[], suffix: ((u: Unit) => string) | null): Generator<Buffer> {
     const line = this.lineFn();
-    let chunk = '';
+    // Lines are written straight into a buffer: cheaper than growing a string rope and
+    // flattening it for the socket.
+    let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+    let off = 0;
     for (const u of units) {
       if (u.len < 0) continue;
       let l: string;
@@ -762,13 +778,16 @@ class PgWriter implements StreamWriter {
         continue;
       }
       u.len = l.length + 1;
-      chunk += suffix === null ? `${l}\n` : `${l},${suffix(u)}\n`;
-      if (chunk.length >= CHUNK_CHARS) {
-        yield chunk;
-        chunk = '';
+      const text = suffix === null ? `${l}\n` : `${l},${suffix(u)}\n`;
+      const max = text.length * 3; // UTF-8 bytes per UTF-16 unit
+      if (off + max > buf.length) {
+        if (off > 0) yield buf.subarray(0, off);
+        buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, max));
+        off = 0;
       }
+      off += buf.write(text, off);
     }
-    if (chunk.length > 0) yield chunk;
+    if (off > 0) yield buf.subarray(0, off);
   }
 
   /** Writes units in the current transaction/savepoint; throws on the first failure. */

@@ -132,7 +132,11 @@ export class EventService {
           orderBy: { sequence: 'asc' },
           take: 500,
         });
-        for (const row of page) {
+        for (let i = 0; i < page.length; i++) {
+          // A long replay must not starve the API (it would otherwise run from one
+          // continuation to the next without letting requests in): let other work run.
+          if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+          const row = page[i]!;
           last = row.sequence;
           yield toMessage(row);
         }
