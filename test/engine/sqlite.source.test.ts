@@ -248,3 +248,18 @@ describe('sqlite source: read', () => {
     await expect(collect(cfg, [{ name: 'log', syncMode: 'FULL_REFRESH' }], {}, 5, pre.signal)).rejects.toMatchObject({ name: 'AbortError' });
   });
 });
+
+describe('sqlite source: nullable declared keys', () => {
+  it('pages by rowid when the declared primary key may hold NULLs', async () => {
+    const f = path.join(dir, 'nullpk.db');
+    const db = new Database(f);
+    db.exec(`CREATE TABLE t (code TEXT PRIMARY KEY, v INT)`);
+    db.exec(`INSERT INTO t VALUES (NULL, 1), ('b', 2), (NULL, 3), ('a', 4)`);
+    db.close();
+    const catalog = await sqliteSource.discover({ path: f });
+    expect(catalog.streams[0]!.sourceDefinedPrimaryKey).toEqual(['code']);
+    const msgs = await collect({ path: f }, [{ name: 't', syncMode: 'FULL_REFRESH' }], {}, 1);
+    expect(records(msgs).map((r) => r.v)).toEqual([1, 2, 3, 4]);
+    expect(states(msgs)).toEqual([{ pk: [1] }, { pk: [2] }, { pk: [3] }, { pk: [4] }]);
+  });
+});

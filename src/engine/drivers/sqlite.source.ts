@@ -24,9 +24,9 @@ import {
  * - One stream per table (all tables unless `tables` lists some; listed views are accepted)
  *   plus one per custom query.
  * - Keyset pages exactly like the PostgreSQL source: `WHERE (cursor, pk) > (?, ?) ORDER BY
- *   cursor, pk LIMIT n`. The key is the declared primary key, else the rowid.
+ *   cursor, pk LIMIT n`. The key is the declared primary key, else (none, or a nullable one) the rowid.
  * - State after every page: INCREMENTAL `{ cursor, pk: [...] }`, FULL_REFRESH `{ pk: [...] }`
- *   (pk = the rowid for tables without a primary key); cursor-only streams (views/queries with a
+ *   (pk = the rowid when it is the key); cursor-only streams (views/queries with a
  *   cursorField but no key) page on cursor-value boundaries with `{ cursor, pk: [] }`; keyless
  *   full refreshes count rows: `{ rows: N }`. State values are the raw stored values, so they
  *   compare exactly on resume.
@@ -117,12 +117,13 @@ Reads tables (and optional custom queries) of a local SQLite database, opened re
 - **Sync modes**: FULL_REFRESH and INCREMENTAL (cursor = \`cursorField[0]\`; custom queries need their own
   \`cursorField\`). Rows whose cursor is NULL are not read incrementally.
 - **Reading**: keyset pages of \`batchSize\` rows — \`WHERE (cursor, pk) > (?, ?) ORDER BY cursor, pk LIMIT n\`
-  — with the declared primary key, else the rowid, as the key. Nothing is held in memory and no read
-  transaction stays open between pages (except keyless views/queries, read through one statement).
+  — keyed by the declared primary key, else (no key, or one that may hold NULLs) by the rowid. Nothing
+  is held in memory and no read transaction stays open between pages (except keyless views/queries,
+  read through one statement).
 - **State** after every page; resuming never skips or repeats a row:
   - INCREMENTAL: \`{ "cursor": <last cursor value>, "pk": [<last key values>] }\` (rows with equal cursor
     values are ordered by key). Views/queries without a key page on cursor-value boundaries (\`pk: []\`).
-  - FULL_REFRESH: \`{ "pk": [...] }\` (the rowid for tables without a primary key), or \`{ "rows": N }\` for
+  - FULL_REFRESH: \`{ "pk": [...] }\` (the rowid when the rowid is the key), or \`{ "rows": N }\` for
     views/queries without a key (resuming skips N rows, assuming a stable order).
   - State values are the raw stored values (e.g. 0/1 for booleans).
 - \`VACUUM\` may renumber the rowids of tables without an INTEGER PRIMARY KEY; reset the state after it.
@@ -438,7 +439,10 @@ function* readStream(
   const keyExprs: string[] = [];
   if (cursor) keyExprs.push(qi(cursor));
   let keyed = true;
-  if (source.pk) {
+  // A declared key that may hold NULLs (SQLite allows it outside INTEGER PRIMARY KEY and WITHOUT
+  // ROWID tables) cannot page reliably: the rowid takes its place.
+  const nullablePk = source.pk !== null && source.pk.some((k) => source.columns.find((c) => c.name === k)?.nullable !== false);
+  if (source.pk && !(nullablePk && source.rowid)) {
     for (const k of source.pk) if (k !== cursor) keyExprs.push(qi(k));
   } else if (source.rowid) {
     keyExprs.push(source.rowid);
@@ -470,7 +474,8 @@ function* readStream(
       yield { type: 'log', level: 'warn', message: `${WHO}: state of stream "${stream}" does not match its sync mode; reading from the beginning` };
     }
     const cols = keyExprs.join(', ');
-    const notNull = cursor ? `${qi(cursor)} IS NOT NULL` : '1';
+    // Rows whose key is NULL cannot be paged (only possible for custom query keys): not read.
+    const notNull = keyExprs.map((e) => `${e} IS NOT NULL`).join(' AND ');
     const after = keyExprs.length === 1 ? `${keyExprs[0]} > ?` : `(${cols}) > (${keyExprs.map(() => '?').join(', ')})`;
     const first = db.prepare(`SELECT ${select} FROM ${source.from} WHERE ${notNull} ORDER BY ${cols} LIMIT ?`).raw(true).safeIntegers(true);
     const next = db.prepare(`SELECT ${select} FROM ${source.from} WHERE ${notNull} AND ${after} ORDER BY ${cols} LIMIT ?`).raw(true).safeIntegers(true);
