@@ -6,6 +6,9 @@
  * (latency p50/p99), and reads the server's peak RSS (VmHWM) at the end. Baselines run the
  * native tool on the same input. Prints a table; asserts nothing.
  *
+ * Sluice keeps its own state in PostgreSQL during the bench when one answers (as deployed),
+ * or in the embedded PGlite with BENCH_EMBEDDED=1 (which adds ~250 MB of RSS for PGlite).
+ *
  * Env: BENCH_ROWS (default 1000000), BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres;
  * PostgreSQL scenarios are skipped when it does not answer), BENCH_ONLY (comma list of scenario ids).
  */
@@ -64,15 +67,46 @@ function writeCsv(file: string, rows: number) {
   fs.closeSync(fd);
 }
 
+/** Sluice's own database in the bench: PostgreSQL (as deployed) unless BENCH_EMBEDDED=1 or none answers. */
+let stateDbSeq = 0;
+async function stateDatabase(): Promise<{ env: Record<string, string>; drop(): Promise<void>; kind: string }> {
+  if (process.env.BENCH_EMBEDDED === '1' || !(await pgAvailable())) return { env: {}, drop: async () => {}, kind: 'embedded PGlite' };
+  const name = `sluice_bench_state_${process.pid}_${stateDbSeq++}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    env: { DATABASE_URL: url.toString() },
+    kind: 'PostgreSQL',
+    drop: async () => {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [name]);
+      await c.query(`drop database if exists ${name}`);
+      await c.end();
+    },
+  };
+}
+
 class Server {
   private constructor(
     readonly proc: ChildProcess,
     readonly url: string,
+    private readonly state: { drop(): Promise<void>; kind: string },
   ) {}
+
+  get stateDb() {
+    return this.state.kind;
+  }
 
   static async start(extraEnv: Record<string, string> = {}): Promise<Server> {
     const port = await freePort();
     const dataDir = fs.mkdtempSync(path.join(work, 'data-'));
+    const state = await stateDatabase();
+    extraEnv = { ...state.env, ...extraEnv };
     const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: root,
       env: { ...process.env, SLUICE_PORT: String(port), SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn', ...extraEnv },
@@ -90,7 +124,7 @@ class Server {
       if (Date.now() > deadline) throw new Error('server did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
-    return new Server(proc, url);
+    return new Server(proc, url, state);
   }
 
   async q<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
@@ -109,6 +143,7 @@ class Server {
   async stop() {
     this.proc.kill('SIGTERM');
     await new Promise((r) => this.proc.once('exit', r));
+    await this.state.drop();
   }
 }
 
@@ -294,7 +329,7 @@ const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
 ];
 
 async function main() {
-  log(`[bench] ${ROWS} rows; work dir ${work}`);
+  log(`[bench] ${ROWS} rows; work dir ${work}; Sluice's own database: ${process.env.BENCH_EMBEDDED === '1' || !(await pgAvailable()) ? 'embedded PGlite' : 'PostgreSQL'} (BENCH_EMBEDDED=1 for PGlite)`);
   const csv = path.join(work, 'users.csv');
   const tGen = time(() => writeCsv(csv, ROWS));
   log(`[bench] wrote ${csv} (${Math.round(fs.statSync(csv).size / 1e6)} MB) in ${tGen.toFixed(1)} s`);

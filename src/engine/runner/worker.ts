@@ -111,6 +111,16 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
     }
   };
 
+  // One write may run while the next batch is read and mapped. Every write and checkpoint
+  // is chained on `inflight` in source order, so a state is flushed only after the writes
+  // of the records before it committed.
+  let inflight: Promise<void> = Promise.resolve();
+  const chain = (step: () => Promise<void> | void) => {
+    inflight = inflight.then(step);
+    inflight.catch(() => undefined); // observed by the next `await inflight`
+  };
+  const stopRequested = () => Atomics.load(control, STOP_FLAG) !== 0;
+
   try {
     const messages = plan.replay
       ? replayMessages(plan.replay, plan.batchSize)
@@ -121,81 +131,94 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
         continue;
       }
       if (msg.type === 'state') {
-        if (overwriteStreams.has(msg.stream)) heldStates[msg.stream] = msg.state;
-        else flush(msg.stream, { [msg.stream]: msg.state });
-        checkThreshold();
-        if (Atomics.load(control, STOP_FLAG) !== 0) {
+        const { stream, state } = msg;
+        chain(() => {
+          if (overwriteStreams.has(stream)) heldStates[stream] = state;
+          else flush(stream, { [stream]: state });
+          checkThreshold();
+        });
+        if (stopRequested()) {
+          await inflight;
           stopped = true;
           break;
         }
         continue;
       }
-      // records
+      // records: map now (overlapping the write in flight), account and write in order.
       const configured = streams.find((s) => s.name === msg.stream);
       if (!configured) continue;
-      const n = msg.records.length;
-      const sc = streamCounters(msg.stream);
-      delta.recordsRead += n;
-      delta.bytesRead += msg.bytes;
-      sc.recordsRead += n;
-      sc.bytesRead += msg.bytes;
-      totals.recordsRead += n;
-      const deadBefore = deadLetters.length;
+      const stream = msg.stream;
+      const records = msg.records;
+      const n = records.length;
+      const bytes = msg.bytes;
+      const dead: DeadLetterRecord[] = [];
       const readErrors = new Map<number, string>();
-      for (const e of (msg as { errors?: { index: number; error: string }[] }).errors ?? []) readErrors.set(e.index, e.error);
+      for (const e of msg.errors ?? []) readErrors.set(e.index, e.error);
       const out: DataRecord[] = [];
       const outIndex: number[] = [];
       for (let i = 0; i < n; i++) {
-        const rec = msg.records[i]!;
+        const rec = records[i]!;
         const readError = readErrors.get(i);
         if (readError !== undefined) {
-          deadLetters.push({ stream: msg.stream, stage: 'READ', error: readError, record: clip(rec) });
+          dead.push({ stream, stage: 'READ', error: readError, record: clip(rec) });
           continue;
         }
         if (mapper) {
           try {
             out.push(mapper(rec));
           } catch (err) {
-            deadLetters.push({ stream: msg.stream, stage: 'MAPPING', error: (err as Error).message, record: clip(rec) });
+            dead.push({ stream, stage: 'MAPPING', error: (err as Error).message, record: clip(rec) });
             continue;
           }
         } else out.push(rec);
         outIndex.push(i);
       }
-      if (out.length) {
-        let writer: StreamWriter | undefined = writers.get(msg.stream);
-        if (writer === undefined) {
-          const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured });
-          writers.set(msg.stream, opened);
-          writer = opened;
+      await inflight; // at most one write in flight
+      chain(async () => {
+        const sc = streamCounters(stream);
+        delta.recordsRead += n;
+        delta.bytesRead += bytes;
+        sc.recordsRead += n;
+        sc.bytesRead += bytes;
+        totals.recordsRead += n;
+        if (out.length) {
+          let writer: StreamWriter | undefined = writers.get(stream);
+          if (writer === undefined) {
+            const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured });
+            writers.set(stream, opened);
+            writer = opened;
+          }
+          const res = await writer.writeBatch(out);
+          delta.recordsWritten += res.written;
+          delta.bytesWritten += res.bytes;
+          sc.recordsWritten += res.written;
+          sc.bytesWritten += res.bytes;
+          totals.recordsWritten += res.written;
+          for (const r of res.rejected) {
+            // Keep the source record (not the mapped one) so a replay can map it again.
+            dead.push({ stream, stage: 'WRITE', error: r.error, record: clip(records[outIndex[r.index]!]) });
+          }
         }
-        const res = await writer.writeBatch(out);
-        delta.recordsWritten += res.written;
-        delta.bytesWritten += res.bytes;
-        sc.recordsWritten += res.written;
-        sc.bytesWritten += res.bytes;
-        totals.recordsWritten += res.written;
-        for (const r of res.rejected) {
-          // Keep the source record (not the mapped one) so a replay can map it again.
-          deadLetters.push({ stream: msg.stream, stage: 'WRITE', error: r.error, record: clip(msg.records[outIndex[r.index]!]) });
+        for (const d of dead) deadLetters.push(d);
+        delta.recordsFailed += dead.length;
+        sc.recordsFailed += dead.length;
+        totals.recordsFailed += dead.length;
+        if (plan.replay) {
+          // Replays confirm no source state; their batch boundary is here.
+          flush(null, null);
+          checkThreshold();
         }
+      });
+      if (plan.replay && stopRequested()) {
+        await inflight;
+        stopped = true;
+        break;
       }
-      const failed = deadLetters.length - deadBefore;
-      delta.recordsFailed += failed;
-      sc.recordsFailed += failed;
-      if (plan.replay) {
-        // Replays confirm no source state; their batch boundary is here.
-        flush(null, null);
-        checkThreshold();
-        if (Atomics.load(control, STOP_FLAG) !== 0) {
-          stopped = true;
-          break;
-        }
-      }
-      totals.recordsFailed += failed;
     }
+    await inflight;
   } catch (err) {
     abort.abort();
+    await inflight.catch(() => undefined); // let a write in flight settle before aborting its writer
     await Promise.all([...writers.values()].map((w) => w.abort().catch(() => undefined)));
     throw err;
   }
