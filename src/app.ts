@@ -29,12 +29,22 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     if (applied.length) log.info({ applied }, 'migrations applied');
     const pubsub = createSluicePubSub();
     const queue = new MemoryQueue(config.maxConcurrentJobs);
-    const services = createServices({ database, pubsub, queue, log, progressIntervalMs: config.progressIntervalMs });
+    const services = createServices({
+      database,
+      pubsub,
+      queue,
+      log,
+      progressIntervalMs: config.progressIntervalMs,
+      webhooks: config.webhooks,
+      retention: config.retention,
+    });
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, log, services });
     const recovered = await services.jobs.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
     const schedules = await services.triggers.start();
     if (schedules.armed || schedules.caughtUp || schedules.skipped) log.info(schedules, 'schedules armed');
+    services.deliveries.start();
+    services.retention.start();
     log.info({ url: server.url, database: database.kind, dataDir: config.databaseUrl ? undefined : config.dataDir }, 'Sluice is listening');
 
     let stopping: Promise<void> | null = null;
@@ -48,6 +58,9 @@ export async function startApp(config: Config, log: Logger = createLogger(config
         (stopping ??= (async () => {
           log.info('shutting down');
           await running.close();
+          // Attempts in flight are aborted; their outbox rows stay PENDING for the next start.
+          await services.deliveries.stop();
+          await services.retention.stop();
           services.triggers.close();
           services.jobs.close();
           await services.runner.shutdown(config.shutdownTimeoutMs);

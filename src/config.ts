@@ -29,6 +29,14 @@ const EnvSchema = z.object({
   SLUICE_MAX_CONCURRENT_JOBS: int(1, 256).default('4'),
   SLUICE_PROGRESS_INTERVAL_MS: int(50, 60_000).default('250'),
   SLUICE_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default('15000'),
+  SLUICE_WEBHOOK_TIMEOUT_MS: int(1, 300_000).default('15000'),
+  SLUICE_WEBHOOK_RETRY_BASE_MS: int(1, 3_600_000).default('5000'),
+  SLUICE_WEBHOOK_MAX_AGE_MS: int(1, 30 * 86_400_000).default('86400000'),
+  SLUICE_WEBHOOK_DISABLE_AFTER_MS: int(1, 365 * 86_400_000).default('432000000'),
+  SLUICE_WEBHOOK_POLL_MS: int(10, 600_000).default('1000'),
+  SLUICE_EVENT_RETENTION_DAYS: int(0, 36_500).default('30'),
+  SLUICE_EVENT_RETENTION_COUNT: int(0, Number.MAX_SAFE_INTEGER).default('0'),
+  SLUICE_RETENTION_INTERVAL_MS: int(10, 86_400_000).default('3600000'),
 });
 
 export interface Config {
@@ -41,6 +49,29 @@ export interface Config {
   maxConcurrentJobs: number;
   progressIntervalMs: number;
   shutdownTimeoutMs: number;
+  webhooks: WebhookConfig;
+  retention: RetentionConfig;
+}
+
+export interface WebhookConfig {
+  /** Per-attempt timeout. */
+  timeoutMs: number;
+  /** First retry delay; the schedule grows from it (×1, ×6, ×24, ×120, ×720 …) with jitter. */
+  retryBaseMs: number;
+  /** A delivery still failing this long after it was queued is FAILED. */
+  maxAgeMs: number;
+  /** An endpoint failing without a success for this long is disabled. */
+  disableAfterMs: number;
+  /** How often the delivery loop looks for due deliveries. */
+  pollMs: number;
+}
+
+export interface RetentionConfig {
+  /** Events older than this are pruned (0: no age limit). */
+  days: number;
+  /** Only the newest N events are kept (0: no count limit). */
+  count: number;
+  intervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -74,5 +105,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConcurrentJobs: e.SLUICE_MAX_CONCURRENT_JOBS,
     progressIntervalMs: e.SLUICE_PROGRESS_INTERVAL_MS,
     shutdownTimeoutMs: e.SLUICE_SHUTDOWN_TIMEOUT_MS,
+    webhooks: {
+      timeoutMs: e.SLUICE_WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.SLUICE_WEBHOOK_RETRY_BASE_MS,
+      maxAgeMs: e.SLUICE_WEBHOOK_MAX_AGE_MS,
+      disableAfterMs: e.SLUICE_WEBHOOK_DISABLE_AFTER_MS,
+      pollMs: e.SLUICE_WEBHOOK_POLL_MS,
+    },
+    retention: {
+      days: e.SLUICE_EVENT_RETENTION_DAYS,
+      count: e.SLUICE_EVENT_RETENTION_COUNT,
+      intervalMs: e.SLUICE_RETENTION_INTERVAL_MS,
+    },
   };
 }

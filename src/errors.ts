@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'INVALID_TRANSITION'
   | 'CONFLICT'
   | 'IN_USE'
-  | 'CONNECTOR_FAILED';
+  | 'CONNECTOR_FAILED'
+  | 'CURSOR_EXPIRED';
 
 export abstract class AppError extends Error {
   abstract readonly code: ErrorCode;
@@ -89,5 +90,18 @@ export class ConnectorFailedError extends AppError {
   ) {
     super(message);
     this.name = 'ConnectorFailedError';
+  }
+}
+
+/** A resumable stream or query was given an event cursor older than the retained log. */
+export class CursorExpiredError extends AppError {
+  readonly code = 'CURSOR_EXPIRED' as const;
+  constructor(
+    readonly cursor: string,
+    /** The oldest cursor still usable (events after it are all retained). */
+    readonly oldestAvailable: string,
+  ) {
+    super(`cursor expired: oldest available is ${oldestAvailable} (events up to it were pruned by the retention policy)`);
+    this.name = 'CursorExpiredError';
   }
 }

@@ -1,14 +1,18 @@
 /** The service container: one instance of each domain service, wired to the seams. */
+import type { RetentionConfig, WebhookConfig } from './config.js';
 import type { Database } from './db/client.js';
 import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
 import type { Logger } from './logger.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
 import { EventService } from './modules/event/event.service.js';
+import { RetentionService } from './modules/event/retention.service.js';
 import { JobService } from './modules/job/job.service.js';
 import { MappingService } from './modules/mapping/mapping.service.js';
 import { PipelineService } from './modules/pipeline/pipeline.service.js';
 import { TriggerService } from './modules/pipeline/trigger.service.js';
+import { DeliveryService } from './modules/webhook/delivery.service.js';
+import { WebhookService } from './modules/webhook/webhook.service.js';
 import type { PubSub } from './pubsub/pubsub.js';
 
 export interface Services {
@@ -22,6 +26,9 @@ export interface Services {
   pipelines: PipelineService;
   jobs: JobService;
   triggers: TriggerService;
+  webhooks: WebhookService;
+  deliveries: DeliveryService;
+  retention: RetentionService;
 }
 
 export function createServices(deps: {
@@ -30,9 +37,14 @@ export function createServices(deps: {
   queue: JobQueue;
   log: Logger;
   progressIntervalMs: number;
+  webhooks: WebhookConfig;
+  retention: RetentionConfig;
 }): Services {
   const db = deps.database.prisma;
   const events = new EventService(db, deps.pubsub);
+  const webhooks = new WebhookService(db, events, deps.log);
+  // The outbox: every event queues its webhook deliveries in its own transaction.
+  events.hooks.push(webhooks.outboxHook);
   const jobs = new JobService(db, events, deps.pubsub, deps.queue, deps.log);
   const runner = new Runner(jobs, { progressIntervalMs: deps.progressIntervalMs, log: deps.log });
   jobs.attach(runner);
@@ -52,5 +64,8 @@ export function createServices(deps: {
     pipelines,
     jobs,
     triggers,
+    webhooks,
+    deliveries: new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log),
+    retention: new RetentionService(db, deps.retention, deps.log),
   };
 }

@@ -8,6 +8,7 @@ import {
   AppError,
   ConflictError,
   ConnectorFailedError,
+  CursorExpiredError,
   InUseError,
   InvalidTransitionError,
   NotFoundError,
@@ -34,6 +35,7 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
     CONFLICT: { description: 'The object changed concurrently (version mismatch) or is busy; re-read and retry.' },
     IN_USE: { description: 'The object is referenced by others and cannot be removed.' },
     CONNECTOR_FAILED: { description: "The connector's external system failed the operation (unreachable, refused, bad data)." },
+    CURSOR_EXPIRED: { description: 'The event cursor is older than the retained event log; resume from the oldest available cursor.' },
   } as const,
 });
 
@@ -110,5 +112,15 @@ builder.objectType(ConnectorFailedError, {
   isTypeOf: (e) => e instanceof ConnectorFailedError,
   fields: (t) => ({
     connectorId: t.id({ resolve: (e) => encodeGlobalID('Connector', e.connectorId) }),
+  }),
+});
+
+builder.objectType(CursorExpiredError, {
+  name: 'CursorExpiredError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof CursorExpiredError,
+  fields: (t) => ({
+    cursor: t.exposeString('cursor'),
+    oldestAvailable: t.exposeString('oldestAvailable', { description: 'The oldest cursor still usable: every event after it is retained.' }),
   }),
 });

@@ -8,6 +8,7 @@ import '../modules/pipeline/pipeline.graphql.js';
 import '../modules/pipeline/preview.graphql.js';
 import '../modules/job/job.graphql.js';
 import '../modules/event/event.graphql.js';
+import '../modules/webhook/webhook.graphql.js';
 import '../modules/system/system.graphql.js';
 
 let schema: GraphQLSchema | null = null;

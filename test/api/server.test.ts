@@ -120,6 +120,8 @@ describe('loadConfig', () => {
       maxConcurrentJobs: 4,
       progressIntervalMs: 250,
       shutdownTimeoutMs: 15000,
+      webhooks: { timeoutMs: 15000, retryBaseMs: 5000, maxAgeMs: 86_400_000, disableAfterMs: 432_000_000, pollMs: 1000 },
+      retention: { days: 30, count: 0, intervalMs: 3_600_000 },
     });
     expect(loadConfig({ SLUICE_PORT: '', SLUICE_GRAPHIQL: '' })).toMatchObject({ port: 4000, graphiql: true });
   });
@@ -136,6 +138,14 @@ describe('loadConfig', () => {
         SLUICE_MAX_CONCURRENT_JOBS: '8',
         SLUICE_PROGRESS_INTERVAL_MS: '100',
         SLUICE_SHUTDOWN_TIMEOUT_MS: '5000',
+        SLUICE_WEBHOOK_TIMEOUT_MS: '20000',
+        SLUICE_WEBHOOK_RETRY_BASE_MS: '1000',
+        SLUICE_WEBHOOK_MAX_AGE_MS: '3600000',
+        SLUICE_WEBHOOK_DISABLE_AFTER_MS: '7200000',
+        SLUICE_WEBHOOK_POLL_MS: '500',
+        SLUICE_EVENT_RETENTION_DAYS: '7',
+        SLUICE_EVENT_RETENTION_COUNT: '1000000',
+        SLUICE_RETENTION_INTERVAL_MS: '60000',
       }),
     ).toEqual({
       host: '0.0.0.0',
@@ -147,6 +157,8 @@ describe('loadConfig', () => {
       maxConcurrentJobs: 8,
       progressIntervalMs: 100,
       shutdownTimeoutMs: 5000,
+      webhooks: { timeoutMs: 20000, retryBaseMs: 1000, maxAgeMs: 3_600_000, disableAfterMs: 7_200_000, pollMs: 500 },
+      retention: { days: 7, count: 1_000_000, intervalMs: 60_000 },
     });
   });
 

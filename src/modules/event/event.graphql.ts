@@ -78,6 +78,7 @@ builder.queryFields((t) => ({
       args: { filter: t.arg({ type: EventFilterInput }) },
       resolve: async (_r, args, ctx) => {
         const where = whereOf(toFilter(args.filter));
+        if (args.after) await ctx.services.events.assertCursor(parseSequence(args.after, 'after'));
         const conn = await resolveCursorConnection(
           { args, ...PAGE, toCursor: (e: EventMessage) => e.sequence },
           async ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) => {
@@ -112,13 +113,18 @@ builder.subscriptionFields((t) => ({
     type: EventRef,
     description:
       'Events matching the filter, live. With `after` (an event cursor), first replays every matching event after it, then goes live — ' +
-      'with no gap and no duplicate. Without it, starts with events committed from now on.',
+      'with no gap and no duplicate. Without it, starts with events committed from now on. ' +
+      'A cursor older than the retained log is a CURSOR_EXPIRED error.',
     args: {
       filter: t.arg({ type: EventFilterInput }),
       after: t.arg.string({ description: 'Resume after this event cursor.' }),
     },
-    subscribe: (_r, args, ctx) =>
-      ctx.services.events.stream(toFilter(args.filter), args.after != null ? parseSequence(args.after) : null),
+    subscribe: async (_r, args, ctx) => {
+      const after = args.after != null ? parseSequence(args.after) : null;
+      // Checked before subscribing so an expired cursor is a clear error, not a broken stream.
+      await ctx.services.events.assertCursor(after);
+      return ctx.services.events.stream(toFilter(args.filter), after);
+    },
     resolve: (e) => e,
   }),
 }));

@@ -9,7 +9,7 @@
  */
 import type { Prisma } from '../../generated/prisma/client.js';
 import type { PrismaClient } from '../../db/client.js';
-import { ValidationError } from '../../errors.js';
+import { CursorExpiredError, ValidationError } from '../../errors.js';
 import { ALL, type EventMessage, type PubSub } from '../../pubsub/pubsub.js';
 import type { EventType, NewEvent } from './event.types.js';
 
@@ -27,7 +27,10 @@ export interface EventFilter {
   until?: Date | null;
 }
 
-type EventRow = Awaited<ReturnType<PrismaClient['event']['findFirstOrThrow']>>;
+export type EventRow = Awaited<ReturnType<PrismaClient['event']['findFirstOrThrow']>>;
+
+/** Runs in the transaction that appended `row` (e.g. to queue outbox rows atomically with it). */
+export type EventHook = (tx: Tx, row: EventRow) => Promise<void>;
 
 export function toMessage(row: EventRow): EventMessage {
   return {
@@ -71,10 +74,26 @@ export function parseSequence(cursor: string, field = 'after'): bigint {
 }
 
 export class EventService {
+  /** Called after each event insert, inside the same transaction (webhook outbox). */
+  readonly hooks: EventHook[] = [];
+
   constructor(
     private readonly db: PrismaClient,
     private readonly pubsub: PubSub,
   ) {}
+
+  /** Highest sequence removed by retention (0 when nothing was pruned). */
+  async prunedThrough(): Promise<bigint> {
+    const state = await this.db.eventLogState.findUnique({ where: { id: 1 } });
+    return state?.prunedThrough ?? 0n;
+  }
+
+  /** Throws CURSOR_EXPIRED when events after `after` may have been pruned. */
+  async assertCursor(after: bigint | null): Promise<void> {
+    if (after === null) return;
+    const floor = await this.prunedThrough();
+    if (after < floor) throw new CursorExpiredError(after.toString(), floor.toString());
+  }
 
   /**
    * Runs `fn` in a transaction; events passed to `emit` are appended in that transaction
@@ -90,7 +109,9 @@ export class EventService {
             await tx.$queryRawUnsafe(`select 1 as ok from pg_advisory_xact_lock(${EVENT_LOCK})`);
             locked = true;
           }
-          written.push(await tx.event.create({ data: toCreate(e) }));
+          const row = await tx.event.create({ data: toCreate(e) });
+          written.push(row);
+          for (const hook of this.hooks) await hook(tx, row);
         };
         return fn(tx, emit);
       },
@@ -120,6 +141,7 @@ export class EventService {
    * sequence handled is dropped — so reordering or a late subscriber never loses or repeats.
    */
   async *stream(filter: EventFilter, after: bigint | null, signal?: AbortSignal): AsyncGenerator<EventMessage> {
+    await this.assertCursor(after);
     let last = after ?? (await this.latestSequence());
     const live = this.pubsub.subscribe('events', ALL);
     const onAbort = () => void live.return?.();

@@ -29,6 +29,11 @@ export const EVENT_TYPES = [
   'JOB_SUCCEEDED',
   'JOB_FAILED',
   'JOB_CANCELLED',
+  'WEBHOOK_CREATED',
+  'WEBHOOK_UPDATED',
+  'WEBHOOK_DELETED',
+  'WEBHOOK_DISABLED',
+  'WEBHOOK_SECRET_ROTATED',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
