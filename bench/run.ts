@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import cronParser from 'cron-parser';
 import pg from 'pg';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -235,6 +236,42 @@ async function withPgDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
 
 const CREATE_USERS = `create table users (id bigint primary key, name text, email text, city text, country text, amount double precision, quantity bigint, active boolean, created_at timestamptz, note text)`;
 
+
+/** Maps `items` with at most `limit` calls in flight. */
+async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Every node of a connection query (`path` names the connection in the answer), 100 per page. */
+async function allNodes(s: Server, query: string, variables: Record<string, unknown>, path: string): Promise<any[]> {
+  const out: any[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const r: any = await s.q(query, { ...variables, after });
+    const conn = r[path];
+    out.push(...conn.nodes);
+    if (!conn.pageInfo.hasNextPage) return out;
+    after = conn.pageInfo.endCursor;
+  }
+}
+
+const pctOf = (values: number[], p: number) => {
+  const v = [...values].sort((a, b) => a - b);
+  return v[Math.min(v.length - 1, Math.floor(p * v.length))] ?? 0;
+};
+
+const CREATE_PIPELINE = `mutation($i: CreatePipelineInput!) { createPipeline(input: $i) { __typename ... on CreatePipelinePayload { pipeline { id } } ... on Error { message } } }`;
+
 const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
   {
     id: 'csv-sqlite',
@@ -321,6 +358,115 @@ const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
         const dst = await connector(s, 'null', 'null', {});
         const r = await load(s, { name: 'gen→null', sourceId: src, destinationId: dst, batchSize: 10_000 });
         results.push({ id: 'generator-null', scenario: 'generator → null (engine overhead)', ...r, note: `${((r.seconds * 1e9) / Math.max(1, r.records)).toFixed(0)} ns/record` });
+      } finally {
+        await s.stop();
+      }
+    },
+  },
+  {
+    // 1,000 pipelines on one per-minute cron (second 0 of each minute): how late the fires are
+    // and that each fire makes exactly one job. Pipelines are created disabled and started, so
+    // their initial loads finish without fires in between; all are then enabled right after a
+    // cron instant so every one is armed for the same next instant — the worst case: 1,000 fires
+    // due in the same millisecond. Env: BENCH_SCHEDULES (1000), BENCH_SCHEDULE_CRON ('0 * * * * *').
+    id: 'schedule-1000',
+    run: async () => {
+      const N = Number(process.env.BENCH_SCHEDULES ?? 1000);
+      const cron = process.env.BENCH_SCHEDULE_CRON ?? '0 * * * * *';
+      const s = await Server.start();
+      try {
+        const src = await connector(s, 'gen', 'generator', { count: 10 });
+        const dst = await connector(s, 'null', 'null', {});
+        const t0 = performance.now();
+        const ids = await pool(Array.from({ length: N }, (_, i) => i), 8, async (i) => {
+          const r = await s.q(CREATE_PIPELINE, {
+            i: { name: `scheduled ${i}`, sourceId: src, destinationId: dst, trigger: 'SCHEDULE', schedule: { cron }, enabled: false },
+          });
+          if (!r.createPipeline.pipeline) throw new Error(r.createPipeline.message);
+          return r.createPipeline.pipeline.id as string;
+        });
+        const tCreated = performance.now();
+        await pool(ids, 8, (id) => s.q(`mutation($i: PipelineActionInput!) { startPipeline(input: $i) { __typename } }`, { i: { id } }));
+        for (;;) {
+          const r = await s.q(`{ pipelines(filter: { state: READY }) { totalCount } }`);
+          if (r.pipelines.totalCount === N) break;
+          const failed = await s.q(`{ jobs(filter: { statuses: [FAILED] }) { totalCount } }`);
+          if (failed.jobs.totalCount) throw new Error(`${failed.jobs.totalCount} initial load(s) failed`);
+          await new Promise((res) => setTimeout(res, 500));
+        }
+        const tReady = performance.now();
+        log(`[bench] schedule-1000: ${N} pipelines created in ${((tCreated - t0) / 1000).toFixed(1)} s, initial loads done in ${((tReady - tCreated) / 1000).toFixed(1)} s`);
+
+        // Enable all just after a cron instant: every pipeline is then armed for the next one.
+        const instant = cronParser.parseExpression(cron, { tz: 'UTC' }).next().toDate().getTime();
+        await new Promise((res) => setTimeout(res, Math.max(0, instant + 300 - Date.now())));
+        const tEnable = performance.now();
+        await pool(ids, 8, (id) => s.q(`mutation($i: PipelineIdInput!) { enablePipeline(input: $i) { __typename } }`, { i: { id } }));
+        const enableSeconds = (performance.now() - tEnable) / 1000;
+        const armed = await allNodes(
+          s,
+          `query($after: String) { pipelines(first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { id nextRunAt } } }`,
+          {},
+          'pipelines',
+        );
+        const targets = new Set(armed.map((p) => p.nextRunAt));
+        if (targets.size !== 1 || armed.some((p) => !p.nextRunAt)) throw new Error(`pipelines armed for ${targets.size} different instants (enabling took ${enableSeconds.toFixed(1)} s)`);
+        const target = new Date([...targets][0] as string).getTime();
+        log(`[bench] schedule-1000: enabled in ${enableSeconds.toFixed(1)} s; all ${N} armed for ${new Date(target).toISOString()}; waiting ${((target - Date.now()) / 1000).toFixed(0)} s`);
+
+        // Around the fire: a small query every 50 ms (API latency while the fires commit).
+        await new Promise((res) => setTimeout(res, Math.max(0, target - 1000 - Date.now())));
+        const latencies: number[] = [];
+        const since = new Date(target - 1000).toISOString();
+        let fired = 0;
+        const deadline = Date.now() + 120_000;
+        while (fired < N && Date.now() < deadline) {
+          const t = performance.now();
+          const r = await s.q(`query($since: DateTime) { events(filter: { types: [SCHEDULE_FIRED], since: $since }) { totalCount } }`, { since });
+          latencies.push(performance.now() - t);
+          fired = r.events.totalCount;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        const allFiredMs = Date.now() - target;
+        const events = await allNodes(
+          s,
+          `query($after: String, $since: DateTime) { events(first: 100, after: $after, filter: { types: [SCHEDULE_FIRED, RUN_SKIPPED, SCHEDULE_SKIPPED], since: $since }) {
+            pageInfo { hasNextPage endCursor } nodes { type pipelineId data createdAt } } }`,
+          { since },
+          'events',
+        );
+        const fires = events.filter((e) => e.type === 'SCHEDULE_FIRED' && new Date(e.data.scheduledAt).getTime() === target);
+        const late = fires.map((e) => e.data.lateMs as number);
+        // Commit lag: when the fire's transaction wrote its event (the job is created in the same transaction).
+        const commit = fires.map((e) => new Date(e.createdAt).getTime() - target);
+        const jobs = await allNodes(
+          s,
+          `query($after: String, $since: DateTime) { jobs(first: 100, after: $after, filter: { kinds: [SYNC], createdAfter: $since }) {
+            pageInfo { hasNextPage endCursor } nodes { trigger createdAt pipeline { id } } } }`,
+          { since },
+          'jobs',
+        );
+        const perPipeline = new Map<string, number>(ids.map((id) => [id, 0]));
+        for (const j of jobs) if (j.trigger === 'SCHEDULE') perPipeline.set(j.pipeline.id, (perPipeline.get(j.pipeline.id) ?? 0) + 1);
+        const histogram = new Map<number, number>();
+        for (const c of perPipeline.values()) histogram.set(c, (histogram.get(c) ?? 0) + 1);
+        const perFire = [...histogram.entries()].sort((a, b) => a[0] - b[0]).map(([jobsN, pipelines]) => `${jobsN} job(s) ×${pipelines}`).join(', ');
+        const skipped = events.length - fires.length;
+        const note =
+          `cron "${cron}"; ${fires.length}/${N} fired; jobs per fire: ${perFire}; skipped ${skipped}; ` +
+          `lateness (lateMs) p50 ${pctOf(late, 0.5)} / p99 ${pctOf(late, 0.99)} / max ${pctOf(late, 1)} ms; ` +
+          `commit lag p50 ${pctOf(commit, 0.5)} / p99 ${pctOf(commit, 0.99)} / max ${pctOf(commit, 1)} ms; all fired after ${allFiredMs} ms; state DB ${s.stateDb}`;
+        log(`[bench] schedule-1000: ${note}`);
+        results.push({
+          id: 'schedule-1000',
+          scenario: `${N} per-minute schedules (generator → null)`,
+          records: fires.length,
+          seconds: allFiredMs / 1000,
+          p50: pctOf(latencies, 0.5),
+          p99: pctOf(latencies, 0.99),
+          peakRssMb: s.peakRssMb(),
+          note,
+        });
       } finally {
         await s.stop();
       }

@@ -96,24 +96,39 @@ export class EventService {
   }
 
   /**
-   * Runs `fn` in a transaction; events passed to `emit` are appended in that transaction
-   * and published after it commits.
+   * Runs `fn` in a transaction; events passed to `emit` (one) or `emitMany` (several, in order,
+   * with one insert) are appended in that transaction and published after it commits.
    */
-  async transaction<T>(fn: (tx: Tx, emit: (e: NewEvent) => Promise<void>) => Promise<T>): Promise<T> {
+  async transaction<T>(
+    fn: (tx: Tx, emit: (e: NewEvent) => Promise<void>, emitMany: (events: NewEvent[]) => Promise<void>) => Promise<T>,
+  ): Promise<T> {
     const written: EventRow[] = [];
     const result = await this.db.$transaction(
       async (tx) => {
         let locked = false;
-        const emit = async (e: NewEvent) => {
+        const lock = async () => {
           if (!locked) {
             await tx.$queryRawUnsafe(`select 1 as ok from pg_advisory_xact_lock(${EVENT_LOCK})`);
             locked = true;
           }
+        };
+        const emit = async (e: NewEvent) => {
+          await lock();
           const row = await tx.event.create({ data: toCreate(e) });
           written.push(row);
           for (const hook of this.hooks) await hook(tx, row);
         };
-        return fn(tx, emit);
+        const emitMany = async (events: NewEvent[]) => {
+          if (!events.length) return;
+          await lock();
+          // One multi-row insert numbers the rows in the order given.
+          const rows = (await tx.event.createManyAndReturn({ data: events.map(toCreate) })).sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
+          for (const row of rows) {
+            written.push(row);
+            for (const hook of this.hooks) await hook(tx, row);
+          }
+        };
+        return fn(tx, emit, emitMany);
       },
       { timeout: 30_000, maxWait: 30_000 },
     );

@@ -27,6 +27,8 @@ const PROGRESS_EVENT_INTERVAL_MS = 2000;
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
 type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
+type JobRow = NonNullable<Awaited<ReturnType<PrismaClient['job']['findUnique']>>>;
+type RunTrigger = 'MANUAL' | 'SCHEDULE' | 'SUBSCRIPTION';
 
 export class JobService implements RunnerHost {
   private runner!: Runner;
@@ -106,21 +108,61 @@ export class JobService implements RunnerHost {
     tx: Tx,
     emit: (e: NewEvent) => Promise<void>,
     p: PipelineRow,
-    trigger: 'MANUAL' | 'SCHEDULE' | 'SUBSCRIPTION',
+    trigger: RunTrigger,
     data?: Record<string, unknown>,
-  ): Promise<{ job: Awaited<ReturnType<JobService['create']>> | null; skipped: string | null }> {
-    if (!p.allowParallelRuns) {
-      const active = await tx.job.findFirst({
-        where: { pipelineId: p.id, status: { in: [...ACTIVE_STATUSES] }, kind: { in: ['SYNC', 'RESET', 'REPLAY'] } },
+  ): Promise<{ job: JobRow | null; skipped: string | null }> {
+    const [run] = await this.startRuns(tx, [p], trigger, () => data ?? {});
+    for (const e of run!.events) await emit(e);
+    return { job: run!.job, skipped: run!.skipped };
+  }
+
+  /**
+   * startRun for many pipelines in a few queries (a burst of schedule fires). Returns, in the
+   * order given, each pipeline's new job (null when skipped) and the events the caller appends
+   * for it (JOB_QUEUED or RUN_SKIPPED).
+   */
+  async startRuns(
+    tx: Tx,
+    pipelines: PipelineRow[],
+    trigger: RunTrigger,
+    dataOf: (p: PipelineRow) => Record<string, unknown>,
+  ): Promise<{ job: JobRow | null; skipped: string | null; events: NewEvent[] }[]> {
+    const serial = pipelines.filter((p) => !p.allowParallelRuns).map((p) => p.id);
+    const active = new Map<string, { id: string; status: string }>();
+    if (serial.length) {
+      const rows = await tx.job.findMany({
+        where: { pipelineId: { in: serial }, status: { in: [...ACTIVE_STATUSES] }, kind: { in: ['SYNC', 'RESET', 'REPLAY'] } },
         orderBy: { createdAt: 'asc' },
+        select: { id: true, status: true, pipelineId: true },
       });
-      if (active && p.concurrencyPolicy === 'SKIP') {
-        const reason = `${trigger.toLowerCase()} run skipped: job ${active.id} is ${active.status.toLowerCase()} and parallel runs are off`;
-        await emit({ type: 'RUN_SKIPPED', pipelineId: p.id, jobId: active.id, message: reason, data: { trigger, ...data } });
-        return { job: null, skipped: reason };
-      }
+      for (const j of rows) if (j.pipelineId && !active.has(j.pipelineId)) active.set(j.pipelineId, j);
     }
-    return { job: await this.create(tx, emit, p, 'SYNC', trigger), skipped: null };
+    const toRun = pipelines.filter((p) => !(active.has(p.id) && p.concurrencyPolicy === 'SKIP'));
+    const mappingIds = [...new Set(toRun.map((p) => p.mappingId).filter((id): id is string => !!id))];
+    const versions = new Map(
+      (mappingIds.length ? await tx.mapping.findMany({ where: { id: { in: mappingIds } }, select: { id: true, version: true } }) : []).map((m) => [m.id, m.version]),
+    );
+    const created = toRun.length
+      ? await tx.job.createManyAndReturn({
+          data: toRun.map((p) => ({
+            kind: 'SYNC' as const,
+            pipelineId: p.id,
+            trigger,
+            status: 'QUEUED' as const,
+            mappingId: p.mappingId,
+            mappingVersion: p.mappingId ? (versions.get(p.mappingId) ?? null) : null,
+            cursorStart: (p.cursor ?? Prisma.DbNull) as Prisma.InputJsonValue,
+          })),
+        })
+      : [];
+    const jobOf = new Map(created.map((j) => [j.pipelineId, j]));
+    return pipelines.map((p) => {
+      const job = jobOf.get(p.id);
+      if (job) return { job, skipped: null, events: [{ type: 'JOB_QUEUED', pipelineId: p.id, jobId: job.id, message: `sync job queued (${trigger.toLowerCase()})` }] };
+      const a = active.get(p.id)!;
+      const reason = `${trigger.toLowerCase()} run skipped: job ${a.id} is ${a.status.toLowerCase()} and parallel runs are off`;
+      return { job: null, skipped: reason, events: [{ type: 'RUN_SKIPPED', pipelineId: p.id, jobId: a.id, message: reason, data: { trigger, ...dataOf(p) } }] };
+    });
   }
 
   /** Dispatches a QUEUED job when its retry is due (kept in memory; recover() re-arms after a restart). */
@@ -349,9 +391,10 @@ export class JobService implements RunnerHost {
       }
       let replay: JobPlan['replay'];
       if (job.trigger === 'SUBSCRIPTION') {
-        // Claim the pushed batches (those of an earlier attempt first, then new ones).
+        // Claim the pushed batches, oldest first: those of an earlier attempt, new ones, and those
+        // left by a push job that ended without delivering them (failed or cancelled).
         const batches = await tx.pushBatch.findMany({
-          where: { pipelineId: p.id, OR: [{ jobId }, { jobId: null }] },
+          where: await claimableBatches(tx, p.id, jobId),
           orderBy: { sequence: 'asc' },
           take: 20,
         });
@@ -528,7 +571,7 @@ export class JobService implements RunnerHost {
       const p = job.pipeline;
       if (job.trigger === 'SUBSCRIPTION' && status === 'SUCCEEDED' && p) {
         await tx.pushBatch.deleteMany({ where: { jobId } });
-        const more = await tx.pushBatch.count({ where: { pipelineId: p.id, jobId: null } });
+        const more = await tx.pushBatch.count({ where: await claimableBatches(tx, p.id, jobId) });
         if (more) followUp = await this.ensurePushJob(tx, emit, p);
       }
       if (job.kind === 'REPLAY' && status === 'SUCCEEDED') {
@@ -562,6 +605,19 @@ export class JobService implements RunnerHost {
       this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);
     }
   }
+}
+
+/**
+ * Pushed batches the push job `jobId` may take: unclaimed ones and those claimed by a job that
+ * is no longer active (its own earlier attempt, or a push job that failed or was cancelled), so
+ * a record answered 202 is never stranded. Batches of another active push job are left to it.
+ */
+async function claimableBatches(tx: Tx, pipelineId: string, jobId: string): Promise<Prisma.PushBatchWhereInput> {
+  const others = await tx.job.findMany({
+    where: { pipelineId, trigger: 'SUBSCRIPTION', status: { in: [...ACTIVE_STATUSES] }, id: { not: jobId } },
+    select: { id: true },
+  });
+  return { pipelineId, OR: [{ jobId: null }, { jobId: { notIn: others.map((j) => j.id) } }] };
 }
 
 /** Exponential backoff (×3 per attempt, capped at 10 minutes) with equal jitter. */

@@ -14,6 +14,7 @@ import { Scheduler } from '../../engine/scheduler/scheduler.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { EventService } from '../event/event.service.js';
+import type { NewEvent } from '../event/event.types.js';
 import type { JobService } from '../job/job.service.js';
 import { isRunningState, type PipelineState } from './lifecycle.js';
 
@@ -21,13 +22,18 @@ type Row = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']
 
 export const MAX_PUSH_RECORDS = 100_000;
 
+/** Pipelines claimed per transaction when many fires are due at the same instant. */
+const FIRE_CHUNK = 100;
+
+type Dispatch = { job: { id: string; pipelineId: string | null }; parallel: boolean };
+
 export function scheduleOf(p: Pick<Row, 'scheduleCron' | 'scheduleTimezone' | 'scheduleEvery' | 'scheduleUnit'>): Schedule {
   return { cron: p.scheduleCron, timezone: p.scheduleTimezone, every: p.scheduleEvery, unit: p.scheduleUnit as ScheduleUnit | null };
 }
 
 export function checkSchedule(trigger: string, s: Schedule): void {
   const errors = validateSchedule(s);
-  if (trigger === 'SCHEDULE' && !s.cron && !s.every) errors.push({ path: 'schedule', message: 'a SCHEDULE trigger needs a cron expression or every/unit' });
+  if (trigger === 'SCHEDULE' && !s.cron && s.every == null && s.unit == null) errors.push({ path: 'schedule', message: 'a SCHEDULE trigger needs a cron expression or every/unit' });
   if (errors.length) throw new ValidationError('invalid schedule', errors);
 }
 
@@ -42,7 +48,7 @@ export class TriggerService {
     private readonly jobs: JobService,
     private readonly log: Logger,
   ) {
-    this.scheduler = new Scheduler((id, at) => this.fire(id, at));
+    this.scheduler = new Scheduler((ids, at) => this.fireAll(ids, at));
   }
 
   /** Next fire the pipeline should have now, or null when it should not be scheduled. */
@@ -76,11 +82,14 @@ export class TriggerService {
     let caughtUp = 0;
     let skipped = 0;
     const now = new Date();
+    const runOnce = new Map<number, string[]>();
     for (const p of pipelines) {
       if (p.nextRunAt && p.nextRunAt <= now) {
         if (p.catchUp === 'RUN_ONCE') {
           caughtUp++;
-          await this.fire(p.id, p.nextRunAt);
+          const due = runOnce.get(p.nextRunAt.getTime());
+          if (due) due.push(p.id);
+          else runOnce.set(p.nextRunAt.getTime(), [p.id]);
           continue;
         }
         skipped++;
@@ -97,53 +106,116 @@ export class TriggerService {
         this.scheduler.arm(p.id, next);
       } else await this.refresh(p.id);
     }
+    for (const [at, ids] of runOnce) await this.fireAll(ids, new Date(at));
     return { armed: this.scheduler.armedCount(), caughtUp, skipped };
   }
 
+  private closed = false;
+
   close(): void {
+    this.closed = true;
     this.scheduler.close();
   }
 
   /** A schedule fire: exactly one job per (pipeline, scheduled time), or a skip with its reason. */
-  async fire(id: string, scheduledAt: Date): Promise<void> {
-    const firedAt = Date.now();
-    let next: Date | null = null;
-    let dispatch: { job: { id: string; pipelineId: string | null }; parallel: boolean } | null = null;
-    try {
-      await this.events.transaction(async (tx, emit) => {
-        const p = await tx.pipeline.findUnique({ where: { id } });
-        if (!p || p.nextRunAt?.getTime() !== scheduledAt.getTime()) return;
-        next = this.desiredNext(p, new Date(Math.max(Date.now(), scheduledAt.getTime())), scheduledAt);
-        const claimed = await tx.pipeline.updateMany({ where: { id, nextRunAt: scheduledAt }, data: { nextRunAt: next, lastRunAt: scheduledAt } });
-        if (claimed.count === 0) return;
-        const lateMs = firedAt - scheduledAt.getTime();
-        if (p.trigger !== 'SCHEDULE' || !p.enabled || !isRunningState(p.state as PipelineState)) {
-          await emit({
-            type: 'SCHEDULE_SKIPPED',
-            pipelineId: id,
-            message: `schedule fire skipped: pipeline is ${p.enabled ? p.state : 'disabled'}`,
-            data: { scheduledAt: scheduledAt.toISOString(), reason: p.enabled ? p.state : 'DISABLED' },
-          });
-          return;
-        }
-        await emit({
-          type: 'SCHEDULE_FIRED',
-          pipelineId: id,
-          message: `schedule fired (due ${scheduledAt.toISOString()}, ${lateMs} ms late)`,
-          data: { scheduledAt: scheduledAt.toISOString(), lateMs, nextRunAt: (next as Date | null)?.toISOString() ?? null },
-        });
-        const res = await this.jobs.startRun(tx, emit, p, 'SCHEDULE', { scheduledAt: scheduledAt.toISOString() });
-        if (res.job) dispatch = { job: res.job, parallel: p.allowParallelRuns };
-      });
-    } catch (err) {
-      this.log.error({ err, pipelineId: id }, 'schedule fire failed');
-      // Re-arm from the database so a transient failure does not stop the schedule.
-      await this.refresh(id).catch(() => undefined);
-      return;
+  fire(id: string, scheduledAt: Date): Promise<void> {
+    return this.fireAll([id], scheduledAt);
+  }
+
+  /**
+   * The fires due at one instant, claimed FIRE_CHUNK pipelines per transaction with a few
+   * queries each (a thousand pipelines on one cron are a burst, not a thousand transactions);
+   * their jobs are dispatched once every fire is committed. A chunk that fails is retried one
+   * pipeline at a time, so one bad pipeline does not cost the others their fire.
+   */
+  async fireAll(ids: string[], scheduledAt: Date): Promise<void> {
+    const timerLateMs = Date.now() - scheduledAt.getTime();
+    const dispatches: Dispatch[] = [];
+    for (let i = 0; i < ids.length; i += FIRE_CHUNK) {
+      // Shutting down: fires not yet claimed stay due and follow the catch-up policy at next start.
+      if (this.closed) return;
+      const chunk = ids.slice(i, i + FIRE_CHUNK);
+      for (const part of await this.claimOrSplit(chunk, scheduledAt, timerLateMs)) dispatches.push(part);
     }
-    const d = dispatch as { job: { id: string; pipelineId: string | null }; parallel: boolean } | null;
-    if (d) await this.jobs.dispatch(d.job, d.parallel);
-    this.scheduler.arm(id, next);
+    for (const d of dispatches) await this.jobs.dispatch(d.job, d.parallel);
+  }
+
+  private async claimOrSplit(ids: string[], scheduledAt: Date, timerLateMs: number): Promise<Dispatch[]> {
+    try {
+      return await this.claim(ids, scheduledAt, timerLateMs);
+    } catch (err) {
+      if (ids.length > 1) {
+        const out: Dispatch[] = [];
+        for (const id of ids) out.push(...(await this.claimOrSplit([id], scheduledAt, timerLateMs)));
+        return out;
+      }
+      this.log.error({ err, pipelineId: ids[0] }, 'schedule fire failed');
+      // Re-arm from the database so a transient failure does not stop the schedule.
+      await this.refresh(ids[0]!).catch(() => undefined);
+      return [];
+    }
+  }
+
+  /**
+   * Claims the pipelines' fire at `scheduledAt` in one transaction: locks their rows and takes
+   * those still due then (a compare-and-set on nextRunAt, so a fire is claimed once across
+   * processes), moves nextRunAt/lastRunAt on, records SCHEDULE_FIRED (or SCHEDULE_SKIPPED)
+   * and starts their runs; re-arms them after commit.
+   */
+  private async claim(ids: string[], scheduledAt: Date, timerLateMs: number): Promise<Dispatch[]> {
+    const at = scheduledAt.toISOString();
+    const next = new Map<string, Date | null>();
+    const dispatches: Dispatch[] = [];
+    await this.events.transaction(async (tx, _emit, emitMany) => {
+      // Rows locked in id order: a process claiming the same fire waits here, then finds them moved on.
+      await tx.$queryRaw`select id from "Pipeline" where id = any(${ids}::uuid[]) order by id for update`;
+      const due = await tx.pipeline.findMany({ where: { id: { in: ids }, nextRunAt: scheduledAt } });
+      if (!due.length) return;
+      const after = new Date(Math.max(Date.now(), scheduledAt.getTime()));
+      const byNext = new Map<number | null, string[]>();
+      for (const p of due) {
+        const n = this.desiredNext(p, after, scheduledAt);
+        next.set(p.id, n);
+        const key = n?.getTime() ?? null;
+        const group = byNext.get(key);
+        if (group) group.push(p.id);
+        else byNext.set(key, [p.id]);
+      }
+      for (const [key, group] of byNext) {
+        await tx.pipeline.updateMany({ where: { id: { in: group } }, data: { nextRunAt: key === null ? null : new Date(key), lastRunAt: scheduledAt } });
+      }
+      const runnable = due.filter((p) => p.trigger === 'SCHEDULE' && p.enabled && isRunningState(p.state as PipelineState));
+      const runs = await this.jobs.startRuns(tx, runnable, 'SCHEDULE', () => ({ scheduledAt: at }));
+      const runOf = new Map(runnable.map((p, i) => [p.id, runs[i]!]));
+      // Late as seen from outside: when the fire is recorded and its job queued (timerLateMs: when the timer ran).
+      const lateMs = Date.now() - scheduledAt.getTime();
+      const events: NewEvent[] = [];
+      for (const p of due) {
+        const run = runOf.get(p.id);
+        if (!run) {
+          events.push({
+            type: 'SCHEDULE_SKIPPED',
+            pipelineId: p.id,
+            message: `schedule fire skipped: pipeline is ${p.enabled ? p.state : 'disabled'}`,
+            data: { scheduledAt: at, reason: p.enabled ? p.state : 'DISABLED' },
+          });
+          continue;
+        }
+        events.push(
+          {
+            type: 'SCHEDULE_FIRED',
+            pipelineId: p.id,
+            message: `schedule fired (due ${at}, ${lateMs} ms late)`,
+            data: { scheduledAt: at, lateMs, timerLateMs, nextRunAt: next.get(p.id)?.toISOString() ?? null },
+          },
+          ...run.events,
+        );
+        if (run.job) dispatches.push({ job: run.job, parallel: p.allowParallelRuns });
+      }
+      await emitMany(events);
+    });
+    for (const [id, n] of next) this.scheduler.arm(id, n);
+    return dispatches;
   }
 
   async setEnabled(id: string, enabled: boolean) {
