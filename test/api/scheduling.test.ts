@@ -177,7 +177,7 @@ describe('schedules on real time', () => {
     for (const [i, f] of fires.entries()) {
       expect(scheduled[i]! % 2000, JSON.stringify(f.fire)).toBe(0);
       expect(f.fire.data.lateMs).toBeGreaterThanOrEqual(0);
-      expect(f.fire.data.lateMs).toBeLessThan(1000);
+      expect(f.fire.data.lateMs).toBeLessThan(2000); // within one period of the cron
       expect(ms(f.fire.data.nextRunAt)).toBe(scheduled[i]! + 2000);
       expect(f.next?.type, `fire ${f.fire.data.scheduledAt} was not followed by its job`).toBe('JOB_QUEUED');
       if (i > 0) expect(scheduled[i]).toBe(scheduled[i - 1]! + 2000); // no fire missed, none repeated

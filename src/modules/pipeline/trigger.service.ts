@@ -69,7 +69,9 @@ export class TriggerService {
     }
     const now = new Date();
     let next = this.desiredNext(p, now, p.lastRunAt ?? now);
-    if (next && p.nextRunAt && p.nextRunAt > now && !reschedule) next = p.nextRunAt;
+    // Keep a planned fire — even one that is due but not fired yet (it fires at once when armed):
+    // recomputing from now would silently drop it.
+    if (next && p.nextRunAt && !reschedule) next = p.nextRunAt;
     if ((next?.getTime() ?? null) !== (p.nextRunAt?.getTime() ?? null)) {
       await this.db.pipeline.update({ where: { id }, data: { nextRunAt: next } });
     }
@@ -215,6 +217,13 @@ export class TriggerService {
       await emitMany(events);
     });
     for (const [id, n] of next) this.scheduler.arm(id, n);
+    // Pipelines whose fire was not due any more (re-planned meanwhile, or claimed by another
+    // process): arm whatever the database now plans, so their schedule keeps running.
+    const stale = ids.filter((id) => !next.has(id));
+    if (stale.length) {
+      const rows = await this.db.pipeline.findMany({ where: { id: { in: stale } }, select: { id: true, nextRunAt: true } });
+      for (const r of rows) if (r.nextRunAt && r.nextRunAt.getTime() !== scheduledAt.getTime()) this.scheduler.arm(r.id, r.nextRunAt);
+    }
     return dispatches;
   }
 
