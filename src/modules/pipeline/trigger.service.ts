@@ -136,6 +136,8 @@ export class TriggerService {
     for (let i = 0; i < ids.length; i += FIRE_CHUNK) {
       // Shutting down: fires not yet claimed stay due and follow the catch-up policy at next start.
       if (this.closed) return;
+      // Let requests waiting for the database in between chunks (one connection with PGlite).
+      if (i > 0) await new Promise((r) => setTimeout(r, 0));
       const chunk = ids.slice(i, i + FIRE_CHUNK);
       for (const part of await this.claimOrSplit(chunk, scheduledAt, timerLateMs)) dispatches.push(part);
     }
