@@ -8,8 +8,6 @@ import {
   type CheckResult,
   type DataRecord,
   type DestinationDriver,
-  type FieldSchema,
-  type FieldType,
   type JsonSchema,
   type RejectedRecord,
   type StreamWriter,
@@ -17,6 +15,7 @@ import {
   type WriteResult,
   type WriterOptions,
 } from './types.js';
+import { FieldSampler } from './record-schema.js';
 
 /**
  * JSON Lines file destination.
@@ -258,37 +257,6 @@ async function check(config: JsonlDestinationConfig): Promise<CheckResult> {
 }
 
 const SAMPLE_LINES = 1000;
-const ISO_RE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
-
-class FieldStats {
-  int = 0;
-  num = 0;
-  bool = 0;
-  obj = 0;
-  str = 0;
-  date = 0;
-  nulls = 0;
-  present = 0;
-  add(v: unknown): void {
-    this.present++;
-    if (v === null) this.nulls++;
-    else if (typeof v === 'number') Number.isInteger(v) ? this.int++ : this.num++;
-    else if (typeof v === 'boolean') this.bool++;
-    else if (typeof v === 'string') ISO_RE.test(v) && !Number.isNaN(Date.parse(v)) ? this.date++ : this.str++;
-    else this.obj++;
-  }
-  type(): FieldType {
-    const numeric = this.int + this.num > 0;
-    const kinds = [numeric, this.bool > 0, this.obj > 0, this.str + this.date > 0].filter(Boolean).length;
-    if (kinds === 0) return 'string';
-    if (kinds > 1) return this.obj > 0 ? 'json' : 'string';
-    if (numeric) return this.num > 0 ? 'number' : 'integer';
-    if (this.bool > 0) return 'boolean';
-    if (this.obj > 0) return 'json';
-    return this.str === 0 ? 'datetime' : 'string';
-  }
-}
-
 async function discover(config: JsonlDestinationConfig): Promise<Catalog> {
   const cfg = resolveConfig(config);
   let stat: fs.Stats;
@@ -298,8 +266,7 @@ async function discover(config: JsonlDestinationConfig): Promise<Catalog> {
     return { streams: [] };
   }
   if (!stat.isFile()) throw new DriverError(`JSONL destination: ${cfg.path} is not a regular file`);
-  const stats = new Map<string, FieldStats>();
-  let objects = 0;
+  const sampler = new FieldSampler();
   const input = fs.createReadStream(cfg.path, { encoding: 'utf8' });
   const lines = readline.createInterface({ input, crlfDelay: Infinity });
   try {
@@ -314,12 +281,7 @@ async function discover(config: JsonlDestinationConfig): Promise<Catalog> {
         continue;
       }
       if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
-      objects++;
-      for (const [k, v] of Object.entries(value)) {
-        let s = stats.get(k);
-        if (!s) stats.set(k, (s = new FieldStats()));
-        s.add(v);
-      }
+      sampler.add(value as DataRecord);
     }
   } catch (e) {
     throw ioError(`cannot read ${cfg.path}`, e);
@@ -327,11 +289,7 @@ async function discover(config: JsonlDestinationConfig): Promise<Catalog> {
     lines.close();
     input.destroy();
   }
-  const fields: FieldSchema[] = [...stats].map(([name, s]) => ({
-    name,
-    type: s.type(),
-    nullable: s.nulls > 0 || s.present < objects,
-  }));
+  const fields = sampler.fields();
   const base = path.basename(cfg.path, path.extname(cfg.path)).replace(/[^A-Za-z0-9_]/g, '_') || 'jsonl';
   return { streams: [{ name: base, fields, supportedSyncModes: ['FULL_REFRESH'] }] };
 }
