@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Services } from '../services.js';
+import type { AuthContext } from '../modules/workspace/scope.js';
 
 /** What every resolver sees, over HTTP, WebSocket and SSE alike. */
 export interface GraphQLContext {
@@ -8,4 +9,6 @@ export interface GraphQLContext {
   log: Logger;
   db: PrismaClient;
   services: Services;
+  /** The authenticated caller (workspace, key, scope); set before any resolver runs. */
+  auth: AuthContext;
 }

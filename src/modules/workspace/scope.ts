@@ -1,0 +1,74 @@
+/**
+ * Tenant scope of the current asynchronous call chain.
+ *
+ * Contract:
+ * - Code serving a request runs inside `runInWorkspace(auth, fn)`; the scoped Prisma client
+ *   (`scopedPrisma`) then adds the caller's workspace to every read and write of a
+ *   tenant-owned model, so another workspace's rows are invisible (not found) and new rows
+ *   belong to the caller's workspace.
+ * - Background work (job execution, schedule fires, webhook delivery, retention, start-up
+ *   recovery) runs inside `runAsSystem(fn)` and sees every workspace. Entry points that may
+ *   be first reached from a request (timers armed by a mutation, the job queue) must enter
+ *   system scope themselves, because asynchronous context is inherited from the creator.
+ * - Async iterators resume in their consumer's context, not their creator's: subscription
+ *   streams are re-bound with `bindIterator`.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export type ApiKeyScopeName = 'READ' | 'WRITE' | 'ADMIN';
+
+/** The well-known id of the workspace created by the migration (and used by local access). */
+export const DEFAULT_WORKSPACE_ID = '00000000-0000-4000-8000-000000000001';
+
+/** Who is calling: the workspace, the key (null for trusted local access) and its scope. */
+export interface AuthContext {
+  workspaceId: string;
+  /** The API key's id, or null for trusted local (loopback) access without a key. */
+  apiKeyId: string | null;
+  /** The key's display prefix (`sk_…`), or `local`. */
+  keyPrefix: string;
+  scope: ApiKeyScopeName;
+}
+
+export type Scope = { kind: 'workspace'; auth: AuthContext } | { kind: 'system' };
+
+const storage = new AsyncLocalStorage<Scope>();
+
+export function runInWorkspace<T>(auth: AuthContext, fn: () => T): T {
+  return storage.run({ kind: 'workspace', auth }, fn);
+}
+
+export function runAsSystem<T>(fn: () => T): T {
+  return storage.run({ kind: 'system' }, fn);
+}
+
+export function currentScope(): Scope | undefined {
+  return storage.getStore();
+}
+
+/** The workspace of the current request, or null in system scope / outside any scope. */
+export function currentWorkspaceId(): string | null {
+  const s = storage.getStore();
+  return s?.kind === 'workspace' ? s.auth.workspaceId : null;
+}
+
+const RANK: Record<ApiKeyScopeName, number> = { READ: 1, WRITE: 2, ADMIN: 3 };
+
+/** True when `have` includes everything `need` allows (ADMIN ⊃ WRITE ⊃ READ). */
+export function scopeIncludes(have: ApiKeyScopeName, need: ApiKeyScopeName): boolean {
+  return RANK[have] >= RANK[need];
+}
+
+/** An async iterator whose every step runs in `scope` (see the module contract). */
+export function bindIterator<T>(it: AsyncIterator<T> & Partial<AsyncIterable<T>>, scope: Scope | undefined): AsyncIterableIterator<T> {
+  if (!scope) return it as AsyncIterableIterator<T>;
+  const bound: AsyncIterableIterator<T> = {
+    next: (...args: [] | [unknown]) => storage.run(scope, () => it.next(...(args as []))),
+    return: (value?: unknown) => storage.run(scope, () => (it.return ? it.return(value as T) : Promise.resolve({ done: true as const, value: value as T }))),
+    throw: (err?: unknown) => storage.run(scope, () => (it.throw ? it.throw(err) : Promise.reject(err))),
+    [Symbol.asyncIterator]() {
+      return bound;
+    },
+  };
+  return bound;
+}
