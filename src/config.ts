@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { ConfiguredKeys, parseKeyList } from './security/keyring.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -37,6 +38,17 @@ const EnvSchema = z.object({
   SLUICE_EVENT_RETENTION_DAYS: int(0, 36_500).default('30'),
   SLUICE_EVENT_RETENTION_COUNT: int(0, Number.MAX_SAFE_INTEGER).default('0'),
   SLUICE_RETENTION_INTERVAL_MS: int(10, 86_400_000).default('3600000'),
+  SLUICE_SECRET_KEYS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return new ConfiguredKeys(parseKeyList(v));
+      } catch (err) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
 });
 
 export interface Config {
@@ -51,6 +63,11 @@ export interface Config {
   shutdownTimeoutMs: number;
   webhooks: WebhookConfig;
   retention: RetentionConfig;
+  /**
+   * Keys encrypting secrets at rest (SLUICE_SECRET_KEYS, first = primary); null: the key file
+   * `<dataDir>/secret-keys.json`, generated on first start (see src/security/keyring.ts).
+   */
+  secretKeys: ConfiguredKeys | null;
 }
 
 export interface WebhookConfig {
@@ -74,6 +91,9 @@ export interface RetentionConfig {
   intervalMs: number;
 }
 
+/** Variables whose values are never printed (error messages included). */
+const SECRET_VARS = new Set(['SLUICE_SECRET_KEYS']);
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -90,7 +110,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+        // Never echo a secret variable's value.
+        const shown = SECRET_VARS.has(name) ? '<redacted>' : JSON.stringify(env[name] ?? '');
+        return `${name}=${shown}: ${issue.message}`;
       }),
     );
   }
@@ -117,5 +139,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       count: e.SLUICE_EVENT_RETENTION_COUNT,
       intervalMs: e.SLUICE_RETENTION_INTERVAL_MS,
     },
+    secretKeys: e.SLUICE_SECRET_KEYS ?? null,
   };
 }

@@ -1,25 +1,52 @@
 /**
- * Inline HTTP authentication shared by the http source and the webhook destination.
+ * HTTP authentication shared by the http source and the webhook destination.
  *
- * Deliberately isolated: a later change replaces inline credentials by a reference to a stored
- * authentication (Algolia-style `authenticationID`); only `authSchema` and `applyAuth` change.
- * Secret fields carry `"secret": true`, so the API masks them (`auth.password`, `auth.token`,
- * `auth.value`).
+ * - Inline credentials (`auth` in the connector config): none, basic, bearer, apiKey. Secret
+ *   fields carry `"secret": true`, so the API masks them (`auth.password`, `auth.token`,
+ *   `auth.value`) and stores them encrypted.
+ * - A connector may instead reference a stored authentication (Algolia `authenticationID`):
+ *   the control plane resolves and decrypts it and hands it to the driver as `auth`, which then
+ *   may also be `oauth2ClientCredentials` (not offered inline).
+ * - OAuth2 client credentials (RFC 6749 §4.4): POST to `tokenUrl`, form-encoded
+ *   `grant_type=client_credentials` (+ `scope`, `audience`), the client authenticated with HTTP
+ *   Basic (default) or in the body. The access token is cached per (token URL, client,
+ *   secret, scope, audience) in this thread until shortly before `expires_in` (5 minutes when
+ *   the server gives none); `invalidate()` after a 401 drops it so the caller re-fetches once.
+ *   Token requests never follow redirects (the body carries the secret), go through the shared
+ *   HTTP client (outbound guard, retries of 5xx/429/network errors), and their errors name the
+ *   OAuth `error` code and description only: never the secret, the token or the raw body.
+ * - `scrub(text)` removes every credential value (and the fetched access token) from a message.
  */
+import crypto from 'node:crypto';
+import { scrubSecrets } from '../../security/secrets-redact.js';
+import { redactUrl, requestText, type RequestPolicy } from './http-client.js';
 import { DriverError, type JsonSchema } from './types.js';
+
+export interface OAuth2ClientCredentials {
+  type: 'oauth2ClientCredentials';
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  scope?: string | null;
+  audience?: string | null;
+  /** How the client authenticates to the token endpoint (default basic). */
+  clientAuth?: 'basic' | 'body' | null;
+}
 
 export type HttpAuth =
   | { type: 'none' }
   | { type: 'basic'; username: string; password?: string }
   | { type: 'bearer'; token: string }
-  | { type: 'apiKey'; name: string; value: string; in?: 'header' | 'query' };
+  | { type: 'apiKey'; name: string; value: string; in?: 'header' | 'query' }
+  | OAuth2ClientCredentials;
 
 export const authSchema: JsonSchema = {
   type: 'object',
   title: 'Authentication',
   description:
     'Inline credentials: none, basic (username/password), bearer (token) or apiKey (a header or query parameter). ' +
-    'Secrets are write-only. Credentials are never sent to another origin after a redirect.',
+    'Secrets are write-only and stored encrypted. Credentials are never sent to another origin after a redirect. ' +
+    'A connector that references an authentication (authenticationId) uses it instead.',
   required: ['type'],
   additionalProperties: false,
   properties: {
@@ -51,8 +78,9 @@ export interface AppliedAuth {
 }
 
 /**
- * Adds the credentials of `auth` to `headers` (mutated) and `url` (mutated); returns which
- * header/query names are sensitive. Throws a DriverError for an incomplete config.
+ * Adds static credentials of `auth` to `headers` (mutated) and `url` (mutated); returns which
+ * header/query names are sensitive. Throws a DriverError for an incomplete config, and for
+ * OAuth2 (which needs a token request: use `HttpCredentials`).
  */
 export function applyAuth(auth: HttpAuth | null | undefined, headers: Record<string, string>, url: URL, label: string): AppliedAuth {
   const out: AppliedAuth = { sensitiveHeaders: [], secretQueryParams: [] };
@@ -60,8 +88,7 @@ export function applyAuth(auth: HttpAuth | null | undefined, headers: Record<str
   switch (auth.type) {
     case 'basic': {
       if (typeof auth.username !== 'string') throw new DriverError(`${label}: auth.username is required for basic authentication`);
-      const token = Buffer.from(`${auth.username}:${auth.password ?? ''}`, 'utf8').toString('base64');
-      setHeader(headers, 'authorization', `Basic ${token}`);
+      setHeader(headers, 'authorization', `Basic ${basicToken(auth.username, auth.password ?? '')}`);
       return out;
     }
     case 'bearer':
@@ -81,13 +108,203 @@ export function applyAuth(auth: HttpAuth | null | undefined, headers: Record<str
       }
       return out;
     }
+    case 'oauth2ClientCredentials':
+      throw new DriverError(`${label}: OAuth2 client credentials need a token request (use HttpCredentials)`);
     default:
       throw new DriverError(`${label}: unknown auth.type ${JSON.stringify((auth as { type: unknown }).type)}`);
   }
+}
+
+function basicToken(user: string, pass: string): string {
+  return Buffer.from(`${user}:${pass}`, 'utf8').toString('base64');
 }
 
 /** Sets a header, replacing any same-named one regardless of case. */
 function setHeader(headers: Record<string, string>, name: string, value: string): void {
   for (const k of Object.keys(headers)) if (k.toLowerCase() === name.toLowerCase()) delete headers[k];
   headers[name] = value;
+}
+
+/** The secret values of an auth config (for scrubbing messages). */
+export function authSecrets(auth: HttpAuth | null | undefined): string[] {
+  if (!auth) return [];
+  switch (auth.type) {
+    case 'basic':
+      return auth.password ? [auth.password, basicToken(auth.username ?? '', auth.password)] : [];
+    case 'bearer':
+      return auth.token ? [auth.token] : [];
+    case 'apiKey':
+      return auth.value ? [auth.value] : [];
+    case 'oauth2ClientCredentials':
+      return auth.clientSecret ? [auth.clientSecret, basicToken(formEncode(auth.clientId ?? ''), formEncode(auth.clientSecret))] : [];
+    default:
+      return [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth2 client credentials.
+
+interface CachedToken {
+  token: string;
+  type: string;
+  /** Epoch ms after which the token is not used any more. */
+  refreshAt: number;
+}
+
+const tokenCache = new Map<string, CachedToken>();
+const inFlight = new Map<string, Promise<CachedToken>>();
+/** Lifetime assumed when the token response has no `expires_in`. */
+const DEFAULT_TOKEN_TTL_S = 300;
+
+function cacheKey(a: OAuth2ClientCredentials): string {
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify([a.tokenUrl, a.clientId, a.clientSecret, a.scope ?? '', a.audience ?? '', a.clientAuth ?? 'basic']))
+    .digest('base64url');
+}
+
+/** application/x-www-form-urlencoded encoding of one value (RFC 6749 appendix B). */
+function formEncode(s: string): string {
+  return encodeURIComponent(s).replace(/%20/g, '+');
+}
+
+/** Tokens are used until this long before they expire: 10 % of the lifetime, 1 s to 60 s. */
+function refreshMarginS(lifetimeS: number): number {
+  return Math.min(60, Math.max(1, lifetimeS * 0.1));
+}
+
+/** Drops every cached token (tests). */
+export function clearTokenCache(): void {
+  tokenCache.clear();
+  inFlight.clear();
+}
+
+async function fetchToken(a: OAuth2ClientCredentials, label: string, policy: RequestPolicy): Promise<CachedToken> {
+  const what = `${label}: OAuth2 token request to ${redactUrl(a.tokenUrl)}`;
+  let url: URL;
+  try {
+    url = new URL(a.tokenUrl);
+  } catch {
+    throw new DriverError(`${label}: invalid OAuth2 token URL`);
+  }
+  const form = new URLSearchParams({ grant_type: 'client_credentials' });
+  if (a.scope) form.set('scope', a.scope);
+  if (a.audience) form.set('audience', a.audience);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  if ((a.clientAuth ?? 'basic') === 'body') {
+    form.set('client_id', a.clientId);
+    form.set('client_secret', a.clientSecret);
+  } else {
+    headers.authorization = `Basic ${basicToken(formEncode(a.clientId), formEncode(a.clientSecret))}`;
+  }
+  let status: number;
+  let text: string;
+  try {
+    const res = await requestText(url, { method: 'POST', headers, body: form.toString() }, {
+      ...policy,
+      label: `${label} (OAuth2 token)`,
+      redirect: 'error',
+      // 4xx answers carry an OAuth error document: read it here instead of failing with the raw body.
+      acceptStatus: (s) => s < 500 && s !== 408 && s !== 429,
+      maxBodyBytes: 1024 * 1024,
+    });
+    status = res.response.status;
+    text = res.text;
+  } catch (e) {
+    const err = e as DriverError;
+    throw new DriverError(scrubSecrets(err.message, authSecrets(a)), err.retryable ?? false);
+  }
+  let body: Record<string, unknown> | null = null;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+  } catch {
+    body = null;
+  }
+  if (status < 200 || status >= 300) {
+    const code = typeof body?.error === 'string' ? body.error : null;
+    const desc = typeof body?.error_description === 'string' ? body.error_description.slice(0, 200) : null;
+    const detail = code ? `: ${code}${desc ? ` (${desc})` : ''}` : '';
+    const refused = status === 400 || status === 401 || status === 403 ? ' (client credentials refused)' : '';
+    throw new DriverError(scrubSecrets(`${what} failed with HTTP ${status}${refused}${detail}`, authSecrets(a)), false);
+  }
+  const token = body?.access_token;
+  if (typeof token !== 'string' || token === '') throw new DriverError(`${what}: the response has no access_token`);
+  const tokenType = typeof body?.token_type === 'string' ? body.token_type : 'Bearer';
+  if (tokenType.toLowerCase() !== 'bearer') throw new DriverError(`${what}: unsupported token_type "${tokenType.slice(0, 40)}" (Bearer only)`);
+  const raw = body?.expires_in;
+  const expiresIn = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : null;
+  const lifetime = expiresIn !== null && expiresIn > 0 ? expiresIn : DEFAULT_TOKEN_TTL_S;
+  return { token, type: 'Bearer', refreshAt: Date.now() + (lifetime - refreshMarginS(lifetime)) * 1000 };
+}
+
+/** A valid access token for these client credentials: cached, or fetched (one request at a time per key). */
+async function accessToken(a: OAuth2ClientCredentials, label: string, policy: RequestPolicy): Promise<CachedToken> {
+  const key = cacheKey(a);
+  const cached = tokenCache.get(key);
+  if (cached && cached.refreshAt > Date.now()) return cached;
+  let p = inFlight.get(key);
+  if (!p) {
+    p = fetchToken(a, label, policy)
+      .then((t) => {
+        tokenCache.set(key, t);
+        return t;
+      })
+      .finally(() => inFlight.delete(key));
+    inFlight.set(key, p);
+  }
+  return p;
+}
+
+function checkOAuth2(a: OAuth2ClientCredentials, label: string): void {
+  if (typeof a.tokenUrl !== 'string' || !/^https?:\/\//i.test(a.tokenUrl)) throw new DriverError(`${label}: OAuth2 tokenUrl must be an http(s) URL`);
+  if (typeof a.clientId !== 'string' || a.clientId === '') throw new DriverError(`${label}: OAuth2 clientId is required`);
+  if (typeof a.clientSecret !== 'string' || a.clientSecret === '') throw new DriverError(`${label}: OAuth2 clientSecret is required`);
+}
+
+/**
+ * Credentials for a series of requests: static ones as `applyAuth`, OAuth2 with a cached token.
+ * Usage: `apply` before each request; after a 401, `invalidate()` and, when it returns true,
+ * apply again and retry once.
+ */
+export class HttpCredentials {
+  private readonly secrets: Set<string>;
+
+  constructor(
+    private readonly auth: HttpAuth | null | undefined,
+    private readonly label: string,
+    /** Token requests: cancellation, timeout, retries. */
+    private readonly tokenPolicy: Pick<RequestPolicy, 'signal' | 'timeoutMs' | 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'guardUrl'> = {},
+  ) {
+    if (auth?.type === 'oauth2ClientCredentials') checkOAuth2(auth, label);
+    this.secrets = new Set(authSecrets(auth));
+  }
+
+  /** True when a 401 may be cured by fetching a new token. */
+  get refreshable(): boolean {
+    return this.auth?.type === 'oauth2ClientCredentials';
+  }
+
+  async apply(headers: Record<string, string>, url: URL): Promise<AppliedAuth> {
+    const a = this.auth;
+    if (a?.type !== 'oauth2ClientCredentials') return applyAuth(a, headers, url, this.label);
+    const t = await accessToken(a, this.label, { maxAttempts: 3, timeoutMs: 30_000, ...this.tokenPolicy });
+    this.secrets.add(t.token);
+    setHeader(headers, 'authorization', `Bearer ${t.token}`);
+    return { sensitiveHeaders: [], secretQueryParams: [] };
+  }
+
+  /** Forgets the cached token after the API refused it; true when a retry may help. */
+  invalidate(): boolean {
+    const a = this.auth;
+    if (a?.type !== 'oauth2ClientCredentials') return false;
+    tokenCache.delete(cacheKey(a));
+    return true;
+  }
+
+  /** `text` without any credential value (configured secrets and fetched tokens). */
+  scrub(text: string): string {
+    return scrubSecrets(text, this.secrets);
+  }
 }

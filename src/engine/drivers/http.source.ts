@@ -1,5 +1,6 @@
-import { applyAuth, authSchema, type AppliedAuth, type HttpAuth } from './http-auth.js';
-import { redactUrl, requestJson, type RequestPolicy, type RetryEvent } from './http-client.js';
+import { scrubSecrets } from '../../security/secrets-redact.js';
+import { authSchema, authSecrets, HttpCredentials, type AppliedAuth, type HttpAuth } from './http-auth.js';
+import { HttpError, redactUrl, requestJson, type JsonResponse, type RequestPolicy, type RetryEvent } from './http-client.js';
 import { FieldSampler, getPath, project, sanitizeName, splitPath } from './record-schema.js';
 import {
   DriverError,
@@ -348,11 +349,14 @@ function describeKeys(body: unknown): string {
 
 class Client {
   private readonly logs: string[] = [];
+  readonly credentials: HttpCredentials;
 
   constructor(
     private readonly cfg: ResolvedConfig,
     private readonly signal?: AbortSignal,
-  ) {}
+  ) {
+    this.credentials = new HttpCredentials(cfg.auth, LABEL, { signal, timeoutMs: cfg.policy.timeoutMs });
+  }
 
   takeLogs(): string[] {
     return this.logs.splice(0);
@@ -385,7 +389,9 @@ class Client {
     }
     if (cfg.paramsIn === 'body') bodyObj = { ...((cfg.body ?? {}) as Record<string, JsonValue>), ...params };
     else for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
-    const applied: AppliedAuth = this.applyCredentials(headers, url);
+    // Credentials go on a copy: a retry after a refused OAuth2 token starts from the bare request.
+    const bare = { headers: { ...headers }, url: new URL(url) };
+    const applied: AppliedAuth = await this.credentials.apply(headers, url);
     let body: string | undefined;
     if (cfg.method === 'POST') {
       body = JSON.stringify(bodyObj ?? {});
@@ -401,7 +407,17 @@ class Client {
       },
     };
     const shown = redactUrl(url, applied.secretQueryParams);
-    const res = await requestJson(url, { method: cfg.method, headers, body }, policy);
+    let res: JsonResponse;
+    try {
+      res = await requestJson(url, { method: cfg.method, headers, body }, policy);
+    } catch (e) {
+      // OAuth2: a refused token (expired or revoked early) is fetched again, once.
+      if (!(e instanceof HttpError && e.status === 401 && this.credentials.invalidate())) throw e;
+      const retryHeaders = bare.headers;
+      if (body !== undefined) retryHeaders['content-type'] ??= 'application/json';
+      await this.credentials.apply(retryHeaders, bare.url);
+      res = await requestJson(bare.url, { method: cfg.method, headers: retryHeaders, body }, policy);
+    }
     const items = this.extract(res.body, shown);
     let following: Position | null = null;
     if (items.length > 0) {
@@ -435,11 +451,6 @@ class Client {
       }
     }
     return { items, bytes: res.bytes, following, url: shown };
-  }
-
-  /** Credentials for one request (isolated: a later change swaps in an authentication reference). */
-  private applyCredentials(headers: Record<string, string>, url: URL): AppliedAuth {
-    return applyAuth(this.cfg.auth, headers, url, LABEL);
   }
 
   private extract(body: unknown, shown: string): unknown[] {
@@ -545,15 +556,24 @@ function toRecords(items: unknown[], selected: string[] | null): { records: Data
   return { records, errors };
 }
 
+/** The error with every credential value removed from its message (same class semantics: retryable kept). */
+function scrubbed(e: unknown, credentials: HttpCredentials | null, auth: HttpAuth | null): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const message = credentials ? credentials.scrub(err.message) : scrubSecrets(err.message, authSecrets(auth));
+  if (message === err.message) return err;
+  return new DriverError(message, (err as DriverError).retryable ?? false);
+}
+
 async function check(config: HttpSourceConfig): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
   } catch (e) {
-    return { ok: false, message: (e as Error).message };
+    return { ok: false, message: scrubbed(e, null, config?.auth ?? null).message };
   }
+  let client: Client | null = null;
   try {
-    const client = new Client(cfg);
+    client = new Client(cfg);
     const page = await client.fetchPage({}, cfg.incremental?.initialValue ?? null);
     const first = page.items.find((v) => v !== null && typeof v === 'object' && !Array.isArray(v)) as DataRecord | undefined;
     const fields = first ? Object.keys(first) : [];
@@ -568,13 +588,19 @@ async function check(config: HttpSourceConfig): Promise<CheckResult> {
       message: `${page.url} answered with ${page.items.length} record(s) on the first page${fields.length > 0 ? `; fields: ${fields.slice(0, 20).join(', ')}${fields.length > 20 ? ', ...' : ''}` : ''}`,
     };
   } catch (e) {
-    return { ok: false, message: (e as Error).message };
+    return { ok: false, message: scrubbed(e, client?.credentials ?? null, cfg.auth).message };
   }
 }
 
 async function discover(config: HttpSourceConfig): Promise<Catalog> {
   const cfg = resolveConfig(config);
-  const page = await new Client(cfg).fetchPage({}, cfg.incremental?.initialValue ?? null);
+  const client = new Client(cfg);
+  let page: PageResult;
+  try {
+    page = await client.fetchPage({}, cfg.incremental?.initialValue ?? null);
+  } catch (e) {
+    throw scrubbed(e, client?.credentials ?? null, cfg.auth);
+  }
   const sampler = new FieldSampler();
   for (const v of page.items.slice(0, 1000)) {
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) sampler.add(v as DataRecord);
@@ -649,7 +675,7 @@ async function* read(config: HttpSourceConfig, streams: ConfiguredStream[], stat
       try {
         page = await client.fetchPage(pos, since);
       } finally {
-        for (const m of client.takeLogs()) yield { type: 'log', level: 'warn', message: m };
+        for (const m of client.takeLogs()) yield { type: 'log', level: 'warn', message: client.credentials.scrub(m) };
       }
       signal?.throwIfAborted();
       const { records, errors } = toRecords(page.items, selected);
@@ -683,8 +709,8 @@ async function* read(config: HttpSourceConfig, streams: ConfiguredStream[], stat
     }
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
-    if (e instanceof DriverError) throw e;
-    throw new DriverError(`${LABEL}: ${(e as Error).message}`, true);
+    if (e instanceof DriverError) throw scrubbed(e, client?.credentials ?? null, cfg.auth);
+    throw new DriverError(client.credentials.scrub(`${LABEL}: ${(e as Error).message}`), true);
   }
   // maxPages reached: the last state stands. An incremental stream continues the same query from
   // that position on its next run; a full refresh starts over.

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import { applyAuth, authSchema, type AppliedAuth, type HttpAuth } from './http-auth.js';
+import { authSchema, authSecrets, HttpCredentials, type HttpAuth } from './http-auth.js';
+import { scrubSecrets } from '../../security/secrets-redact.js';
 import { HttpError, redactUrl, request, type RequestPolicy } from './http-client.js';
 import {
   DriverError,
@@ -116,12 +117,49 @@ POSTs records as JSON to an http(s) endpoint.
 const SUPPORTED_MODES: WriteMode[] = ['APPEND'];
 
 interface ResolvedConfig {
+  /** The URL without credentials (an apiKey in the query is added per request). */
   url: URL;
   headers: Record<string, string>;
-  applied: AppliedAuth;
+  credentials: HttpCredentials;
   batchSize: number | null;
   policy: RequestPolicy;
   shown: string;
+}
+
+/** A request's URL, headers and policy with the credentials applied. */
+async function withCredentials(cfg: ResolvedConfig, headers: Record<string, string>): Promise<{ url: URL; headers: Record<string, string>; policy: RequestPolicy }> {
+  const url = new URL(cfg.url);
+  const h = { ...headers };
+  const applied = await cfg.credentials.apply(h, url);
+  return { url, headers: h, policy: { ...cfg.policy, secretQueryParams: applied.secretQueryParams, sensitiveHeaders: applied.sensitiveHeaders } };
+}
+
+/**
+ * Sends one request with credentials; an OAuth2 token the endpoint refuses (401) is fetched
+ * again once. Errors never carry a credential value.
+ */
+async function send(cfg: ResolvedConfig, method: string, headers: Record<string, string>, body: string | undefined, policy: Partial<RequestPolicy> = {}): Promise<Response> {
+  try {
+    try {
+      const r = await withCredentials(cfg, headers);
+      return await request(r.url, { method, headers: r.headers, ...(body !== undefined ? { body } : {}) }, { ...r.policy, ...policy });
+    } catch (e) {
+      if (!(e instanceof HttpError && e.status === 401 && cfg.credentials.invalidate())) throw e;
+      const r = await withCredentials(cfg, headers);
+      return await request(r.url, { method, headers: r.headers, ...(body !== undefined ? { body } : {}) }, { ...r.policy, ...policy });
+    }
+  } catch (e) {
+    throw scrubbedError(e, cfg.credentials);
+  }
+}
+
+/** The error with credential values removed from its message (an HttpError keeps its status). */
+function scrubbedError(e: unknown, credentials: HttpCredentials): unknown {
+  if (!(e instanceof Error)) return e;
+  const message = credentials.scrub(e.message);
+  if (message === e.message) return e;
+  if (e instanceof HttpError) return new HttpError(message, e.retryable, e.status, e.url, e.attempts);
+  return new DriverError(message, (e as DriverError).retryable ?? false);
 }
 
 function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
@@ -135,31 +173,27 @@ function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DriverError(`${LABEL}: the URL must be http(s), got ${url.protocol}`);
   const headers: Record<string, string> = { ...(raw.headers ?? {}) };
-  const applied = applyCredentials(raw.auth, headers, url);
+  const auth = raw.auth ?? null;
   const retry = raw.retry ?? {};
+  const timeoutMs = raw.timeoutMs ?? 30_000;
+  const queryKey = auth?.type === 'apiKey' && auth.in === 'query' ? [auth.name] : [];
   return {
     url,
     headers,
-    applied,
+    credentials: new HttpCredentials(auth, LABEL, { timeoutMs }),
     batchSize: raw.batchSize ?? null,
-    shown: redactUrl(url, applied.secretQueryParams),
+    shown: redactUrl(url, queryKey),
     policy: {
       label: LABEL,
       redirect: 'error',
-      timeoutMs: raw.timeoutMs ?? 30_000,
+      timeoutMs,
       maxAttempts: retry.maxAttempts,
       baseDelayMs: retry.baseDelayMs,
       maxDelayMs: retry.maxDelayMs,
       maxRetryAfterMs: retry.maxRetryAfterMs,
-      secretQueryParams: applied.secretQueryParams,
-      sensitiveHeaders: applied.sensitiveHeaders,
+      secretQueryParams: queryKey,
     },
   };
-}
-
-/** Credentials (isolated: a later change swaps in an authentication reference). */
-function applyCredentials(auth: HttpAuth | undefined, headers: Record<string, string>, url: URL): AppliedAuth {
-  return applyAuth(auth, headers, url, LABEL);
 }
 
 function serializeRecords(records: DataRecord[], offset: number, rejected: RejectedRecord[]): { json: string[]; index: number[] } {
@@ -205,7 +239,7 @@ class WebhookWriter implements StreamWriter {
       'idempotency-key': key,
     };
     try {
-      const res = await request(this.cfg.url, { method: 'POST', headers, body }, this.cfg.policy);
+      const res = await send(this.cfg, 'POST', headers, body);
       await res.body?.cancel().catch(() => undefined);
       return { written: json.length, bytes: Buffer.byteLength(body, 'utf8') };
     } catch (e) {
@@ -262,14 +296,16 @@ async function check(config: WebhookDestinationConfig): Promise<CheckResult> {
   try {
     cfg = resolveConfig(config);
   } catch (e) {
-    return { ok: false, message: (e as Error).message };
+    return { ok: false, message: scrubSecrets((e as Error).message, authSecrets(config?.auth)) };
   }
   try {
-    const res = await request(
-      cfg.url,
-      { method: 'OPTIONS', headers: { ...cfg.headers } },
-      { ...cfg.policy, redirect: 'manual', maxAttempts: 2, timeoutMs: Math.min(cfg.policy.timeoutMs ?? 10_000, 10_000), acceptStatus: () => true },
-    );
+    const probe = { redirect: 'manual' as const, maxAttempts: 2, timeoutMs: Math.min(cfg.policy.timeoutMs ?? 10_000, 10_000), acceptStatus: () => true };
+    let res = await send(cfg, 'OPTIONS', { ...cfg.headers }, undefined, probe);
+    if (res.status === 401 && cfg.credentials.invalidate()) {
+      // OAuth2: the cached token may have been revoked early; fetch a new one once.
+      await res.body?.cancel().catch(() => undefined);
+      res = await send(cfg, 'OPTIONS', { ...cfg.headers }, undefined, probe);
+    }
     await res.body?.cancel().catch(() => undefined);
     const s = res.status;
     if (s >= 500) return { ok: false, message: `${cfg.shown} answered OPTIONS with HTTP ${s}: the endpoint is failing` };
@@ -280,7 +316,7 @@ async function check(config: WebhookDestinationConfig): Promise<CheckResult> {
     if (s === 401 || s === 403) return { ok: false, message: `${cfg.shown} refused the credentials (HTTP ${s})` };
     return { ok: true, message: `${cfg.shown} is reachable (OPTIONS answered HTTP ${s})` };
   } catch (e) {
-    return { ok: false, message: `Cannot reach ${cfg.shown}: ${(e as Error).message}` };
+    return { ok: false, message: cfg.credentials.scrub(`Cannot reach ${cfg.shown}: ${(e as Error).message}`) };
   }
 }
 
