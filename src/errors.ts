@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'IN_USE'
   | 'CONNECTOR_FAILED'
-  | 'CURSOR_EXPIRED';
+  | 'CURSOR_EXPIRED'
+  | 'FORBIDDEN';
 
 export abstract class AppError extends Error {
   abstract readonly code: ErrorCode;
@@ -103,5 +104,18 @@ export class CursorExpiredError extends AppError {
   ) {
     super(`cursor expired: oldest available is ${oldestAvailable} (events up to it were pruned by the retention policy)`);
     this.name = 'CursorExpiredError';
+  }
+}
+
+/** The caller's API key does not allow this (scope too low, or beyond what the key may grant). */
+export class ForbiddenError extends AppError {
+  readonly code = 'FORBIDDEN' as const;
+  constructor(
+    message: string,
+    /** The scope the operation needs. */
+    readonly requiredScope: string,
+  ) {
+    super(message);
+    this.name = 'ForbiddenError';
   }
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { applyMigrations, type SqlExecutor } from './migrate.js';
+import { tenantExtension } from '../modules/workspace/tenant-extension.js';
 
 export type { PrismaClient };
 
@@ -32,6 +33,14 @@ export interface DatabaseOptions {
 
 const defaultMigrationsDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../prisma/migrations');
 
+/**
+ * Every client handed out is tenant-guarded (see tenant-extension.ts). Query extensions do not
+ * change the client's types, so it keeps the PrismaClient type.
+ */
+function withTenantGuard(client: PrismaClient): PrismaClient {
+  return client.$extends(tenantExtension) as unknown as PrismaClient;
+}
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const migrationsDir = options.migrationsDir ?? defaultMigrationsDir;
   if (options.databaseUrl) return openPostgres(options.databaseUrl, migrationsDir);
@@ -48,7 +57,7 @@ async function openPglite(dataDir: string, migrationsDir: string): Promise<Datab
     if (init.status !== 0) throw new Error(`could not create the embedded database in ${dir}: ${init.stderr || init.error?.message}`);
   }
   const pglite = await PGlite.create(dir);
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) as never });
+  const prisma = withTenantGuard(new PrismaClient({ adapter: new PrismaPGlite(pglite) as never }));
   const exec: SqlExecutor = {
     exec: async (sql) => {
       await pglite.exec(sql);
@@ -74,7 +83,7 @@ async function openPostgres(url: string, migrationsDir: string): Promise<Databas
   const pg = await import('pg');
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pool = new pg.default.Pool({ connectionString: url, max: 10 });
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const prisma = withTenantGuard(new PrismaClient({ adapter: new PrismaPg(pool) }));
   const exec: SqlExecutor = {
     exec: async (sql) => {
       await pool.query(sql);

@@ -9,6 +9,7 @@ import {
   ConflictError,
   ConnectorFailedError,
   CursorExpiredError,
+  ForbiddenError,
   InUseError,
   InvalidTransitionError,
   NotFoundError,
@@ -36,6 +37,7 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
     IN_USE: { description: 'The object is referenced by others and cannot be removed.' },
     CONNECTOR_FAILED: { description: "The connector's external system failed the operation (unreachable, refused, bad data)." },
     CURSOR_EXPIRED: { description: 'The event cursor is older than the retained event log; resume from the oldest available cursor.' },
+    FORBIDDEN: { description: "Your API key's scope does not allow this (or the key would grant more than it has). Nothing was changed." },
   } as const,
 });
 
@@ -122,5 +124,14 @@ builder.objectType(CursorExpiredError, {
   fields: (t) => ({
     cursor: t.exposeString('cursor'),
     oldestAvailable: t.exposeString('oldestAvailable', { description: 'The oldest cursor still usable: every event after it is retained.' }),
+  }),
+});
+
+builder.objectType(ForbiddenError, {
+  name: 'ForbiddenError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof ForbiddenError,
+  fields: (t) => ({
+    requiredScope: t.exposeString('requiredScope', { description: 'The scope (READ, WRITE or ADMIN) the operation needs.' }),
   }),
 });

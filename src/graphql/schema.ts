@@ -10,11 +10,13 @@ import '../modules/job/job.graphql.js';
 import '../modules/event/event.graphql.js';
 import '../modules/webhook/webhook.graphql.js';
 import '../modules/system/system.graphql.js';
+import '../modules/workspace/workspace.graphql.js';
+import { withMutationAudit } from '../modules/workspace/access.graphql.js';
 
 let schema: GraphQLSchema | null = null;
 
 export function getSchema(): GraphQLSchema {
-  schema ??= builder.toSchema();
+  schema ??= withMutationAudit(builder.toSchema());
   return schema;
 }
 

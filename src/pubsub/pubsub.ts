@@ -37,6 +37,8 @@ export interface JobProgressMessage {
 export interface EventMessage {
   sequence: string;
   id: string;
+  /** The workspace the event belongs to: subscribers only ever see their own. */
+  workspaceId: string;
   type: string;
   pipelineId: string | null;
   jobId: string | null;

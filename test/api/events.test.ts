@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, subscribe, tempDir, type TestServer } from '../helpers/server.js';
+import { DEFAULT_WORKSPACE_ID } from '../../src/modules/workspace/scope.js';
 
 let s: TestServer;
 let dir: string;
@@ -78,7 +79,7 @@ beforeAll(async () => {
   // A log long enough that a replay takes more than one page (the stream reads 500 at a
   // time). Seeded in one statement for speed (nothing subscribes yet, so nothing to publish).
   await s.app.services.database.prisma.event.createMany({
-    data: Array.from({ length: 700 }, (_, i) => ({ type: 'JOB_PROGRESS', message: `seed ${i}`, data: { seed: i } })),
+    data: Array.from({ length: 700 }, (_, i) => ({ workspaceId: DEFAULT_WORKSPACE_ID, type: 'JOB_PROGRESS', message: `seed ${i}`, data: { seed: i } })),
   });
 });
 afterAll(async () => {
@@ -213,7 +214,7 @@ describe('events subscription over graphql-ws', () => {
   it('resumes after a cursor: replays what was missed, then live, with no gap and no duplicate while events commit during the replay', async () => {
     // A replay of 2400 events (five pages of the stream's log reads).
     await s.app.services.database.prisma.event.createMany({
-      data: Array.from({ length: 2000 }, (_, i) => ({ type: 'JOB_PROGRESS', message: `replay seed ${i}`, data: { seed: i } })),
+      data: Array.from({ length: 2000 }, (_, i) => ({ workspaceId: DEFAULT_WORKSPACE_ID, type: 'JOB_PROGRESS', message: `replay seed ${i}`, data: { seed: i } })),
     });
     const latest = (await s.q(PAGE, { last: 1 })).events.edges[0].node as Ev;
     const cursor = (BigInt(latest.cursor) - 2400n).toString();

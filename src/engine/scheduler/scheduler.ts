@@ -9,6 +9,7 @@
  * make the k-th of a thousand same-minute fires wait for the work of the k-1 before it.
  */
 import schedule from 'node-schedule';
+import { runAsSystem } from '../../modules/workspace/scope.js';
 
 export type FireHandler = (pipelineIds: string[], scheduledAt: Date) => Promise<void>;
 
@@ -39,7 +40,8 @@ export class Scheduler {
     let slot = this.slots.get(t);
     if (!slot) {
       const when = t <= Date.now() ? new Date(Date.now() + 1) : at;
-      const job = schedule.scheduleJob(when, () => this.run(t));
+      // Fires serve every workspace, whoever armed the timer.
+      const job = schedule.scheduleJob(when, () => runAsSystem(() => this.run(t)));
       if (!job) return;
       slot = { job, ids: new Set() };
       this.slots.set(t, slot);

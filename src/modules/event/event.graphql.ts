@@ -53,14 +53,15 @@ const EventFilterInput = builder.inputType('EventFilter', {
     pipelineId: t.globalID({ for: PipelineRef }),
     jobId: t.globalID({ for: JobRef }),
     connectorId: t.globalID({ for: ConnectorRef }),
-    types: t.field({ type: [EventTypeEnum] }),
+    types: t.field({ type: [EventTypeEnum], description: 'Only these types. Without it: every type except AUDIT_MUTATION (the audit trail is delivered only when asked for by type).' }),
     since: t.field({ type: 'DateTime' }),
     until: t.field({ type: 'DateTime' }),
   }),
 });
 
-function toFilter(f: typeof EventFilterInput.$inferInput | null | undefined): EventFilter {
+function toFilter(f: typeof EventFilterInput.$inferInput | null | undefined, workspaceId: string): EventFilter {
   return {
+    workspaceId,
     pipelineId: f?.pipelineId?.id ?? null,
     jobId: f?.jobId?.id ?? null,
     connectorId: f?.connectorId?.id ?? null,
@@ -77,7 +78,7 @@ builder.queryFields((t) => ({
       description: 'The event log in sequence order (oldest first; use `last` for the newest). Cursors are sequence numbers.',
       args: { filter: t.arg({ type: EventFilterInput }) },
       resolve: async (_r, args, ctx) => {
-        const where = whereOf(toFilter(args.filter));
+        const where = whereOf(toFilter(args.filter, ctx.auth.workspaceId));
         if (args.after) await ctx.services.events.assertCursor(parseSequence(args.after, 'after'));
         const conn = await resolveCursorConnection(
           { args, ...PAGE, toCursor: (e: EventMessage) => e.sequence },
@@ -123,7 +124,10 @@ builder.subscriptionFields((t) => ({
       const after = args.after != null ? parseSequence(args.after) : null;
       // Checked before subscribing so an expired cursor is a clear error, not a broken stream.
       await ctx.services.events.assertCursor(after);
-      return ctx.services.events.stream(toFilter(args.filter), after);
+      const filter = toFilter(args.filter, ctx.auth.workspaceId);
+      // Naming an object the caller cannot see is refused now, not answered with silence.
+      await ctx.services.workspaces.assertVisible({ pipelineId: filter.pipelineId, jobId: filter.jobId, connectorId: filter.connectorId });
+      return ctx.services.events.stream(filter, after);
     },
     resolve: (e) => e,
   }),

@@ -11,7 +11,8 @@ import type { Prisma } from '../../generated/prisma/client.js';
 import type { PrismaClient } from '../../db/client.js';
 import { CursorExpiredError, ValidationError } from '../../errors.js';
 import { ALL, type EventMessage, type PubSub } from '../../pubsub/pubsub.js';
-import type { EventType, NewEvent } from './event.types.js';
+import { DEFAULT_WORKSPACE_ID, currentWorkspaceId } from '../workspace/scope.js';
+import { OPT_IN_EVENT_TYPES, isOptInEventType, type EventType, type NewEvent } from './event.types.js';
 
 export type Tx = Prisma.TransactionClient;
 
@@ -19,6 +20,8 @@ export type Tx = Prisma.TransactionClient;
 const EVENT_LOCK = 727_001;
 
 export interface EventFilter {
+  /** Required for anything a client sees: events of other workspaces never match. */
+  workspaceId?: string | null;
   pipelineId?: string | null;
   jobId?: string | null;
   connectorId?: string | null;
@@ -36,6 +39,7 @@ export function toMessage(row: EventRow): EventMessage {
   return {
     sequence: row.sequence.toString(),
     id: row.id,
+    workspaceId: row.workspaceId,
     type: row.type,
     pipelineId: row.pipelineId,
     jobId: row.jobId,
@@ -47,10 +51,11 @@ export function toMessage(row: EventRow): EventMessage {
 }
 
 export function matches(filter: EventFilter, e: EventMessage): boolean {
+  if (filter.workspaceId && e.workspaceId !== filter.workspaceId) return false;
   if (filter.pipelineId && e.pipelineId !== filter.pipelineId) return false;
   if (filter.jobId && e.jobId !== filter.jobId) return false;
   if (filter.connectorId && e.connectorId !== filter.connectorId) return false;
-  if (filter.types?.length && !filter.types.includes(e.type as EventType)) return false;
+  if (filter.types?.length ? !filter.types.includes(e.type as EventType) : isOptInEventType(e.type)) return false;
   if (filter.since && new Date(e.createdAt) < filter.since) return false;
   if (filter.until && new Date(e.createdAt) > filter.until) return false;
   return true;
@@ -58,10 +63,11 @@ export function matches(filter: EventFilter, e: EventMessage): boolean {
 
 export function whereOf(filter: EventFilter): Prisma.EventWhereInput {
   return {
+    ...(filter.workspaceId ? { workspaceId: filter.workspaceId } : {}),
     ...(filter.pipelineId ? { pipelineId: filter.pipelineId } : {}),
     ...(filter.jobId ? { jobId: filter.jobId } : {}),
     ...(filter.connectorId ? { connectorId: filter.connectorId } : {}),
-    ...(filter.types?.length ? { type: { in: filter.types } } : {}),
+    type: filter.types?.length ? { in: filter.types } : { notIn: [...OPT_IN_EVENT_TYPES] },
     ...(filter.since || filter.until
       ? { createdAt: { ...(filter.since ? { gte: filter.since } : {}), ...(filter.until ? { lte: filter.until } : {}) } }
       : {}),
@@ -112,9 +118,10 @@ export class EventService {
             locked = true;
           }
         };
+        const owners = new Map<string, string>();
         const emit = async (e: NewEvent) => {
           await lock();
-          const row = await tx.event.create({ data: toCreate(e) });
+          const row = await tx.event.create({ data: toCreate(e, await workspaceOf(tx, e, owners)) });
           written.push(row);
           for (const hook of this.hooks) await hook(tx, row);
         };
@@ -122,7 +129,9 @@ export class EventService {
           if (!events.length) return;
           await lock();
           // One multi-row insert numbers the rows in the order given.
-          const rows = (await tx.event.createManyAndReturn({ data: events.map(toCreate) })).sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
+          const data: Prisma.EventUncheckedCreateInput[] = [];
+          for (const e of events) data.push(toCreate(e, await workspaceOf(tx, e, owners)));
+          const rows = (await tx.event.createManyAndReturn({ data })).sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
           for (const row of rows) {
             written.push(row);
             for (const hook of this.hooks) await hook(tx, row);
@@ -196,8 +205,36 @@ export class EventService {
   }
 }
 
-function toCreate(e: NewEvent): Prisma.EventUncheckedCreateInput {
+/**
+ * The workspace an event belongs to: given explicitly, else the caller's, else the owner of
+ * the pipeline / job / connector it names (background work), else the default workspace.
+ * `owners` caches lookups for one transaction.
+ */
+async function workspaceOf(tx: Tx, e: NewEvent, owners: Map<string, string>): Promise<string> {
+  if (e.workspaceId) return e.workspaceId;
+  const current = currentWorkspaceId();
+  if (current) return current;
+  const lookups: Array<[string | null | undefined, (id: string) => Promise<{ workspaceId: string } | null>]> = [
+    [e.pipelineId, (id) => tx.pipeline.findUnique({ where: { id }, select: { workspaceId: true } })],
+    [e.jobId, (id) => tx.job.findUnique({ where: { id }, select: { workspaceId: true } })],
+    [e.connectorId, (id) => tx.connector.findUnique({ where: { id }, select: { workspaceId: true } })],
+  ];
+  for (const [id, find] of lookups) {
+    if (!id) continue;
+    const cached = owners.get(id);
+    if (cached) return cached;
+    const row = await find(id);
+    if (row) {
+      owners.set(id, row.workspaceId);
+      return row.workspaceId;
+    }
+  }
+  return DEFAULT_WORKSPACE_ID;
+}
+
+function toCreate(e: NewEvent, workspaceId: string): Prisma.EventUncheckedCreateInput {
   return {
+    workspaceId,
     type: e.type,
     message: e.message,
     pipelineId: e.pipelineId ?? null,

@@ -34,6 +34,11 @@ export const EVENT_TYPES = [
   'WEBHOOK_DELETED',
   'WEBHOOK_DISABLED',
   'WEBHOOK_SECRET_ROTATED',
+  'WORKSPACE_CREATED',
+  'API_KEY_CREATED',
+  'API_KEY_REVOKED',
+  /** One per mutation (allowed or refused), naming the key that made it. */
+  'AUDIT_MUTATION',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -41,8 +46,20 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export interface NewEvent {
   type: EventType;
   message: string;
+  /** Defaults to the caller's workspace, else the workspace of the pipeline / job / connector named. */
+  workspaceId?: string;
   pipelineId?: string | null;
   jobId?: string | null;
   connectorId?: string | null;
   data?: unknown;
+}
+
+/**
+ * Event types delivered only to those who ask for them by type (an events filter or a webhook
+ * listing them): the audit trail would otherwise double every feed.
+ */
+export const OPT_IN_EVENT_TYPES: readonly EventType[] = ['AUDIT_MUTATION'];
+
+export function isOptInEventType(type: string): boolean {
+  return (OPT_IN_EVENT_TYPES as readonly string[]).includes(type);
 }

@@ -21,6 +21,7 @@ import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { recordTransition } from '../pipeline/pipeline.transitions.js';
 import type { PipelineState } from '../pipeline/lifecycle.js';
+import { runAsSystem } from '../workspace/scope.js';
 
 export const ACTIVE_STATUSES = ['QUEUED', 'RUNNING', 'PAUSED'] as const;
 const PROGRESS_EVENT_INTERVAL_MS = 2000;
@@ -69,6 +70,7 @@ export class JobService implements RunnerHost {
     const mapping = pipeline.mappingId ? await tx.mapping.findUnique({ where: { id: pipeline.mappingId }, select: { version: true } }) : null;
     const job = await tx.job.create({
       data: {
+        workspaceId: pipeline.workspaceId,
         kind,
         pipelineId: pipeline.id,
         trigger,
@@ -145,6 +147,7 @@ export class JobService implements RunnerHost {
     const created = toRun.length
       ? await tx.job.createManyAndReturn({
           data: toRun.map((p) => ({
+            workspaceId: p.workspaceId,
             kind: 'SYNC' as const,
             pipelineId: p.id,
             trigger,
@@ -168,13 +171,13 @@ export class JobService implements RunnerHost {
   /** Dispatches a QUEUED job when its retry is due (kept in memory; recover() re-arms after a restart). */
   private scheduleRetry(jobId: string, at: Date) {
     clearTimeout(this.retryTimers.get(jobId));
-    const timer = setTimeout(() => {
+    const timer = setTimeout(() => runAsSystem(() => {
       this.retryTimers.delete(jobId);
       void this.db.job
         .findUnique({ where: { id: jobId }, select: { id: true, pipelineId: true, status: true } })
         .then((j) => (j?.status === 'QUEUED' ? this.dispatch(j) : undefined))
         .catch((err: unknown) => this.logger.error({ err, jobId }, 'retry dispatch failed'));
-    }, Math.max(0, at.getTime() - Date.now()));
+    }), Math.max(0, at.getTime() - Date.now()));
     timer.unref();
     this.retryTimers.set(jobId, timer);
   }

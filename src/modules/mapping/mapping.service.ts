@@ -11,6 +11,7 @@ import { getSourceDriver } from '../../engine/drivers/index.js';
 import { previewSource, type PreviewRecord } from '../../engine/preview.js';
 import { requireName } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
+import { requireWorkspaceId } from '../workspace/scope.js';
 
 export interface MappingInput {
   name: string;
@@ -69,6 +70,7 @@ export class MappingService {
     return this.events.transaction(async (tx, emit) => {
       const m = await tx.mapping.create({
         data: {
+          workspaceId: requireWorkspaceId(),
           name,
           description: input.description ?? null,
           spec: spec as unknown as Prisma.InputJsonValue,

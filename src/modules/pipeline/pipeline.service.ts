@@ -21,6 +21,7 @@ import { availableActions, isRunningState, next, type PipelineAction, type Pipel
 import { recordTransition } from './pipeline.transitions.js';
 import { checkSchedule, scheduleOf, type TriggerService } from './trigger.service.js';
 import type { ScheduleUnit } from '../../engine/scheduler/schedule.js';
+import { requireWorkspaceId } from '../workspace/scope.js';
 
 export interface StreamInput {
   name: string;
@@ -157,6 +158,7 @@ export class PipelineService {
     return this.events.transaction(async (tx, emit) => {
       const p = await tx.pipeline.create({
         data: {
+          workspaceId: requireWorkspaceId(),
           name,
           sourceId: input.sourceId,
           destinationId: input.destinationId,

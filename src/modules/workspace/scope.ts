@@ -72,3 +72,16 @@ export function bindIterator<T>(it: AsyncIterator<T> & Partial<AsyncIterable<T>>
   };
   return bound;
 }
+
+/** The current request's workspace; throws outside a workspace scope (a programming error). */
+export function requireWorkspaceId(): string {
+  const id = currentWorkspaceId();
+  if (!id) throw new Error('no workspace in scope');
+  return id;
+}
+
+/** The current request's caller, or null in system scope. */
+export function currentAuth(): AuthContext | null {
+  const s = storage.getStore();
+  return s?.kind === 'workspace' ? s.auth : null;
+}

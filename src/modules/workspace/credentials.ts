@@ -1,0 +1,97 @@
+/**
+ * Who is calling, from an HTTP request or a graphql-ws connection.
+ *
+ * Contract:
+ * - A presented key (`Authorization: Bearer <key>`; over graphql-ws the connection params
+ *   `{ authorization: "Bearer <key>" }` or `{ apiKey: "<key>" }`, else the upgrade request's
+ *   header) is always checked: unknown, revoked or expired → `invalid`.
+ * - Without a key, trusted local access (the default workspace, ADMIN) is granted only when
+ *   local access is enabled and the request is local in every respect: the peer is a loopback
+ *   address, no proxy forwarding header is present (a reverse proxy on the same host would
+ *   otherwise make every client local), the Host header names a loopback host (defeats DNS
+ *   rebinding) and any Origin is a loopback origin (a web page elsewhere cannot drive a browser
+ *   into it — WebSockets have no CORS). Anything else → `missing`.
+ */
+import type { IncomingMessage } from 'node:http';
+import { LOCAL_AUTH, type WorkspaceService } from './workspace.service.js';
+import type { AuthContext } from './scope.js';
+
+export type Credentials = { ok: true; auth: AuthContext } | { ok: false; reason: 'missing' | 'invalid' | 'malformed' };
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return a === '::1' || /^127(\.\d{1,3}){3}$/.test(a);
+}
+
+function hostnameOf(hostHeader: string): string {
+  // `[::1]:4000` → `[::1]`; `localhost:4000` → `localhost`
+  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1).toLowerCase();
+  return hostHeader.split(':')[0]!.toLowerCase();
+}
+
+function isLoopbackHost(name: string): boolean {
+  return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(name);
+}
+
+/** True when the request comes from this machine and nothing suggests otherwise. */
+export function isLocalRequest(req: IncomingMessage): boolean {
+  if (!isLoopbackAddress(req.socket.remoteAddress)) return false;
+  const h = req.headers;
+  if (h['x-forwarded-for'] || h['forwarded'] || h['x-real-ip'] || h['x-forwarded-host']) return false;
+  if (!h.host || !isLoopbackHost(hostnameOf(h.host))) return false;
+  const origin = h.origin;
+  if (origin !== undefined) {
+    try {
+      if (!isLoopbackHost(hostnameOf(new URL(origin).host))) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** `Bearer <key>` → key; undefined when absent; null when present but not a bearer credential. */
+export function bearerToken(header: string | undefined): string | null | undefined {
+  if (header === undefined || header === '') return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1]! : null;
+}
+
+export class Authenticator {
+  constructor(
+    private readonly workspaces: WorkspaceService,
+    private readonly localAccess: boolean,
+  ) {}
+
+  /** The caller of an HTTP request (or a WebSocket upgrade with `presented` from its params). */
+  async resolve(req: IncomingMessage, presented?: unknown): Promise<Credentials> {
+    let key: string | null | undefined;
+    if (presented !== undefined && presented !== null && presented !== '') {
+      key = typeof presented === 'string' ? (presented.startsWith('sk_') ? presented : bearerToken(presented)) : null;
+    } else {
+      const header = req.headers.authorization;
+      key = bearerToken(Array.isArray(header) ? header[0] : header);
+    }
+    if (key === null) return { ok: false, reason: 'malformed' };
+    if (key !== undefined) {
+      const auth = await this.workspaces.authenticate(key);
+      return auth ? { ok: true, auth } : { ok: false, reason: 'invalid' };
+    }
+    if (this.localAccess && isLocalRequest(req)) return { ok: true, auth: LOCAL_AUTH };
+    return { ok: false, reason: 'missing' };
+  }
+
+  /** Re-checks a key still valid (revocation during a long-lived WebSocket). */
+  async stillValid(auth: AuthContext): Promise<boolean> {
+    return auth.apiKeyId === null || (await this.workspaces.isActive(auth.apiKeyId));
+  }
+}
+
+export const UNAUTHENTICATED_MESSAGES: Record<'missing' | 'invalid' | 'malformed', string> = {
+  missing: 'An API key is required: send `Authorization: Bearer <key>` (graphql-ws: connection params `{ "authorization": "Bearer <key>" }`). Only local requests to a local server are served without one.',
+  invalid: 'The API key is unknown, revoked or expired.',
+  malformed: 'The Authorization header must be `Bearer <key>`.',
+};
