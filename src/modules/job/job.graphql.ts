@@ -185,7 +185,11 @@ builder.subscriptionFields((t) => ({
       'Progress of one job: first its current counters, then updates a few times a second while it runs, then a final message. ' +
       'Completes after a terminal status (SUCCEEDED, FAILED, CANCELLED); a paused job keeps the subscription open.',
     args: { jobId: t.arg.globalID({ required: true, for: JobRef }) },
-    subscribe: (_r, args, ctx) => ctx.services.jobs.progressStream(args.jobId.id),
+    subscribe: async (_r, args, ctx) => {
+      // Refused at subscribe time when the job is not visible (another workspace's, or none).
+      await ctx.services.jobs.get(args.jobId.id);
+      return ctx.services.jobs.progressStream(args.jobId.id);
+    },
     resolve: (m) => m,
   }),
 }));
