@@ -9,6 +9,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { MemoryQueue } from './engine/queue/queue.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSluicePubSub } from './pubsub/pubsub.js';
+import { KeyRing } from './security/keyring.js';
 import { startServer, type RunningServer } from './server/server.js';
 import { createServices, type Services } from './services.js';
 
@@ -22,6 +23,8 @@ export interface App {
 
 export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
+  // Secrets at rest: fail before anything starts when the keys are unusable.
+  const keyring = KeyRing.open({ keys: config.secretKeys, dataDir: config.dataDir });
   const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | null = null;
   try {
@@ -37,6 +40,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       progressIntervalMs: config.progressIntervalMs,
       webhooks: config.webhooks,
       retention: config.retention,
+      keyring,
     });
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, log, services });
     const recovered = await services.jobs.recover();

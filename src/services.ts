@@ -4,6 +4,7 @@ import type { Database } from './db/client.js';
 import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
 import type { Logger } from './logger.js';
+import { AuthenticationService } from './modules/authentication/authentication.service.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
 import { EventService } from './modules/event/event.service.js';
 import { RetentionService } from './modules/event/retention.service.js';
@@ -14,6 +15,8 @@ import { TriggerService } from './modules/pipeline/trigger.service.js';
 import { DeliveryService } from './modules/webhook/delivery.service.js';
 import { WebhookService } from './modules/webhook/webhook.service.js';
 import type { PubSub } from './pubsub/pubsub.js';
+import type { KeyRing } from './security/keyring.js';
+import { SecretsRotationService } from './security/secrets-rotation.js';
 
 export interface Services {
   database: Database;
@@ -29,6 +32,11 @@ export interface Services {
   webhooks: WebhookService;
   deliveries: DeliveryService;
   retention: RetentionService;
+  /** Encryption of secrets at rest. */
+  keyring: KeyRing;
+  authentications: AuthenticationService;
+  /** Key rotation (rotateEncryptionKey, npm run secrets:rotate). */
+  secrets: SecretsRotationService;
 }
 
 export function createServices(deps: {
@@ -39,10 +47,11 @@ export function createServices(deps: {
   progressIntervalMs: number;
   webhooks: WebhookConfig;
   retention: RetentionConfig;
+  keyring: KeyRing;
 }): Services {
   const db = deps.database.prisma;
   const events = new EventService(db, deps.pubsub);
-  const webhooks = new WebhookService(db, events, deps.log);
+  const webhooks = new WebhookService(db, events, deps.log, deps.keyring);
   // The outbox: every event queues its webhook deliveries in its own transaction.
   events.hooks.push(webhooks.outboxHook);
   const jobs = new JobService(db, events, deps.pubsub, deps.queue, deps.log);
@@ -53,19 +62,27 @@ export function createServices(deps: {
   const triggers = new TriggerService(db, events, jobs, deps.log);
   pipelines.triggers = triggers;
   jobs.onPipelineChanged = (id) => void triggers.refresh(id).catch((err: unknown) => deps.log.error({ err, pipelineId: id }, 'schedule refresh failed'));
+  const authentications = new AuthenticationService(db, deps.keyring);
+  const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications);
+  const mappings = new MappingService(db, events);
+  // Drivers get connector configs with their secrets decrypted, only from here.
+  jobs.driverConfig = pipelines.driverConfig = mappings.driverConfig = (c, tx) => connectors.driverConfig(c, tx);
   return {
     database: deps.database,
     pubsub: deps.pubsub,
     queue: deps.queue,
     runner,
     events,
-    connectors: new ConnectorService(db, events, jobs),
-    mappings: new MappingService(db, events),
+    connectors,
+    mappings,
     pipelines,
     jobs,
     triggers,
     webhooks,
     deliveries: new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log),
     retention: new RetentionService(db, deps.retention, deps.log),
+    keyring: deps.keyring,
+    authentications,
+    secrets: new SecretsRotationService(db, deps.keyring, authentications, deps.log),
   };
 }

@@ -2,7 +2,9 @@
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { builder } from './builder.js';
 import './common.graphql.js';
+import '../modules/authentication/authentication.graphql.js';
 import '../modules/connector/connector.graphql.js';
+import '../security/secrets-rotation.graphql.js';
 import '../modules/mapping/mapping.graphql.js';
 import '../modules/pipeline/pipeline.graphql.js';
 import '../modules/pipeline/preview.graphql.js';

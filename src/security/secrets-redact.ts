@@ -5,6 +5,8 @@
  * scrubbed (they would mangle ordinary words and are no real secret).
  */
 export const REDACTED = '***';
+/** What responses show instead of a write-only secret; sent back, it keeps the stored value. */
+export const PLACEHOLDER = '**********';
 export const MIN_SECRET_LENGTH = 4;
 
 /** Every form a secret may take in a message, longest first. */

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createClient, type Client } from 'graphql-ws';
+import { pino } from 'pino';
 import WebSocket from 'ws';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -17,6 +18,8 @@ export interface TestServer {
   wsUrl: string;
   dataDir: string;
   config: Config;
+  /** Every log line (JSON) when started with `captureLogs`; empty otherwise. */
+  logs: string[];
   gql<T = any>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<{ data?: T; errors?: any[] }>;
   /** Runs a query and fails the test on GraphQL errors. */
   q<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
@@ -28,7 +31,7 @@ export function tempDir(prefix = 'sluice-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export async function startTestServer(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function startTestServer(options: { dataDir?: string; env?: Record<string, string>; captureLogs?: boolean } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
   const template = process.env.SLUICE_TEST_PGDATA_TEMPLATE;
   if (template && !fs.existsSync(path.join(dataDir, 'pgdata'))) fs.cpSync(template, path.join(dataDir, 'pgdata'), { recursive: true });
@@ -39,7 +42,11 @@ export async function startTestServer(options: { dataDir?: string; env?: Record<
     SLUICE_PROGRESS_INTERVAL_MS: '200',
     ...options.env,
   });
-  const app = await startApp(config, createLogger(config.logLevel));
+  const logs: string[] = [];
+  const log = options.captureLogs
+    ? pino({ level: config.logLevel, base: { service: 'sluice' } }, { write: (line: string) => void logs.push(line) })
+    : createLogger(config.logLevel);
+  const app = await startApp(config, log);
   const url = app.url;
   const wsUrl = url.replace(/^http/, 'ws');
   const clients: Client[] = [];
@@ -59,6 +66,7 @@ export async function startTestServer(options: { dataDir?: string; env?: Record<
     wsUrl,
     dataDir,
     config,
+    logs,
     gql,
     q: async (query, variables) => {
       const res = await gql(query, variables);

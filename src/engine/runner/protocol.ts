@@ -25,6 +25,13 @@ export interface JobPlan {
   /** Counters already accumulated by earlier attempts of this job. */
   totals: Counters;
   streamTotals: Record<string, Counters>;
+  /**
+   * Secret values in the connector configs (decrypted for this job only); the worker removes
+   * them from every message it sends back.
+   */
+  secrets?: string[];
+  /** Set when the connectors' credentials could not be prepared: the job fails with it, not retried. */
+  configError?: string;
   /** When set, the job re-runs these dead-lettered source records instead of reading the source. */
   replay?: { stream: string; record: unknown }[];
 }

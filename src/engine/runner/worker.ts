@@ -10,11 +10,18 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { getDestinationDriver, getSourceDriver } from '../drivers/index.js';
 import type { DataRecord, StreamWriter, ConfiguredStream, SourceMessage, StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
+import { scrubberFor } from '../../security/secrets-redact.js';
 import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 
 const MAX_DEAD_LETTER_BYTES = 64 * 1024;
 
+/** Removes the job's secret values from outgoing messages (set from the plan). */
+let scrub = (text: string) => text;
+
 function post(msg: WorkerMessage) {
+  if (msg.type === 'log') msg = { ...msg, message: scrub(msg.message) };
+  else if (msg.type === 'failed') msg = { ...msg, error: scrub(msg.error) };
+  else if (msg.type === 'checkpoint' && msg.deadLetters.length) msg = { ...msg, deadLetters: msg.deadLetters.map((d) => ({ ...d, error: scrub(d.error) })) };
   parentPort!.postMessage(msg);
 }
 
@@ -51,6 +58,8 @@ function isRetryable(e: Error & { retryable?: boolean; code?: string }): boolean
 }
 
 export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> {
+  scrub = scrubberFor(plan.secrets ?? []);
+  if (plan.configError) throw Object.assign(new Error(plan.configError), { retryable: false });
   const source = getSourceDriver(plan.source.driver);
   const destination = getDestinationDriver(plan.destination.driver);
   if (!source) throw Object.assign(new Error(`unknown source driver ${plan.source.driver}`), { retryable: false });

@@ -3,6 +3,7 @@ import { PAGE } from '../../graphql/common.graphql.js';
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import { getDriver, secretPaths } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, Driver, FieldSchema, StreamDescriptor } from '../../engine/drivers/types.js';
+import { AuthenticationRef } from '../authentication/authentication.graphql.js';
 import { maskSecrets } from './secrets.js';
 
 export const ConnectorRoleEnum = builder.enumType('ConnectorRole', { values: ['SOURCE', 'DESTINATION'] as const });
@@ -85,6 +86,10 @@ export const ConnectorRef = builder.prismaNode('Connector', {
       description: 'The config, with secret fields replaced by a placeholder.',
       resolve: (c) => maskSecrets(c.driver, c.config),
     }),
+    authentication: t.relation('authentication', {
+      nullable: true,
+      description: 'Stored credentials the driver uses instead of the inline `auth` of the config.',
+    }),
     paused: t.exposeBoolean('paused', { description: 'A paused connector makes every pipeline using it inactive.' }),
     lastCheckOk: t.exposeBoolean('lastCheckOk', { nullable: true }),
     lastCheckAt: t.expose('lastCheckAt', { type: 'DateTime', nullable: true }),
@@ -148,8 +153,9 @@ const CreateConnectorInput = builder.inputType('CreateConnectorInput', {
     name: t.string({ required: true }),
     driver: t.string({ required: true, description: 'A ConnectorDefinition driver, e.g. `csv`.' }),
     role: t.field({ type: ConnectorRoleEnum, description: 'Optional; must match the driver when given.' }),
-    config: t.field({ type: 'JSON', required: true, description: "Validated against the driver's configSchema." }),
+    config: t.field({ type: 'JSON', required: true, description: "Validated against the driver's configSchema. Secret fields are stored encrypted." }),
     paused: t.boolean({ defaultValue: false }),
+    authenticationId: t.globalID({ for: AuthenticationRef, description: 'Stored credentials to use instead of inline `auth` (drivers whose config has `auth`).' }),
   }),
 });
 
@@ -158,6 +164,7 @@ const UpdateConnectorInput = builder.inputType('UpdateConnectorInput', {
     id: t.globalID({ required: true, for: ConnectorRef }),
     name: t.string(),
     config: t.field({ type: 'JSON', description: 'Replaces the config; secret placeholders keep the stored value.' }),
+    authenticationId: t.globalID({ for: AuthenticationRef, description: 'Stored credentials to use instead of inline `auth`; null removes the reference, absent keeps it.' }),
     expectedVersion: t.int({ description: 'Optimistic concurrency: fail with CONFLICT unless the connector is at this version.' }),
   }),
 });
@@ -167,7 +174,11 @@ const ConnectorIdInput = builder.inputType('ConnectorIdInput', {
 });
 
 const CheckConnectorConfigInput = builder.inputType('CheckConnectorConfigInput', {
-  fields: (t) => ({ driver: t.string({ required: true }), config: t.field({ type: 'JSON', required: true }) }),
+  fields: (t) => ({
+    driver: t.string({ required: true }),
+    config: t.field({ type: 'JSON', required: true }),
+    authenticationId: t.globalID({ for: AuthenticationRef, description: 'Stored credentials to check with instead of inline `auth`.' }),
+  }),
 });
 
 const CheckConnectorPayload = builder.objectRef<{ connector: { id: string }; result: CheckResult; jobId: string }>('CheckConnectorPayload');
@@ -178,13 +189,18 @@ builder.mutationFields((t) => ({
     type: 'Connector',
     args: { input: t.arg({ type: CreateConnectorInput, required: true }) },
     errors: { types: [ValidationError], dataField: { name: 'connector' } },
-    resolve: (_q, _r, { input }, ctx) => ctx.services.connectors.create({ ...input, config: input.config }),
+    resolve: (_q, _r, { input }, ctx) => ctx.services.connectors.create({ ...input, config: input.config, authenticationId: input.authenticationId?.id ?? null }),
   }),
   updateConnector: t.prismaField({
     type: 'Connector',
     args: { input: t.arg({ type: UpdateConnectorInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError, ConflictError], dataField: { name: 'connector' } },
-    resolve: (_q, _r, { input }, ctx) => ctx.services.connectors.update({ ...input, id: input.id.id }),
+    resolve: (_q, _r, { input }, ctx) =>
+      ctx.services.connectors.update({
+        ...input,
+        id: input.id.id,
+        authenticationId: input.authenticationId === undefined ? undefined : (input.authenticationId?.id ?? null),
+      }),
   }),
   deleteConnector: t.prismaField({
     type: 'Connector',
@@ -217,7 +233,7 @@ builder.mutationFields((t) => ({
     description: 'Checks a config before saving it.',
     args: { input: t.arg({ type: CheckConnectorConfigInput, required: true }) },
     errors: { types: [ValidationError], dataField: { name: 'result' } },
-    resolve: (_r, { input }, ctx) => ctx.services.connectors.checkConfig(input.driver, input.config),
+    resolve: (_r, { input }, ctx) => ctx.services.connectors.checkConfig(input.driver, input.config, input.authenticationId?.id ?? null),
   }),
   discoverConnector: t.field({
     type: DiscoverConnectorPayload,

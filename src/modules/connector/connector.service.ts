@@ -1,6 +1,12 @@
 /**
  * Connectors: a driver plus a config validated against the driver's JSON Schema spec.
  * Every change writes an event. A connector used by a pipeline cannot be deleted.
+ *
+ * Secrets: config fields the spec marks secret are stored encrypted (see secrets.ts) and
+ * decrypted only in `driverConfig`, which is what every driver call (check, discover, preview,
+ * job start) gets; a referenced authentication replaces the inline `auth` there. Messages
+ * coming back from a driver are scrubbed of every secret value before they are stored,
+ * emitted or returned.
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
@@ -10,7 +16,11 @@ import type { Catalog, CheckResult, ConnectorRole, Driver } from '../../engine/d
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
-import { keepSecrets } from './secrets.js';
+import { KeyRingError, type KeyRing } from '../../security/keyring.js';
+import { scrubberFor } from '../../security/secrets-redact.js';
+import type { AuthenticationService } from '../authentication/authentication.service.js';
+import { mergeSecrets, openSecrets, sealSecrets, secretValues } from './secrets.js';
+import { requireWorkspaceId } from '../workspace/scope.js';
 
 export interface CreateConnectorInput {
   name: string;
@@ -18,13 +28,43 @@ export interface CreateConnectorInput {
   role?: ConnectorRole | null;
   config?: unknown;
   paused?: boolean | null;
+  /** A stored authentication to use instead of inline credentials (drivers with `auth` only). */
+  authenticationId?: string | null;
 }
 
 export interface UpdateConnectorInput {
   id: string;
   name?: string | null;
   config?: unknown;
+  /** undefined: unchanged; null: no authentication any more. */
+  authenticationId?: string | null;
   expectedVersion?: number | null;
+}
+
+/** What a driver needs of a connector row. */
+export interface ConnectorForDriver {
+  id?: string;
+  name?: string;
+  driver: string;
+  config: unknown;
+  authenticationId?: string | null;
+}
+
+/** A connector config ready for its driver, and the secret values to keep out of messages. */
+export interface DriverConfig {
+  config: unknown;
+  secrets: string[];
+  /** `text` without any of the secrets. */
+  scrub(text: string): string;
+}
+
+/** Resolves a connector's config for its driver (ConnectorService.driverConfig). */
+export type DriverConfigResolver = (c: ConnectorForDriver, db?: Pick<PrismaClient, 'authentication'>) => Promise<DriverConfig>;
+
+/** Drivers that take credentials (`auth` in their config) can use a stored authentication. */
+export function acceptsAuthentication(driver: Driver): boolean {
+  const props = (driver.configSchema as { properties?: Record<string, unknown> }).properties;
+  return !!props && 'auth' in props;
 }
 
 const CHECK_TIMEOUT_MS = 30_000;
@@ -40,7 +80,47 @@ export class ConnectorService {
     private readonly db: PrismaClient,
     private readonly events: EventService,
     private readonly jobs: ConnectorJobs,
+    private readonly ring: KeyRing,
+    private readonly authentications: AuthenticationService,
   ) {}
+
+  /**
+   * The config a driver gets: secrets decrypted, and the referenced authentication (decrypted)
+   * as `auth`, overriding inline credentials. `db` may be a transaction. Throws KeyRingError
+   * when a secret cannot be decrypted, NotFoundError when the authentication is gone.
+   */
+  async driverConfig(c: ConnectorForDriver, db: Pick<PrismaClient, 'authentication'> = this.db): Promise<DriverConfig> {
+    let config = openSecrets(c.driver, c.config, this.ring);
+    const secrets = secretValues(c.driver, config);
+    if (c.authenticationId) {
+      const resolved = await this.authentications.httpAuth(c.authenticationId, db);
+      config = { ...((config ?? {}) as Record<string, unknown>), auth: resolved.auth };
+      secrets.push(...resolved.secrets);
+    }
+    return { config, secrets, scrub: scrubberFor(secrets) };
+  }
+
+  /** `driverConfig` that reports a failure as a message (for check/discover results) instead of throwing. */
+  private async driverConfigOrError(c: ConnectorForDriver & { name: string }): Promise<DriverConfig | { error: string }> {
+    try {
+      return await this.driverConfig(c);
+    } catch (err) {
+      if (err instanceof KeyRingError) return { error: `cannot decrypt the secrets of connector "${c.name}": ${err.message}` };
+      if (err instanceof NotFoundError) return { error: `the authentication of connector "${c.name}" no longer exists` };
+      throw err;
+    }
+  }
+
+  /** Validates an authentication reference for a driver (it must exist in the caller's workspace). */
+  private async checkAuthentication(driver: Driver, id: string | null | undefined): Promise<string | null> {
+    if (id == null) return null;
+    if (!acceptsAuthentication(driver)) {
+      throw new ValidationError('authentication not supported', [{ path: 'authenticationId', message: `driver "${driver.name}" does not take credentials` }]);
+    }
+    const a = await this.db.authentication.findUnique({ where: { id }, select: { id: true } });
+    if (!a) throw new ValidationError('unknown authentication', [{ path: 'authenticationId', message: 'no such authentication' }]);
+    return a.id;
+  }
 
   definitions(role?: ConnectorRole | null): Driver[] {
     return listDrivers(role ?? undefined);
@@ -80,10 +160,22 @@ export class ConnectorService {
 
   async create(input: CreateConnectorInput) {
     const name = requireName(input.name);
-    const { driver, config } = this.validate(input.driver, input.config, input.role);
+    // Placeholders have nothing to keep in a new connector: mergeSecrets refuses them.
+    const merged = mergeSecrets(input.driver, input.config, null, this.ring);
+    const { driver, config } = this.validate(input.driver, merged.config, input.role);
+    const authenticationId = await this.checkAuthentication(driver, input.authenticationId);
+    const sealed = sealSecrets(driver.name, config, this.ring);
     return this.events.transaction(async (tx, emit) => {
       const c = await tx.connector.create({
-        data: { name, driver: driver.name, role: driver.role, config: config as Prisma.InputJsonValue, paused: input.paused ?? false },
+        data: {
+          workspaceId: requireWorkspaceId(),
+          name,
+          driver: driver.name,
+          role: driver.role,
+          config: sealed as Prisma.InputJsonValue,
+          authenticationId,
+          paused: input.paused ?? false,
+        },
       });
       await emit({ type: 'CONNECTOR_CREATED', connectorId: c.id, message: `connector "${c.name}" (${c.driver}) created` });
       return c;
@@ -93,14 +185,18 @@ export class ConnectorService {
   async update(input: UpdateConnectorInput) {
     const current = await this.get(input.id);
     const name = input.name == null ? current.name : requireName(input.name);
-    const config =
-      input.config === undefined || input.config === null
-        ? current.config
-        : this.validate(current.driver, keepSecrets(current.driver, input.config, current.config)).config;
+    let config = current.config;
+    if (input.config !== undefined && input.config !== null) {
+      // Placeholders keep the stored secrets (their ciphertext, unchanged); new values are encrypted.
+      const merged = mergeSecrets(current.driver, input.config, current.config, this.ring);
+      config = sealSecrets(current.driver, this.validate(current.driver, merged.config).config, this.ring, merged.kept) as typeof config;
+    }
+    const authenticationId =
+      input.authenticationId === undefined ? current.authenticationId : await this.checkAuthentication(this.definition(current.driver), input.authenticationId);
     return this.events.transaction(async (tx, emit) => {
       const res = await tx.connector.updateMany({
         where: { id: current.id, version: input.expectedVersion ?? current.version },
-        data: { name, config: config as Prisma.InputJsonValue, version: { increment: 1 } },
+        data: { name, config: config as Prisma.InputJsonValue, authenticationId, version: { increment: 1 } },
       });
       if (res.count === 0) {
         const now = await tx.connector.findUnique({ where: { id: current.id } });
@@ -158,7 +254,9 @@ export class ConnectorService {
   async check(id: string): Promise<{ connector: Awaited<ReturnType<ConnectorService['get']>>; result: CheckResult; jobId: string }> {
     const c = await this.get(id);
     const startedAt = new Date();
-    const result = await runCheck(this.definition(c.driver), c.config);
+    const driver = this.definition(c.driver);
+    const dc = await this.driverConfigOrError(c);
+    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await runCheck(driver, dc.config, dc.scrub);
     return this.events.transaction(async (tx, emit) => {
       const connector = await tx.connector.update({
         where: { id },
@@ -166,6 +264,7 @@ export class ConnectorService {
       });
       const job = await tx.job.create({
         data: {
+          workspaceId: c.workspaceId,
           kind: 'CHECK',
           connectorId: id,
           status: result.ok ? 'SUCCEEDED' : 'FAILED',
@@ -187,10 +286,14 @@ export class ConnectorService {
     });
   }
 
-  /** Checks a config that is not saved (Airbyte's check for a new source). */
-  async checkConfig(driverName: string, config: unknown): Promise<CheckResult> {
-    const v = this.validate(driverName, config);
-    return runCheck(v.driver, v.config);
+  /** Checks a config that is not saved (Airbyte's check for a new source), optionally with a stored authentication. */
+  async checkConfig(driverName: string, config: unknown, authenticationId?: string | null): Promise<CheckResult> {
+    const merged = mergeSecrets(driverName, config, null, this.ring);
+    const v = this.validate(driverName, merged.config);
+    const authId = await this.checkAuthentication(v.driver, authenticationId);
+    // Sealed then opened like a stored config: an incoming `enc:v1:` string stays a literal value.
+    const dc = await this.driverConfig({ driver: v.driver.name, config: sealSecrets(v.driver.name, v.config, this.ring), authenticationId: authId });
+    return runCheck(v.driver, dc.config, dc.scrub);
   }
 
   async discover(id: string): Promise<{ catalog: Catalog; jobId: string }> {
@@ -199,14 +302,19 @@ export class ConnectorService {
     const startedAt = new Date();
     let catalog: Catalog | null = null;
     let error: string | null = null;
-    try {
-      catalog = await driver.discover(c.config as never);
-    } catch (err) {
-      error = (err as Error).message;
+    const dc = await this.driverConfigOrError(c);
+    if ('error' in dc) error = dc.error;
+    else {
+      try {
+        catalog = await driver.discover(dc.config as never);
+      } catch (err) {
+        error = dc.scrub((err as Error).message);
+      }
     }
     const jobId = await this.events.transaction(async (tx, emit) => {
       const job = await tx.job.create({
         data: {
+          workspaceId: c.workspaceId,
           kind: 'DISCOVER',
           connectorId: id,
           status: catalog ? 'SUCCEEDED' : 'FAILED',
@@ -237,17 +345,18 @@ function requireName(name: string): string {
   return n;
 }
 
-async function runCheck(driver: Driver, config: unknown): Promise<CheckResult> {
+async function runCheck(driver: Driver, config: unknown, scrub: (text: string) => string): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
+    const r = await Promise.race([
       driver.check(config as never),
       new Promise<CheckResult>((resolve) => {
         timer = setTimeout(() => resolve({ ok: false, message: `check timed out after ${CHECK_TIMEOUT_MS / 1000}s` }), CHECK_TIMEOUT_MS);
       }),
     ]);
+    return { ok: r.ok, message: scrub(r.message) };
   } catch (err) {
-    return { ok: false, message: (err as Error).message };
+    return { ok: false, message: scrub((err as Error).message) };
   } finally {
     clearTimeout(timer);
   }

@@ -19,6 +19,7 @@ import type { Logger } from '../../logger.js';
 import type { JobProgressMessage, PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
+import type { DriverConfigResolver } from '../connector/connector.service.js';
 import { recordTransition } from '../pipeline/pipeline.transitions.js';
 import type { PipelineState } from '../pipeline/lifecycle.js';
 import { runAsSystem } from '../workspace/scope.js';
@@ -44,6 +45,9 @@ export class JobService implements RunnerHost {
     private readonly queue: JobQueue,
     private readonly logger: Logger,
   ) {}
+
+  /** Connector configs for drivers, secrets decrypted (set by the service container). */
+  driverConfig!: DriverConfigResolver;
 
   /** Called after a job changed its pipeline (READY, auto-stop) so triggers can re-arm. */
   onPipelineChanged?: (pipelineId: string) => void;
@@ -409,12 +413,25 @@ export class JobService implements RunnerHost {
         replay = rows.map((r) => ({ stream: r.stream, record: r.record }));
       }
       const writeMode = p.writeMode as WriteMode;
+      // Secrets are decrypted for the worker only; a connector whose secrets cannot be read fails the job (not retried).
+      let source: unknown = {};
+      let destination: unknown = {};
+      let secrets: string[] = [];
+      let configError: string | undefined;
+      try {
+        const [s, d] = [await this.driverConfig(p.source, tx), await this.driverConfig(p.destination, tx)];
+        [source, destination, secrets] = [s.config, d.config, [...s.secrets, ...d.secrets]];
+      } catch (err) {
+        configError = `cannot prepare the connectors' credentials: ${(err as Error).message}`;
+      }
       plan = {
         jobId,
         ...(replay ? { replay } : {}),
+        ...(configError ? { configError } : {}),
+        secrets,
         pipelineId: p.id,
-        source: { driver: p.source.driver, config: p.source.config },
-        destination: { driver: p.destination.driver, config: p.destination.config },
+        source: { driver: p.source.driver, config: source },
+        destination: { driver: p.destination.driver, config: destination },
         streams: p.streams as unknown as ConfiguredStream[],
         state,
         executionTimeoutMs: p.executionTimeoutMs,

@@ -9,7 +9,7 @@ import { compileMapping, MappingRecordError, validateMappingSpec, type MappingSp
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import { getSourceDriver } from '../../engine/drivers/index.js';
 import { previewSource, type PreviewRecord } from '../../engine/preview.js';
-import { requireName } from '../connector/connector.service.js';
+import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
 
@@ -57,6 +57,9 @@ export class MappingService {
     private readonly db: PrismaClient,
     private readonly events: EventService,
   ) {}
+
+  /** Connector configs for drivers, secrets decrypted (set by the service container). */
+  driverConfig!: DriverConfigResolver;
 
   async get(id: string) {
     const m = await this.db.mapping.findUnique({ where: { id } });
@@ -133,22 +136,25 @@ export class MappingService {
     const source = await this.db.connector.findUnique({ where: { id: input.connectorId } });
     if (!source) throw new NotFoundError('Connector', input.connectorId);
     if (source.role !== 'SOURCE') throw new ValidationError('not a source', [{ path: 'connectorId', message: `connector "${source.name}" is a ${source.role}` }]);
+    let scrub = (text: string) => text;
     try {
+      const dc = await this.driverConfig(source);
+      scrub = dc.scrub;
       let streamName = input.stream ?? null;
       if (!streamName) {
-        const catalog = await getSourceDriver(source.driver)!.discover(source.config as never);
+        const catalog = await getSourceDriver(source.driver)!.discover(dc.config as never);
         streamName = catalog.streams[0]?.name ?? null;
         if (!streamName) return [];
       }
       return await previewSource({
         driver: source.driver,
-        config: source.config,
+        config: dc.config,
         streams: [{ name: streamName, syncMode: 'FULL_REFRESH' }],
         mapping: input.spec,
         limit: input.limit,
       });
     } catch (err) {
-      throw new ConnectorFailedError(`reading from "${source.name}" failed: ${(err as Error).message}`, source.id);
+      throw new ConnectorFailedError(`reading from "${source.name}" failed: ${scrub((err as Error).message)}`, source.id);
     }
   }
 

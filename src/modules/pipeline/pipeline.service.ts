@@ -14,7 +14,7 @@ import { ConflictError, ConnectorFailedError, InvalidTransitionError, NotFoundEr
 import { previewSource, type PreviewRecord } from '../../engine/preview.js';
 import type { MappingSpec } from '../../engine/mapping/mapping.js';
 import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
-import { requireName } from '../connector/connector.service.js';
+import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
 import { ACTIVE_STATUSES, type JobService } from '../job/job.service.js';
 import { availableActions, isRunningState, next, type PipelineAction, type PipelineState } from './lifecycle.js';
@@ -122,6 +122,9 @@ export class PipelineService {
     private readonly pubsub: PubSub,
     private readonly jobs: JobService,
   ) {}
+
+  /** Connector configs for drivers, secrets decrypted (set by the service container). */
+  driverConfig!: DriverConfigResolver;
 
   async get(id: string): Promise<Row> {
     const p = await this.db.pipeline.findUnique({ where: { id } });
@@ -327,10 +330,13 @@ export class PipelineService {
       streams = streams.filter((s) => s.name === stream);
       if (!streams.length) throw new ValidationError('unknown stream', [{ path: 'stream', message: `the pipeline has no stream "${stream}"` }]);
     }
+    let scrub = (text: string) => text;
     try {
-      return await previewSource({ driver: source.driver, config: source.config, streams, mapping: (mapping?.spec ?? null) as MappingSpec | null, limit });
+      const dc = await this.driverConfig(source);
+      scrub = dc.scrub;
+      return await previewSource({ driver: source.driver, config: dc.config, streams, mapping: (mapping?.spec ?? null) as MappingSpec | null, limit });
     } catch (err) {
-      throw new ConnectorFailedError(`reading from "${source.name}" failed: ${(err as Error).message}`, source.id);
+      throw new ConnectorFailedError(`reading from "${source.name}" failed: ${scrub((err as Error).message)}`, source.id);
     }
   }
 
@@ -394,10 +400,13 @@ export class PipelineService {
     let catalog: Catalog | null = null;
     let discoverError: string | null = null;
     const srcDriver = getSourceDriver(source!.driver);
+    let scrub = (text: string) => text;
     try {
-      catalog = srcDriver ? await srcDriver.discover(source!.config as never) : null;
+      const dc = await this.driverConfig(source!);
+      scrub = dc.scrub;
+      catalog = srcDriver ? await srcDriver.discover(dc.config as never) : null;
     } catch (err) {
-      discoverError = (err as Error).message;
+      discoverError = scrub((err as Error).message);
     }
     let streams: ConfiguredStream[];
     if (!input.streams || input.streams.length === 0) {

@@ -237,7 +237,7 @@ export class DeliveryService {
   async attempt(ep: Pick<EndpointRow, 'url' | 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, messageId: string, body: string, signal?: AbortSignal): Promise<AttemptResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const headers = { ...signedHeaders(activeSecrets(ep), messageId, body), 'content-type': 'application/json' };
+    const headers = { ...signedHeaders(activeSecrets(ep).map((s) => this.webhooks.openSecret(s)), messageId, body), 'content-type': 'application/json' };
     try {
       const res = await request(
         ep.url,

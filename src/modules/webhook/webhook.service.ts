@@ -6,6 +6,8 @@
  *   it (`outboxHook`, registered on the event service), so a crash never loses a delivery.
  * - An endpoint's secret is returned only by create and rotate; during a rotation overlap
  *   deliveries are signed with both the new and the previous secret.
+ * - Secrets are stored as key-ring ciphertext and decrypted only to sign (`openSecret`);
+ *   a legacy clear-text secret keeps working and is encrypted at the next rotation.
  * - Events about an endpoint (WEBHOOK_*) are never queued for that endpoint itself.
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
@@ -13,14 +15,17 @@ import type { PrismaClient } from '../../db/client.js';
 import { CursorExpiredError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { toMessage, type EventRow, type EventService, type Tx } from '../event/event.service.js';
-import type { EventType, NewEvent } from '../event/event.types.js';
+import { isOptInEventType, type EventType, type NewEvent } from '../event/event.types.js';
+import type { KeyRing } from '../../security/keyring.js';
 import { generateSecret } from './signing.js';
+import { requireWorkspaceId, runAsSystem } from '../workspace/scope.js';
 
 export type EndpointRow = NonNullable<Awaited<ReturnType<PrismaClient['webhookEndpoint']['findUnique']>>>;
 
 /** What the outbox hook needs of an endpoint (the secret is not cached). */
 interface CachedEndpoint {
   id: string;
+  workspaceId: string;
   eventTypes: string[];
   pipelineIds: string[];
 }
@@ -79,8 +84,10 @@ function endpointOfEvent(row: Pick<EventRow, 'type' | 'data'>): string | null {
   return typeof d?.endpointId === 'string' ? d.endpointId : null;
 }
 
-export function endpointMatches(ep: CachedEndpoint, row: Pick<EventRow, 'type' | 'data' | 'pipelineId'>): boolean {
-  if (ep.eventTypes.length && !ep.eventTypes.includes(row.type)) return false;
+export function endpointMatches(ep: CachedEndpoint, row: Pick<EventRow, 'type' | 'data' | 'pipelineId' | 'workspaceId'>): boolean {
+  // An endpoint only ever receives its own workspace's events.
+  if (ep.workspaceId !== row.workspaceId) return false;
+  if (ep.eventTypes.length ? !ep.eventTypes.includes(row.type) : isOptInEventType(row.type)) return false;
   if (ep.pipelineIds.length && (!row.pipelineId || !ep.pipelineIds.includes(row.pipelineId))) return false;
   // No loops: an endpoint never receives the events about itself.
   if (endpointOfEvent(row) === ep.id) return false;
@@ -119,7 +126,13 @@ export class WebhookService {
     private readonly db: PrismaClient,
     private readonly events: EventService,
     private readonly log: Logger,
+    private readonly ring: KeyRing,
   ) {}
+
+  /** A stored signing secret in clear, to sign with (and nothing else). */
+  openSecret(stored: string): string {
+    return this.ring.decrypt(stored);
+  }
 
   /** The hook the event service runs after each insert, in the same transaction. */
   readonly outboxHook = async (tx: Tx, row: EventRow): Promise<void> => {
@@ -149,7 +162,10 @@ export class WebhookService {
     const now = Date.now();
     if (this.cache && now - this.cache.at < CACHE_TTL_MS) return this.cache.endpoints;
     const gen = this.generation;
-    const rows = await tx.webhookEndpoint.findMany({ where: { enabled: true }, select: { id: true, eventTypes: true, pipelineIds: true } });
+    // Every workspace's endpoints, whichever workspace's request emitted the event.
+    const rows = await runAsSystem(async () =>
+      await tx.webhookEndpoint.findMany({ where: { enabled: true }, select: { id: true, workspaceId: true, eventTypes: true, pipelineIds: true } }),
+    );
     // A CRUD change that happened while we read invalidates what we read.
     if (gen === this.generation) this.cache = { at: now, endpoints: rows };
     return rows;
@@ -194,12 +210,13 @@ export class WebhookService {
     const endpoint = await this.change(async (tx, emit) => {
       const ep = await tx.webhookEndpoint.create({
         data: {
+          workspaceId: requireWorkspaceId(),
           url,
           description: input.description ?? null,
           eventTypes: [...new Set(input.eventTypes ?? [])],
           pipelineIds,
           enabled: input.enabled ?? true,
-          secret,
+          secret: this.ring.encrypt(secret),
         },
       });
       await emit({ type: 'WEBHOOK_CREATED', message: `webhook endpoint ${describe(ep)} created`, data: { endpointId: ep.id } });
@@ -255,8 +272,9 @@ export class WebhookService {
       const ep = await tx.webhookEndpoint.update({
         where: { id },
         data: {
-          secret,
-          previousSecret: overlap > 0 ? current.secret : null,
+          secret: this.ring.encrypt(secret),
+          // Still encrypted (re-encrypted only when it was legacy clear text or under an old key).
+          previousSecret: overlap > 0 ? this.ring.reseal(current.secret) : null,
           previousSecretExpiresAt: overlap > 0 ? new Date(now.getTime() + overlap * 1000) : null,
           secretRotatedAt: now,
           version: { increment: 1 },

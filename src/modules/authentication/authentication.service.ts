@@ -1,0 +1,331 @@
+/**
+ * Authentications (Algolia-style): named, reusable credentials that connectors reference.
+ *
+ * Contract:
+ * - Types and their params (* = secret): BASIC (username, password*), API_KEY (name, in
+ *   HEADER|QUERY, key*), BEARER (token*), OAUTH2_CLIENT_CREDENTIALS (tokenUrl, clientId,
+ *   clientSecret*, scope?, audience?, clientAuthentication BASIC|BODY).
+ * - Exactly one typed params object is given on create; at most one on update (none: only the
+ *   name changes). Anything else is a ValidationError with the field's path.
+ * - Secrets are stored as key-ring ciphertext and never returned: `masked` gives PLACEHOLDER.
+ *   On update, PLACEHOLDER keeps the stored secret of the same type (its ciphertext is kept
+ *   as is); a type change needs every secret anew.
+ * - Deleting an authentication a connector references is IN_USE.
+ * - `httpAuth` decrypts one for a driver (job start, check, discover, preview): nowhere else
+ *   is a secret in clear.
+ */
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import type { PrismaClient } from '../../db/client.js';
+import type { HttpAuth } from '../../engine/drivers/http-auth.js';
+import type { Authentication, Prisma } from '../../generated/prisma/client.js';
+import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
+import { isCiphertext, type KeyRing } from '../../security/keyring.js';
+import { PLACEHOLDER } from '../../security/secrets-redact.js';
+import { requireWorkspaceId } from '../workspace/scope.js';
+
+export type AuthenticationType = 'BASIC' | 'API_KEY' | 'BEARER' | 'OAUTH2_CLIENT_CREDENTIALS';
+
+export interface BasicParams {
+  username: string;
+  password: string;
+}
+export interface ApiKeyParams {
+  name: string;
+  in?: 'HEADER' | 'QUERY' | null;
+  key: string;
+}
+export interface BearerParams {
+  token: string;
+}
+export interface OAuth2ClientCredentialsParams {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  scope?: string | null;
+  audience?: string | null;
+  clientAuthentication?: 'BASIC' | 'BODY' | null;
+}
+
+/** One typed params object per type; exactly one (create) or at most one (update) is given. */
+export interface AuthenticationParamsInput {
+  basic?: BasicParams | null;
+  apiKey?: ApiKeyParams | null;
+  bearer?: BearerParams | null;
+  oauth2ClientCredentials?: OAuth2ClientCredentialsParams | null;
+}
+
+export interface CreateAuthenticationInput extends AuthenticationParamsInput {
+  name: string;
+}
+
+export interface UpdateAuthenticationInput extends AuthenticationParamsInput {
+  id: string;
+  name?: string | null;
+  expectedVersion?: number | null;
+}
+
+/** Stored params (secret fields hold ciphertext), as returned by `masked` with placeholders. */
+export type StoredParams = Record<string, string | null>;
+
+export type AuthenticationRow = Authentication;
+
+const FIELDS = {
+  basic: 'BASIC',
+  apiKey: 'API_KEY',
+  bearer: 'BEARER',
+  oauth2ClientCredentials: 'OAUTH2_CLIENT_CREDENTIALS',
+} as const satisfies Record<keyof AuthenticationParamsInput, AuthenticationType>;
+
+type ParamsField = keyof typeof FIELDS;
+
+/** The write-only params of each type. */
+export const SECRET_FIELDS: Record<AuthenticationType, readonly string[]> = {
+  BASIC: ['password'],
+  API_KEY: ['key'],
+  BEARER: ['token'],
+  OAUTH2_CLIENT_CREDENTIALS: ['clientSecret'],
+};
+
+/** HTTP header field-name token (RFC 9110). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function requireName(name: string | null | undefined): string {
+  const n = (name ?? '').trim();
+  if (!n) throw new ValidationError('invalid name', [{ path: 'name', message: 'must not be empty' }]);
+  if (n.length > 200) throw new ValidationError('invalid name', [{ path: 'name', message: 'at most 200 characters' }]);
+  return n;
+}
+
+/** The one params object given, or null (none); more than one is a validation error. */
+function pickParams(input: AuthenticationParamsInput, required: boolean): { field: ParamsField; type: AuthenticationType; params: Record<string, unknown> } | null {
+  const given = (Object.keys(FIELDS) as ParamsField[]).filter((f) => input[f] != null);
+  const all = Object.keys(FIELDS).join(', ');
+  if (given.length > 1) {
+    throw new ValidationError('one authentication type at a time', given.slice(1).map((f) => ({ path: f, message: `give exactly one of ${all}; ${given[0]} is already given` })));
+  }
+  if (given.length === 0) {
+    if (required) throw new ValidationError('authentication params missing', [{ path: 'input', message: `give exactly one of ${all}` }]);
+    return null;
+  }
+  const field = given[0]!;
+  return { field, type: FIELDS[field], params: input[field] as unknown as Record<string, unknown> };
+}
+
+/**
+ * Validates typed params; returns the normalized plaintext params (placeholders left in place
+ * for secret fields, resolved by the caller).
+ */
+function normalize(field: ParamsField, type: AuthenticationType, p: Record<string, unknown>): StoredParams {
+  const errors: FieldError[] = [];
+  const str = (key: string, opts: { required?: boolean; max?: number; header?: boolean } = {}): string | null => {
+    const v = p[key];
+    if (v === undefined || v === null || v === '') {
+      if (opts.required) errors.push({ path: `${field}.${key}`, message: 'is required' });
+      return null;
+    }
+    if (typeof v !== 'string') {
+      errors.push({ path: `${field}.${key}`, message: 'must be a string' });
+      return null;
+    }
+    if (v.length > (opts.max ?? 4096)) errors.push({ path: `${field}.${key}`, message: `at most ${opts.max ?? 4096} characters` });
+    // Values that end up in headers must not carry control characters (header injection).
+    if (opts.header && CONTROL.test(v)) errors.push({ path: `${field}.${key}`, message: 'must not contain control characters' });
+    return v;
+  };
+  let out: StoredParams;
+  switch (type) {
+    case 'BASIC': {
+      const username = str('username', { required: true, max: 512, header: true });
+      if (username?.includes(':')) errors.push({ path: `${field}.username`, message: 'must not contain ":" (RFC 7617)' });
+      out = { username, password: str('password', { required: true, header: true }) };
+      break;
+    }
+    case 'API_KEY': {
+      const name = str('name', { required: true, max: 256 });
+      const where = (p.in as string | null | undefined) ?? 'HEADER';
+      if (where !== 'HEADER' && where !== 'QUERY') errors.push({ path: `${field}.in`, message: 'must be HEADER or QUERY' });
+      if (name && where === 'HEADER' && !HEADER_NAME.test(name)) errors.push({ path: `${field}.name`, message: 'must be a valid HTTP header name' });
+      out = { name, in: where, key: str('key', { required: true, header: where === 'HEADER' }) };
+      break;
+    }
+    case 'BEARER':
+      out = { token: str('token', { required: true, header: true }) };
+      break;
+    case 'OAUTH2_CLIENT_CREDENTIALS': {
+      const tokenUrl = str('tokenUrl', { required: true, max: 2048 });
+      if (tokenUrl) {
+        let u: URL | null = null;
+        try {
+          u = new URL(tokenUrl);
+        } catch {
+          u = null;
+        }
+        if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) errors.push({ path: `${field}.tokenUrl`, message: 'must be an absolute http(s) URL' });
+        else if (u.username || u.password) errors.push({ path: `${field}.tokenUrl`, message: 'must not carry credentials: use clientId and clientSecret' });
+      }
+      const clientAuthentication = (p.clientAuthentication as string | null | undefined) ?? 'BASIC';
+      if (clientAuthentication !== 'BASIC' && clientAuthentication !== 'BODY') {
+        errors.push({ path: `${field}.clientAuthentication`, message: 'must be BASIC or BODY' });
+      }
+      out = {
+        tokenUrl,
+        clientId: str('clientId', { required: true, max: 1024 }),
+        clientSecret: str('clientSecret', { required: true }),
+        scope: str('scope', { max: 2048 }),
+        audience: str('audience', { max: 2048 }),
+        clientAuthentication,
+      };
+      break;
+    }
+  }
+  if (errors.length) throw new ValidationError('invalid authentication', errors);
+  return out;
+}
+
+export class AuthenticationService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly ring: KeyRing,
+  ) {}
+
+  async get(id: string): Promise<AuthenticationRow> {
+    const a = await this.db.authentication.findUnique({ where: { id } });
+    if (!a) throw new NotFoundError('Authentication', id);
+    return a;
+  }
+
+  /** Params for responses: non-secret values as stored, secrets as PLACEHOLDER. */
+  masked(row: Pick<AuthenticationRow, 'type' | 'config'>): StoredParams {
+    const out: StoredParams = { ...((row.config ?? {}) as StoredParams) };
+    for (const f of SECRET_FIELDS[row.type]) if (out[f] != null && out[f] !== '') out[f] = PLACEHOLDER;
+    return out;
+  }
+
+  /** Encrypts the secret fields; a placeholder keeps the stored value of the same type. */
+  private seal(field: ParamsField, type: AuthenticationType, plain: StoredParams, current: AuthenticationRow | null): StoredParams {
+    const out = { ...plain };
+    const errors: FieldError[] = [];
+    for (const f of SECRET_FIELDS[type]) {
+      const v = out[f];
+      if (v === PLACEHOLDER) {
+        const stored = current && current.type === type ? (current.config as StoredParams)[f] : null;
+        if (typeof stored !== 'string' || stored === '') {
+          errors.push({
+            path: `${field}.${f}`,
+            message: current && current.type !== type ? `the placeholder keeps a stored secret, but this authentication is ${current.type}: send the value` : 'the placeholder keeps a stored secret, but none is stored: send the value',
+          });
+          continue;
+        }
+        // The stored ciphertext stays as is; legacy clear text gets encrypted now.
+        out[f] = isCiphertext(stored) ? stored : this.ring.encrypt(stored);
+      } else if (typeof v === 'string' && v !== '') {
+        out[f] = this.ring.encrypt(v);
+      }
+    }
+    if (errors.length) throw new ValidationError('invalid authentication', errors);
+    return out;
+  }
+
+  async create(input: CreateAuthenticationInput): Promise<AuthenticationRow> {
+    const name = requireName(input.name);
+    const picked = pickParams(input, true)!;
+    const config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), null);
+    return this.db.authentication.create({
+      data: { workspaceId: requireWorkspaceId(), name, type: picked.type, config: config as Prisma.InputJsonValue },
+    });
+  }
+
+  async update(input: UpdateAuthenticationInput): Promise<AuthenticationRow> {
+    const current = await this.get(input.id);
+    const name = input.name == null ? current.name : requireName(input.name);
+    const picked = pickParams(input, false);
+    const data: Prisma.AuthenticationUpdateManyMutationInput = { name, version: { increment: 1 } };
+    if (picked) {
+      data.type = picked.type;
+      data.config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), current) as Prisma.InputJsonValue;
+    }
+    const res = await this.db.authentication.updateMany({ where: { id: current.id, version: input.expectedVersion ?? current.version }, data });
+    if (res.count === 0) {
+      const now = await this.db.authentication.findUnique({ where: { id: current.id } });
+      if (!now) throw new NotFoundError('Authentication', current.id);
+      throw new ConflictError(`authentication was changed concurrently (version ${now.version})`, now.version);
+    }
+    return this.get(current.id);
+  }
+
+  async delete(id: string): Promise<AuthenticationRow> {
+    const a = await this.get(id);
+    return this.db.$transaction(async (tx) => {
+      const users = await tx.connector.findMany({ where: { authenticationId: id }, select: { id: true, name: true }, orderBy: { name: 'asc' } });
+      if (users.length) {
+        throw new InUseError(
+          `authentication "${a.name}" is used by ${users.length} connector(s): ${users.map((u) => u.name).join(', ')}`,
+          users.map((u) => encodeGlobalID('Connector', u.id)),
+        );
+      }
+      await tx.authentication.delete({ where: { id } });
+      return a;
+    });
+  }
+
+  /**
+   * The decrypted credentials of an authentication for a driver, and its secret values (to
+   * scrub from messages). `db` may be a transaction. Throws NotFoundError / KeyRingError.
+   */
+  async httpAuth(id: string, db: Pick<PrismaClient, 'authentication'> = this.db): Promise<{ auth: HttpAuth; secrets: string[] }> {
+    const row = await db.authentication.findUnique({ where: { id } });
+    if (!row) throw new NotFoundError('Authentication', id);
+    return this.toHttpAuth(row);
+  }
+
+  toHttpAuth(row: Pick<AuthenticationRow, 'type' | 'config'>): { auth: HttpAuth; secrets: string[] } {
+    const c = (row.config ?? {}) as StoredParams;
+    const secret = (f: string) => (typeof c[f] === 'string' ? this.ring.decrypt(c[f]) : '');
+    const s = (f: string) => (typeof c[f] === 'string' ? c[f] : '');
+    switch (row.type) {
+      case 'BASIC': {
+        const password = secret('password');
+        return { auth: { type: 'basic', username: s('username'), password }, secrets: [password] };
+      }
+      case 'API_KEY': {
+        const key = secret('key');
+        return { auth: { type: 'apiKey', name: s('name'), value: key, in: c.in === 'QUERY' ? 'query' : 'header' }, secrets: [key] };
+      }
+      case 'BEARER': {
+        const token = secret('token');
+        return { auth: { type: 'bearer', token }, secrets: [token] };
+      }
+      case 'OAUTH2_CLIENT_CREDENTIALS': {
+        const clientSecret = secret('clientSecret');
+        return {
+          auth: {
+            type: 'oauth2ClientCredentials',
+            tokenUrl: s('tokenUrl'),
+            clientId: s('clientId'),
+            clientSecret,
+            scope: c.scope ?? null,
+            audience: c.audience ?? null,
+            clientAuth: c.clientAuthentication === 'BODY' ? 'body' : 'basic',
+          },
+          secrets: [clientSecret],
+        };
+      }
+    }
+  }
+
+  /** Rotation: the stored params with every secret re-encrypted under the primary key. */
+  reseal(row: Pick<AuthenticationRow, 'type' | 'config'>): { config: StoredParams; changed: number } {
+    const config = { ...((row.config ?? {}) as StoredParams) };
+    let changed = 0;
+    for (const f of SECRET_FIELDS[row.type]) {
+      const v = config[f];
+      if (typeof v === 'string' && v !== '' && this.ring.needsReseal(v)) {
+        config[f] = this.ring.reseal(v);
+        changed++;
+      }
+    }
+    return { config, changed };
+  }
+}
