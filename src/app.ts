@@ -10,6 +10,7 @@ import { MemoryQueue } from './engine/queue/queue.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSluicePubSub } from './pubsub/pubsub.js';
 import { KeyRing } from './security/keyring.js';
+import { installOutboundGuard } from './security/outbound-guard.js';
 import { startServer, type RunningServer } from './server/server.js';
 import { createServices, type Services } from './services.js';
 
@@ -27,6 +28,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
   const keyring = KeyRing.open({ keys: config.secretKeys, dataDir: config.dataDir });
   const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | null = null;
+  // Every outbound request (drivers, webhooks) goes through the guard from here on.
+  const outbound = installOutboundGuard({ allow: config.outboundAllow });
   try {
     const { applied } = await database.migrate();
     if (applied.length) log.info({ applied }, 'migrations applied');
@@ -69,12 +72,14 @@ export async function startApp(config: Config, log: Logger = createLogger(config
           services.jobs.close();
           await services.runner.shutdown(config.shutdownTimeoutMs);
           await queue.close();
+          await outbound.uninstall();
           await database.close();
           log.info('stopped');
         })()),
     };
   } catch (err) {
     await server?.close().catch(() => undefined);
+    await outbound.uninstall();
     await database.close().catch(() => undefined);
     throw err;
   }

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfiguredKeys, parseKeyList } from './security/keyring.js';
+import { parseAllowList } from './security/outbound-guard.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -49,6 +50,17 @@ const EnvSchema = z.object({
       }
     })
     .optional(),
+  SLUICE_OUTBOUND_ALLOW: z
+    .string()
+    .default('')
+    .superRefine((v, ctx) => {
+      try {
+        parseAllowList(v);
+      } catch (e) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${(e as Error).message}; expected comma-separated IPs, CIDRs or host names` });
+      }
+    })
+    .transform((v) => v.split(/[\s,]+/).filter((s) => s !== '')),
 });
 
 export interface Config {
@@ -63,6 +75,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   webhooks: WebhookConfig;
   retention: RetentionConfig;
+  /** Private/loopback/link-local addresses outbound requests may reach anyway (IPs, CIDRs, host names); empty: none. */
+  outboundAllow: string[];
   /**
    * Keys encrypting secrets at rest (SLUICE_SECRET_KEYS, first = primary); null: the key file
    * `<dataDir>/secret-keys.json`, generated on first start (see src/security/keyring.ts).
@@ -140,5 +154,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       intervalMs: e.SLUICE_RETENTION_INTERVAL_MS,
     },
     secretKeys: e.SLUICE_SECRET_KEYS ?? null,
+    outboundAllow: e.SLUICE_OUTBOUND_ALLOW,
   };
 }

@@ -40,6 +40,8 @@ export async function startTestServer(options: { dataDir?: string; env?: Record<
     SLUICE_DATA_DIR: dataDir,
     SLUICE_LOG_LEVEL: process.env.SLUICE_TEST_LOG_LEVEL ?? 'silent',
     SLUICE_PROGRESS_INTERVAL_MS: '200',
+    // Tests talk to local servers on 127.0.0.1; '' here means nothing is allowed.
+    SLUICE_OUTBOUND_ALLOW: '127.0.0.1',
     ...options.env,
   });
   const logs: string[] = [];

@@ -26,8 +26,14 @@
  * - `guardUrl` is the single seam for an outbound-address policy (e.g. refusing private
  *   addresses): it runs before every attempt and every redirect hop. A policy without one uses
  *   the process-wide guard installed with `setOutboundGuard` (none by default), so a guard can
- *   be plugged in once for every driver.
+ *   be plugged in once for every driver. The installed guard may also bring a fetch
+ *   `dispatcher` (src/security/outbound-guard.ts: an undici Agent that checks every address
+ *   when the socket connects, so DNS rebinding between the check and the connection cannot
+ *   reach a refused address); it applies to every request, even one with its own `guardUrl`,
+ *   unless the policy names its own `dispatcher`. A connection refused by it (an error with
+ *   code `ERR_OUTBOUND_REFUSED`) fails like a guard refusal: not retried.
  */
+import type { Dispatcher } from 'undici';
 import { DriverError } from './types.js';
 
 export interface HttpRequestInit {
@@ -67,6 +73,8 @@ export interface RequestPolicy {
   signal?: AbortSignal;
   /** Outbound-address policy seam: throw (ideally a DriverError) to refuse a URL. */
   guardUrl?: (url: URL) => Promise<void>;
+  /** Fetch dispatcher (undici); default: the installed guard's, else fetch's global one. */
+  dispatcher?: Dispatcher;
   /** Prefix of error messages, e.g. `HTTP source`. */
   label?: string;
   /** Query parameters whose values are redacted in messages (e.g. an API key). */
@@ -97,11 +105,33 @@ export class HttpError extends DriverError {
   }
 }
 
-let outboundGuard: ((url: URL) => Promise<void>) | null = null;
+export type GuardFn = (url: URL) => Promise<void>;
+/** A guard with a connect-time half: the dispatcher every request uses while it is installed. */
+export interface OutboundGuardHook {
+  guardUrl: GuardFn;
+  dispatcher?: Dispatcher;
+}
 
-/** Installs (or with null removes) the guard used by requests whose policy has no `guardUrl`. */
-export function setOutboundGuard(guard: ((url: URL) => Promise<void>) | null): void {
-  outboundGuard = guard;
+let installedGuard: GuardFn | OutboundGuardHook | null = null;
+
+/**
+ * Installs (or with null removes) the guard used by requests whose policy has no `guardUrl`;
+ * returns the one it replaces.
+ */
+export function setOutboundGuard(guard: GuardFn | OutboundGuardHook | null): GuardFn | OutboundGuardHook | null {
+  const previous = installedGuard;
+  installedGuard = guard;
+  return previous;
+}
+
+const REFUSED_CODE = 'ERR_OUTBOUND_REFUSED';
+
+/** The connect-time refusal in an error's cause chain, if any. */
+function outboundRefusal(e: unknown): Error | null {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    if ((c as NodeJS.ErrnoException).code === REFUSED_CODE) return c;
+  }
+  return null;
 }
 
 const DEFAULTS = {
@@ -300,7 +330,9 @@ async function attemptOnce<T>(
     controller.abort(new DOMException(`attempt timed out after ${r.timeoutMs} ms`, 'TimeoutError'));
   }, r.timeoutMs);
   let keepCallerLink = false;
-  const guard = policy.guardUrl ?? outboundGuard;
+  const installed = installedGuard;
+  const guard = policy.guardUrl ?? (typeof installed === 'function' ? installed : (installed?.guardUrl ?? null));
+  const dispatcher = policy.dispatcher ?? (typeof installed === 'function' ? undefined : installed?.dispatcher);
   let current = url;
   const redacted = () => redactUrl(current, r.secret);
   const method0 = (init.method ?? 'GET').toUpperCase();
@@ -327,7 +359,8 @@ async function attemptOnce<T>(
         body: method === 'GET' || method === 'HEAD' ? undefined : ((body ?? undefined) as RequestInit['body']),
         redirect: 'manual',
         signal: controller.signal,
-      });
+        ...(dispatcher ? { dispatcher } : {}),
+      } as RequestInit);
       if (!REDIRECTS.has(res.status) || r.redirect === 'manual' || policy.acceptStatus?.(res.status)) break;
       const location = res.headers.get('location');
       if (location === null) break;
@@ -382,6 +415,8 @@ async function attemptOnce<T>(
   } catch (e) {
     if (caller?.aborted) throw caller.reason;
     if (e instanceof DriverError) throw e;
+    const refusal = outboundRefusal(e);
+    if (refusal) throw new DriverError(`${r.label}: request to ${redacted()} refused: ${refusal.message}`, false);
     if (timedOut) {
       const error = new HttpError(`${r.label}: ${method0} ${redacted()} timed out after ${r.timeoutMs} ms`, true, 0, redacted(), attempt);
       return { ok: false, retry: true, reason: 'timeout', error, retryAfterMs: null };

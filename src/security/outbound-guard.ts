@@ -1,0 +1,348 @@
+/**
+ * The outbound-request guard: refuses requests to private, loopback, link-local, metadata and
+ * other non-public addresses (server-side request forgery), unless the address or host name is
+ * in the allow-list (`SLUICE_OUTBOUND_ALLOW`).
+ *
+ * Contract:
+ * - Two checks, one decision function (`blockedReason`):
+ *   1. `check(url)` (the http-client's `guardUrl`, run before every attempt and every redirect
+ *      hop): IP literals are judged as they are, host names are resolved (every address) and
+ *      refused when ANY address is blocked. It gives a fast, clear error.
+ *   2. `dispatcher` (an undici Agent given to fetch): the same decision when the socket is
+ *      opened. IP literals are judged by the connector; host names through the socket's
+ *      `lookup`, which answers only with the addresses it has checked, so the connection goes
+ *      to a checked address. A name that resolves to a public address for check 1 and to a
+ *      private one when connecting (DNS rebinding) is refused here.
+ * - The URL parser (WHATWG) already turns every IPv4 spelling (`2130706433`, `0x7f.1`,
+ *   `0177.0.0.1`, `127.1`) into dotted decimal; IPv6 literals are judged on their bits, and
+ *   addresses that embed an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible
+ *   `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are judged on the embedded address.
+ * - Blocked: everything ipaddr.js does not classify as public unicast (unspecified, loopback,
+ *   private, carrier-grade NAT, link-local, unique local, multicast, broadcast, reserved,
+ *   documentation, benchmarking, Teredo, ...), IPv6 outside 2000::/3, the cloud metadata
+ *   addresses (169.254.169.254, 100.100.100.200, fd00:ec2::254) and host names
+ *   (`metadata.google.internal`, `metadata`, `instance-data`, ...), and `localhost` /
+ *   `*.localhost` by name.
+ * - The allow-list (IPs, CIDRs, host names, `*.domain` wildcards) wins over every rule: an
+ *   allowed host name is not checked at all, an allowed address passes. IPv4-mapped IPv6
+ *   addresses match IPv4 entries.
+ * - A DNS failure is not a refusal: the check lets it through and fetch reports the network
+ *   error as usual.
+ * - Refusals are `OutboundRefusedError` (code `ERR_OUTBOUND_REFUSED`) naming the host and the
+ *   reason; the http-client turns them into non-retryable DriverErrors with the redacted URL.
+ *
+ * Range classification uses ipaddr.js rather than hand-written bit masks: the special-purpose
+ * registries change (new reserved blocks appear) and the embedded-address forms are easy to get
+ * wrong.
+ */
+import dns from 'node:dns';
+import net from 'node:net';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import ipaddr from 'ipaddr.js';
+import { Agent, buildConnector } from 'undici';
+import { setOutboundGuard } from '../engine/drivers/http-client.js';
+
+export const OUTBOUND_ALLOW_VAR = 'SLUICE_OUTBOUND_ALLOW';
+
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/** Resolves a host name to all its addresses (like `dns.lookup(name, { all: true })`). */
+export type LookupAll = (hostname: string) => Promise<ResolvedAddress[]>;
+
+export const systemLookup: LookupAll = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+
+export class OutboundRefusedError extends Error {
+  readonly code = 'ERR_OUTBOUND_REFUSED';
+  constructor(
+    readonly host: string,
+    readonly reason: string,
+  ) {
+    super(`${reason}; allow it with ${OUTBOUND_ALLOW_VAR}`);
+    this.name = 'OutboundRefusedError';
+  }
+}
+
+type Addr = ipaddr.IPv4 | ipaddr.IPv6;
+
+export type AllowEntry =
+  | { kind: 'cidr'; text: string; range: [Addr, number] }
+  | { kind: 'host'; text: string; host: string }
+  | { kind: 'suffix'; text: string; suffix: string };
+
+const HOST_RE = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/;
+
+/**
+ * Parses an allow-list: comma- or whitespace-separated IPs (`127.0.0.1`, `::1`), CIDRs
+ * (`10.0.0.0/8`, `fd00::/8`), host names (`api.internal`) and wildcards (`*.internal`, any
+ * subdomain). Throws an Error naming the first bad entry.
+ */
+export function parseAllowList(spec: string | readonly string[] | undefined): AllowEntry[] {
+  const items = (typeof spec === 'string' ? spec.split(/[\s,]+/) : (spec ?? [])).map((s) => s.trim()).filter((s) => s !== '');
+  return items.map((text): AllowEntry => {
+    const plain = text.replace(/^\[([^\]]*)\](\/\d+)?$/, '$1$2');
+    if (plain.includes('/')) {
+      const [ip, bits] = plain.split('/');
+      if (ip !== undefined && bits !== undefined && /^\d{1,3}$/.test(bits) && net.isIP(ip) !== 0) {
+        const addr = ipaddr.parse(ip);
+        const max = addr.kind() === 'ipv4' ? 32 : 128;
+        if (Number(bits) <= max) return { kind: 'cidr', text, range: [addr, Number(bits)] };
+      }
+      throw new Error(`${JSON.stringify(text)} is not a valid CIDR (e.g. 10.0.0.0/8 or fd00::/8)`);
+    }
+    if (net.isIP(plain) !== 0) {
+      const addr = ipaddr.parse(plain);
+      return { kind: 'cidr', text, range: [addr, addr.kind() === 'ipv4' ? 32 : 128] };
+    }
+    const host = normaliseHost(plain);
+    if (host.startsWith('*.') && HOST_RE.test(host.slice(2))) return { kind: 'suffix', text, suffix: host.slice(1) };
+    if (HOST_RE.test(host) && !/^[\d.]+$/.test(host)) return { kind: 'host', text, host };
+    throw new Error(`${JSON.stringify(text)} is not an IP address, CIDR or host name`);
+  });
+}
+
+/** Lower case, no brackets around IPv6, no trailing dot. */
+function normaliseHost(host: string): string {
+  return host
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.+$/, '');
+}
+
+const METADATA_HOSTS = new Set([
+  'metadata',
+  'metadata.google.internal',
+  'metadata.goog',
+  'instance-data',
+  'instance-data.ec2.internal',
+  'metadata.azure.internal',
+  'metadata.tencentyun.com',
+  'metadata.platformequinix.com',
+]);
+
+const METADATA_ADDRESSES = new Set(['169.254.169.254', '169.254.170.2', '169.254.170.23', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23']);
+
+const V4_REASONS: Record<string, string> = {
+  unspecified: 'an unspecified address',
+  broadcast: 'a broadcast address',
+  multicast: 'a multicast address',
+  linkLocal: 'a link-local address',
+  loopback: 'a loopback address',
+  carrierGradeNat: 'a carrier-grade NAT address',
+  private: 'a private address',
+};
+
+const V6_REASONS: Record<string, string> = {
+  unspecified: 'an unspecified address',
+  linkLocal: 'a link-local address',
+  multicast: 'a multicast address',
+  loopback: 'a loopback address',
+  uniqueLocal: 'a unique local (private) address',
+  deprecatedSiteLocal: 'a site-local (private) address',
+  teredo: 'a Teredo tunnel address',
+};
+
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
+
+function v4FromBytes(bytes: number[]): ipaddr.IPv4 {
+  return new ipaddr.IPv4(bytes);
+}
+
+/**
+ * Why an address must not be contacted (e.g. `a private address`), or null for a public one.
+ * The allow-list is not consulted here.
+ */
+export function blockedReason(address: string): string | null {
+  let addr: Addr;
+  try {
+    addr = ipaddr.parse(normaliseHost(address));
+  } catch {
+    return 'not a valid IP address';
+  }
+  return reasonFor(addr);
+}
+
+function reasonFor(addr: Addr): string | null {
+  const text = addr.toString();
+  if (METADATA_ADDRESSES.has(text)) return 'a cloud metadata address';
+  if (addr.kind() === 'ipv4') {
+    const range = addr.range();
+    if (range === 'unicast') return null;
+    return V4_REASONS[range] ?? 'a reserved address';
+  }
+  const v6 = addr as ipaddr.IPv6;
+  const bytes = v6.toByteArray();
+  const range = v6.range();
+  // Addresses carrying an IPv4 address: judged on the IPv4 address.
+  const embedded = (kind: string, v4: ipaddr.IPv4): string | null => {
+    const inner = reasonFor(v4);
+    return inner === null ? null : `${inner} (${kind} ${v4.toString()})`;
+  };
+  if (range === 'ipv4Mapped') return embedded('IPv4-mapped', v6.toIPv4Address());
+  if (range === 'rfc6145') return `a reserved address (IPv4-translated ${v4FromBytes(bytes.slice(12)).toString()})`;
+  if (bytes.slice(0, 12).every((b) => b === 0)) {
+    // ::a.b.c.d (IPv4-compatible, deprecated); :: and ::1 are handled by their ranges.
+    if (range === 'unspecified' || range === 'loopback') return V6_REASONS[range]!;
+    return `${embedded('IPv4-compatible', v4FromBytes(bytes.slice(12))) ?? 'a reserved address'}`;
+  }
+  if (v6.match(NAT64_WELL_KNOWN)) return embedded('NAT64', v4FromBytes(bytes.slice(12)));
+  if (range === '6to4') return embedded('6to4', v4FromBytes(bytes.slice(2, 6)));
+  if (range === 'unicast' && v6.match(GLOBAL_UNICAST_V6)) return null;
+  return V6_REASONS[range] ?? 'a reserved address';
+}
+
+/** Why a host name is refused by name, or null. */
+function blockedName(host: string): string | null {
+  if (host === 'localhost' || host.endsWith('.localhost')) return 'a loopback host name';
+  if (METADATA_HOSTS.has(host)) return 'a cloud metadata host name';
+  return null;
+}
+
+export interface OutboundGuardOptions {
+  /** Allow-list: a `SLUICE_OUTBOUND_ALLOW` string or its entries (see parseAllowList). */
+  allow?: string | readonly string[];
+  /** DNS resolution (tests inject fake answers). Default: `dns.lookup(name, { all: true })`. */
+  lookup?: LookupAll;
+}
+
+export interface OutboundGuard {
+  /** Throws OutboundRefusedError when the URL's host (or any address it resolves to) is refused. */
+  check(url: URL): Promise<void>;
+  /** The pure decision for one address of a host: the refusal reason, or null to allow. */
+  addressDecision(address: string): string | null;
+  /** A fetch dispatcher that applies the same decision when each connection is opened. */
+  readonly dispatcher: Agent;
+  close(): Promise<void>;
+}
+
+export function createOutboundGuard(options: OutboundGuardOptions = {}): OutboundGuard {
+  const entries = parseAllowList(options.allow);
+  const cidrs = entries.flatMap((e) => (e.kind === 'cidr' ? [e.range] : []));
+  const hosts = new Set(entries.flatMap((e) => (e.kind === 'host' ? [e.host] : [])));
+  const suffixes = entries.flatMap((e) => (e.kind === 'suffix' ? [e.suffix] : []));
+  const lookup = options.lookup ?? systemLookup;
+
+  const hostAllowed = (host: string) => hosts.has(host) || suffixes.some((s) => host.endsWith(s));
+
+  const addressAllowed = (addr: Addr): boolean => {
+    const forms: Addr[] = [addr];
+    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) forms.push((addr as ipaddr.IPv6).toIPv4Address());
+    return forms.some((a) => cidrs.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits)));
+  };
+
+  const addressDecision = (address: string): string | null => {
+    let addr: Addr;
+    try {
+      addr = ipaddr.parse(normaliseHost(address));
+    } catch {
+      return 'not a valid IP address';
+    }
+    if (addressAllowed(addr)) return null;
+    return reasonFor(addr);
+  };
+
+  /** Null when the host needs DNS; otherwise the verdict for a literal or a refused name. */
+  const judgeLiteral = (host: string): OutboundRefusedError | 'allowed' | null => {
+    if (hostAllowed(host)) return 'allowed';
+    if (net.isIP(host) !== 0) {
+      const reason = addressDecision(host);
+      return reason === null ? 'allowed' : new OutboundRefusedError(host, `${host} is ${reason}`);
+    }
+    const byName = blockedName(host);
+    if (byName !== null) return new OutboundRefusedError(host, `${host} is ${byName}`);
+    return null;
+  };
+
+  const judgeAddresses = (host: string, addresses: readonly ResolvedAddress[]): OutboundRefusedError | null => {
+    for (const a of addresses) {
+      const reason = addressDecision(a.address);
+      if (reason !== null) return new OutboundRefusedError(host, `${host} resolves to ${a.address}, ${reason}`);
+    }
+    return null;
+  };
+
+  const check = async (url: URL): Promise<void> => {
+    const host = normaliseHost(url.hostname);
+    const verdict = judgeLiteral(host);
+    if (verdict === 'allowed') return;
+    if (verdict !== null) throw verdict;
+    let addresses: ResolvedAddress[];
+    try {
+      addresses = await lookup(host);
+    } catch {
+      return; // fetch reports the DNS failure; the connection is checked again anyway
+    }
+    const refused = judgeAddresses(host, addresses);
+    if (refused) throw refused;
+  };
+
+  // Connect-time enforcement: the socket's lookup answers only with addresses it has checked.
+  type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+  const connectLookup = (hostname: string, opts: dns.LookupOptions, callback: LookupCallback): void => {
+    const host = normaliseHost(hostname);
+    const answer = (addresses: ResolvedAddress[]) => {
+      const wanted = opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
+      if (wanted.length === 0) {
+        const err: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
+        err.code = 'ENOTFOUND';
+        return callback(err, opts.all ? [] : '', undefined);
+      }
+      if (opts.all) return callback(null, wanted.map((a) => ({ address: a.address, family: a.family })));
+      return callback(null, wanted[0]!.address, wanted[0]!.family);
+    };
+    const verdict = judgeLiteral(host);
+    if (verdict instanceof OutboundRefusedError) return callback(verdict, opts.all ? [] : '', undefined);
+    lookup(host).then(
+      (addresses) => {
+        if (verdict !== 'allowed') {
+          const refused = judgeAddresses(host, addresses);
+          if (refused) return callback(refused, opts.all ? [] : '', undefined);
+        }
+        answer(addresses);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, opts.all ? [] : '', undefined),
+    );
+  };
+
+  const base = buildConnector({ lookup: connectLookup as unknown as TlsConnectionOptions['lookup'] });
+  const connector: buildConnector.connector = (opts, callback) => {
+    // IP literals never reach `lookup`: judge them here.
+    const verdict = judgeLiteral(normaliseHost(opts.hostname));
+    if (verdict instanceof OutboundRefusedError) {
+      callback(verdict, null);
+      return;
+    }
+    base(opts, callback);
+  };
+  const dispatcher = new Agent({ connect: connector });
+
+  return {
+    check,
+    addressDecision,
+    dispatcher,
+    close: () => dispatcher.destroy().catch(() => undefined),
+  };
+}
+
+/**
+ * Creates a guard and installs it for every outbound request of the process (drivers and
+ * webhooks, through the http-client). `uninstall()` puts the previous guard back (if this one
+ * is still installed) and closes the connections.
+ */
+export function installOutboundGuard(options: OutboundGuardOptions = {}): { guard: OutboundGuard; uninstall(): Promise<void> } {
+  const guard = createOutboundGuard(options);
+  const hook = { guardUrl: guard.check, dispatcher: guard.dispatcher };
+  const previous = setOutboundGuard(hook);
+  return {
+    guard,
+    uninstall: async () => {
+      const current = setOutboundGuard(previous);
+      // Someone installed another guard since: keep theirs.
+      if (current !== hook) setOutboundGuard(current);
+      await guard.close();
+    },
+  };
+}
