@@ -45,7 +45,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       retention: config.retention,
       keyring,
     });
-    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, log, services });
+    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, log, services });
     const recovered = await services.jobs.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
     const schedules = await services.triggers.start();

@@ -28,6 +28,24 @@ const EnvSchema = z.object({
     .optional(),
   SLUICE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLUICE_GRAPHIQL: bool.default('true'),
+  // GraphQL hardening (src/server/hardening.ts); 0 turns a count limit or the rate limit off.
+  SLUICE_INTROSPECTION: bool.default('true'),
+  SLUICE_MAX_DEPTH: int(0, 1000).default('10'),
+  SLUICE_MAX_ALIASES: int(0, 100_000).default('15'),
+  SLUICE_MAX_TOKENS: int(0, 1_000_000).default('2000'),
+  SLUICE_MAX_DIRECTIVES: int(0, 100_000).default('50'),
+  SLUICE_MAX_COST: int(0, Number.MAX_SAFE_INTEGER).default('100000'),
+  SLUICE_MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default('1048576'),
+  SLUICE_RATE_LIMIT: int(0, 1_000_000_000).default('600'),
+  SLUICE_RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000).default('60000'),
+  SLUICE_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(/[\s,]+/).filter((o) => o !== ''))
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, { message: 'expected comma-separated origins like https://app.example.com' }))),
+  SLUICE_WS_INIT_TIMEOUT_MS: int(1, 600_000).default('10000'),
+  SLUICE_WS_MAX_SUBSCRIPTIONS: int(1, 100_000).default('100'),
+  SLUICE_WS_MAX_MESSAGE_BYTES: int(1024, 1024 * 1024 * 1024).default('1048576'),
   SLUICE_MAX_CONCURRENT_JOBS: int(1, 256).default('4'),
   SLUICE_PROGRESS_INTERVAL_MS: int(50, 60_000).default('250'),
   SLUICE_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default('15000'),
@@ -66,6 +84,8 @@ const EnvSchema = z.object({
 export interface Config {
   host: string;
   port: number;
+  /** GraphQL hardening limits (src/server/hardening.ts). */
+  hardening: HardeningConfig;
   dataDir: string;
   databaseUrl: string | undefined;
   logLevel: z.infer<typeof EnvSchema>['SLUICE_LOG_LEVEL'];
@@ -82,6 +102,29 @@ export interface Config {
    * `<dataDir>/secret-keys.json`, generated on first start (see src/security/keyring.ts).
    */
   secretKeys: ConfiguredKeys | null;
+}
+
+/** Limits of the GraphQL API; each comes from a SLUICE_* variable (0 turns a count limit off). */
+export interface HardeningConfig {
+  introspection: boolean;
+  maxDepth: number;
+  maxAliases: number;
+  maxTokens: number;
+  maxDirectives: number;
+  maxCost: number;
+  /** HTTP request bodies above this are refused with 413. */
+  maxBodyBytes: number;
+  /** Operations per window per caller (API key, or remote address without one); 0: no limit. */
+  rateLimit: number;
+  rateLimitWindowMs: number;
+  /** Browser origins besides the server's own that may call the API (CORS, WebSocket Origin). */
+  corsOrigins: string[];
+  /** graphql-ws: a socket without connection_init by then is closed with 4408. */
+  wsInitTimeoutMs: number;
+  /** graphql-ws: concurrent operations per socket. */
+  wsMaxSubscriptions: number;
+  /** graphql-ws: a bigger message closes the socket with 1009. */
+  wsMaxMessageBytes: number;
 }
 
 export interface WebhookConfig {
@@ -138,6 +181,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     logLevel: e.SLUICE_LOG_LEVEL,
     graphiql: e.SLUICE_GRAPHIQL,
+    hardening: {
+      introspection: e.SLUICE_INTROSPECTION,
+      maxDepth: e.SLUICE_MAX_DEPTH,
+      maxAliases: e.SLUICE_MAX_ALIASES,
+      maxTokens: e.SLUICE_MAX_TOKENS,
+      maxDirectives: e.SLUICE_MAX_DIRECTIVES,
+      maxCost: e.SLUICE_MAX_COST,
+      maxBodyBytes: e.SLUICE_MAX_BODY_BYTES,
+      rateLimit: e.SLUICE_RATE_LIMIT,
+      rateLimitWindowMs: e.SLUICE_RATE_LIMIT_WINDOW_MS,
+      corsOrigins: e.SLUICE_CORS_ORIGINS,
+      wsInitTimeoutMs: e.SLUICE_WS_INIT_TIMEOUT_MS,
+      wsMaxSubscriptions: e.SLUICE_WS_MAX_SUBSCRIPTIONS,
+      wsMaxMessageBytes: e.SLUICE_WS_MAX_MESSAGE_BYTES,
+    },
     maxConcurrentJobs: e.SLUICE_MAX_CONCURRENT_JOBS,
     progressIntervalMs: e.SLUICE_PROGRESS_INTERVAL_MS,
     shutdownTimeoutMs: e.SLUICE_SHUTDOWN_TIMEOUT_MS,

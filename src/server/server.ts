@@ -11,17 +11,21 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
+import type { HardeningConfig } from '../config.js';
 import { AppError } from '../errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { getSchema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
+import { acceptBody, corsOptions, hardeningPlugins, wsOperationLimit, wsServerOptions } from './hardening.js';
 
 export interface ServerOptions {
   host: string;
   port: number;
   graphiql: boolean;
+  /** GraphQL limits, rate limit, CSRF/CORS and graphql-ws limits (see hardening.ts). */
+  hardening: HardeningConfig;
   log: Logger;
   services: Services;
 }
@@ -93,6 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     landingPage: false,
     maskedErrors: false,
     batching: false,
+    cors: corsOptions(options.hardening),
     logging: {
       debug: (...args) => log.debug(args.map(String).join(' ')),
       info: (...args) => log.info(args.map(String).join(' ')),
@@ -100,7 +105,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       error: (...args) => log.error(args.map(String).join(' ')),
     },
     context: ({ request, requestId }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID()),
-    plugins: [useMaskedUnexpectedErrors()],
+    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening)],
   });
 
   const server = http.createServer(async (req, res) => {
@@ -138,13 +143,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();
     res.setHeader('x-request-id', requestId);
+    // Bodies over SLUICE_MAX_BODY_BYTES: 413 before anything is parsed (hardening.ts).
+    if (!(await acceptBody(req, res, options.hardening.maxBodyBytes))) return;
     void yoga(req, res, { requestId });
   });
 
-  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 1024 * 1024 });
+  const wss = new WebSocketServer({ server, path: '/graphql', ...wsServerOptions(options.hardening) });
   useServer<Record<string, unknown>, { requestId: string }>(
     {
-      connectionInitWaitTimeout: 10_000,
+      connectionInitWaitTimeout: options.hardening.wsInitTimeoutMs,
       onConnect: (ctx) => {
         ctx.extra.requestId = randomUUID();
         return true;
@@ -152,6 +159,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       execute: (args) => (args.rootValue as { execute: (a: unknown) => unknown }).execute(args) as never,
       subscribe: (args) => (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
+        const overCap = wsOperationLimit(ctx, options.hardening);
+        if (overCap) return overCap;
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
