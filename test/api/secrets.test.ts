@@ -370,3 +370,60 @@ function rawId(globalId: string): string {
   const raw = Buffer.from(globalId, 'base64').toString('utf8');
   return raw.slice(raw.indexOf(':') + 1);
 }
+
+describe('configured keys (SLUICE_SECRET_KEYS)', () => {
+  const A = Buffer.alloc(32, 1).toString('base64');
+  const B = Buffer.alloc(32, 2).toString('base64');
+
+  async function withServer<T>(dataDir: string, keys: string, fn: (t: TestServer) => Promise<T>): Promise<T> {
+    const t = await startTestServer({ dataDir, env: { SLUICE_SECRET_KEYS: keys, SLUICE_OUTBOUND_ALLOW: '127.0.0.1' } });
+    try {
+      return await fn(t);
+    } finally {
+      await t.stop();
+    }
+  }
+
+  const checkOf = async (t: TestServer, id: string) =>
+    (await t.q(`mutation($i: ConnectorIdInput!) { checkConnector(input: $i) { ... on CheckConnectorPayload { result { ok message } } } }`, { i: { id } })).checkConnector.result as {
+      ok: boolean;
+      message: string;
+    };
+
+  it('the operator puts a new key first, rotation re-encrypts under it, then the old key can go', async () => {
+    const dataDir = fs.mkdtempSync(path.join(path.dirname(s.dataDir), 'sluice-keys-'));
+    const src = await withServer(dataDir, `a:${A}`, async (t) => {
+      const auth = await t.q(`mutation($i: CreateAuthenticationInput!) { createAuthentication(input: $i) { ... on CreateAuthenticationPayload { authentication { id } } } }`, {
+        i: { name: 'bearer', bearer: { token: SECRET.bearer } },
+      });
+      const c = await t.q(`mutation($i: CreateConnectorInput!) { createConnector(input: $i) { ... on CreateConnectorPayload { connector { id } } } }`, {
+        i: { name: 'api', driver: 'http', config: { url: `${base}/items` }, authenticationId: auth.createAuthentication.authentication.id },
+      });
+      const id = c.createConnector.connector.id as string;
+      expect(await checkOf(t, id)).toMatchObject({ ok: true });
+      return id;
+    });
+    // Configured keys: no key file is written.
+    expect(fs.existsSync(path.join(dataDir, 'secret-keys.json'))).toBe(false);
+
+    await withServer(dataDir, `b:${B},a:${A}`, async (t) => {
+      expect(await checkOf(t, src)).toMatchObject({ ok: true }); // still readable with the old key
+      const r = (await t.q(`mutation { rotateEncryptionKey { keyId retiredKeyIds authentications } }`)).rotateEncryptionKey;
+      expect(r).toEqual({ keyId: 'b', retiredKeyIds: [], authentications: 1 });
+      const rows = await t.app.services.database.prisma.$queryRawUnsafe<{ t: string }[]>(`SELECT t::text AS t FROM "Authentication" t`);
+      expect(rows[0]!.t).toContain('enc:v1:b:');
+    });
+
+    await withServer(dataDir, `b:${B}`, async (t) => {
+      expect(await checkOf(t, src)).toMatchObject({ ok: true });
+    });
+
+    // Without the key in use, the failure names the missing key id (never a value).
+    await withServer(dataDir, `a:${A}`, async (t) => {
+      const r = await checkOf(t, src);
+      expect(r.ok).toBe(false);
+      expect(r.message).toMatch(/key "b", which is not in the key ring \(SLUICE_SECRET_KEYS has: a\)/);
+      expect(r.message).not.toContain(A);
+    });
+  });
+});
