@@ -195,7 +195,10 @@ Reads records from a REST endpoint that answers JSON, following its pagination.
 - **Requests**: \`method\` GET (default) or POST with a JSON \`body\`; \`headers\`, \`query\` on every
   request. Pagination/incremental parameters go to the query string, or the body with \`paramsIn: "body"\`.
 - **auth**: \`none\`, \`basic\` (username/password), \`bearer\` (token), \`apiKey\` (\`name\` + \`value\`, in a
-  header or the query). Secrets are write-only and never sent to another origin.
+  header or the query). Secrets are write-only, stored encrypted and never sent to another origin.
+  A connector referencing a stored authentication (\`authenticationId\`: basic, API key, bearer or OAuth2
+  client credentials, whose token is fetched, cached until it expires and fetched again after a 401)
+  uses it instead of the inline \`auth\`.
 - **Records**: the array at \`recordsPath\` in each response (default: the response itself); a
   \`null\` there counts as an empty page. Non-object items are dead-lettered.
 - **Pagination**: \`page\` (\`pageParam\`, \`sizeParam\` + \`pageSize\`, \`startPage\`), \`offset\` (\`offsetParam\`,

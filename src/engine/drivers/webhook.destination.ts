@@ -107,7 +107,9 @@ POSTs records as JSON to an http(s) endpoint.
 - **Rejections**: any other 4xx rejects the records of that request (dead-lettered with the status);
   413 first splits the request. 401/403 stop the sync (fix the credentials). Redirects are not
   followed: a 3xx stops the sync.
-- **auth**: none, basic, bearer or apiKey (header or query), as for the HTTP source; secrets are write-only.
+- **auth**: none, basic, bearer or apiKey (header or query), as for the HTTP source; secrets are write-only
+  and stored encrypted. A referenced authentication (\`authenticationId\`, OAuth2 client credentials included)
+  replaces the inline \`auth\`.
 - **Write mode**: APPEND only.
 - **check** sends \`OPTIONS\` to the URL: any answer below 500 other than 401/403 and redirects counts
   as reachable (405 Method Not Allowed included); 5xx, redirects, credential refusals and connection
