@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { EVENT_TYPES } from '../../src/modules/event/event.types.js';
 
 let s: TestServer;
 let csv: string;
@@ -44,7 +45,8 @@ afterAll(async () => {
   await new Promise((r) => rx?.close(r));
 });
 
-const EVENTS = `query($after: String, $first: Int) { events(after: $after, first: $first) { totalCount nodes { cursor type } } }`;
+// Every type, the opt-in audit trail included: retention counts every event.
+const EVENTS = `query($after: String, $first: Int, $types: [EventType!] = [${EVENT_TYPES.join(', ')}]) { events(after: $after, first: $first, filter: { types: $types }) { totalCount nodes { cursor type } } }`;
 
 async function createConnector(name: string) {
   const r = await s.q(`mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename } }`, { i: { name, driver: 'csv', config: { path: csv } } });
@@ -70,7 +72,8 @@ describe('event retention', () => {
     const d = await eventually(async () => {
       const r = await s.q(`query($id: ID!) { webhookEndpoint(id: $id) { deliveries(first: 100) { totalCount nodes { eventCursor status event { cursor } } } } }`, { id: endpointId });
       const conn = r.webhookEndpoint.deliveries;
-      return conn.totalCount === 15 ? conn : null;
+      // One delivery per retained CONNECTOR_CREATED (the retained 15 interleave audit events).
+      return conn.totalCount === page.nodes.filter((n: any) => n.type === 'CONNECTOR_CREATED').length ? conn : null;
     });
     expect(d.nodes.every((n: any) => n.status === 'DELIVERED' && BigInt(n.eventCursor) >= BigInt(oldest) && n.event?.cursor === n.eventCursor)).toBe(true);
 
@@ -91,7 +94,7 @@ describe('event retention', () => {
 
     // A cursor within retention still resumes: replay of what follows, then live, no gap.
     const resumeAfter = page.nodes[4].cursor as string;
-    const live = subscribe(s.ws(), `subscription($after: String) { events(after: $after) { cursor type } }`, { after: resumeAfter });
+    const live = subscribe(s.ws(), `subscription($after: String, $types: [EventType!]) { events(after: $after, filter: { types: $types }) { cursor type } }`, { after: resumeAfter, types: [...EVENT_TYPES] });
     await live.waitFor((m) => m.length >= 10);
     await createConnector('live');
     const msgs = await live.waitFor((m) => m.some((x: any) => x.events.type === 'CONNECTOR_CREATED' && BigInt(x.events.cursor) > BigInt(page.nodes[14].cursor)));
@@ -112,7 +115,7 @@ describe('event retention', () => {
 
   it('prunes by age', async () => {
     const retention = s.app.services.retention;
-    const latest = (await s.q(`{ events(last: 1) { nodes { cursor } } }`)).events.nodes[0].cursor as string;
+    const latest = (await s.q(`query($t: [EventType!]) { events(last: 1, filter: { types: $t }) { nodes { cursor } } }`, { t: [...EVENT_TYPES] })).events.nodes[0].cursor as string;
     // Nothing is 30 days old yet.
     expect((await retention.prune(new Date(), { days: 30, count: 0 })).events).toBe(0);
     // A month from now, everything is.
