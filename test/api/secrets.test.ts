@@ -306,6 +306,17 @@ describe('secrets at rest and in transit', () => {
     const n = deliveries.length;
     await check(ids.src);
     await expectSignedDelivery(n, whsec[1]!);
+
+    // The next write (even a rename) encrypts them; the webhook secret waits for the rotation.
+    const renamedAuth = await call(`mutation($i: UpdateAuthenticationInput!) { updateAuthentication(input: $i) { __typename } }`, { i: { id: ids.bearer, name: 'api bearer 2' } });
+    expect(renamedAuth.updateAuthentication.__typename).toBe('UpdateAuthenticationPayload');
+    const renamedSink = await call(`mutation($i: UpdateConnectorInput!) { updateConnector(input: $i) { __typename } }`, { i: { id: ids.sink, name: 'sink 2' } });
+    expect(renamedSink.updateConnector.__typename).toBe('UpdateConnectorPayload');
+    const text = await dump();
+    expect(text).not.toContain(SECRET.sink);
+    expect(text).not.toContain(SECRET.bearer);
+    expect(text).toContain(whsec[1]);
+    expect((await runPipeline(ids.pipeline)).status).toBe('SUCCEEDED');
   });
 
   it('rotation re-encrypts every secret under a new key; everything keeps working', async () => {
@@ -323,8 +334,8 @@ describe('secrets at rest and in transit', () => {
     const after = await dump();
     expectNoSecret('the database after rotation', after);
     const newCts = ciphertexts(after);
-    // 4 connector fields, 3 authentications, 2 webhook secrets; the 3 legacy clear-text values are encrypted now.
-    expect(oldCts.size).toBe(6);
+    // 4 connector fields, 3 authentications, 2 webhook secrets; the legacy clear-text webhook secret is encrypted now.
+    expect(oldCts.size).toBe(8);
     expect(newCts.size).toBe(9);
     for (const c of oldCts) expect(after.includes(c), 'an old ciphertext survived the rotation').toBe(false);
     for (const c of newCts) expect(c.startsWith(`enc:v1:${res.keyId}:`)).toBe(true);

@@ -241,7 +241,8 @@ export class AuthenticationService {
     const current = await this.get(input.id);
     const name = input.name == null ? current.name : requireName(input.name);
     const picked = pickParams(input, false);
-    const data: Prisma.AuthenticationUpdateManyMutationInput = { name, version: { increment: 1 } };
+    // Any write encrypts what is still legacy clear text (or under an old key).
+    const data: Prisma.AuthenticationUpdateManyMutationInput = { name, config: this.reseal(current).config as Prisma.InputJsonValue, version: { increment: 1 } };
     if (picked) {
       data.type = picked.type;
       data.config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), current) as Prisma.InputJsonValue;

@@ -19,7 +19,7 @@ import type { NewEvent } from '../event/event.types.js';
 import { KeyRingError, type KeyRing } from '../../security/keyring.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { AuthenticationService } from '../authentication/authentication.service.js';
-import { mergeSecrets, openSecrets, sealSecrets, secretValues } from './secrets.js';
+import { mergeSecrets, openSecrets, resealSecrets, sealSecrets, secretValues } from './secrets.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
 
 export interface CreateConnectorInput {
@@ -185,7 +185,8 @@ export class ConnectorService {
   async update(input: UpdateConnectorInput) {
     const current = await this.get(input.id);
     const name = input.name == null ? current.name : requireName(input.name);
-    let config = current.config;
+    // Any write encrypts what is still legacy clear text (or under an old key).
+    let config = resealSecrets(current.driver, current.config, this.ring).config as typeof current.config;
     if (input.config !== undefined && input.config !== null) {
       // Placeholders keep the stored secrets (their ciphertext, unchanged); new values are encrypted.
       const merged = mergeSecrets(current.driver, input.config, current.config, this.ring);
