@@ -101,8 +101,10 @@ describe('events query', () => {
     expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
   });
 
-  it('a page is at most 100 events; the default is 20', async () => {
-    const big = (await s.q(PAGE, { first: 500 })).events;
+  it('a page is at most 100 events (more is PAGE_SIZE_EXCEEDED); the default is 20', async () => {
+    const over = await s.gql(PAGE, { first: 101 });
+    expect(over.errors?.[0]?.extensions?.code).toBe('PAGE_SIZE_EXCEEDED');
+    const big = (await s.q(PAGE, { first: 100 })).events;
     expect(big.edges).toHaveLength(100);
     expect(big.pageInfo.hasNextPage).toBe(true);
     const dflt = (await s.q(PAGE, {})).events;
