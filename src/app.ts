@@ -13,6 +13,7 @@ import { KeyRing } from './security/keyring.js';
 import { installOutboundGuard } from './security/outbound-guard.js';
 import { startServer, type RunningServer } from './server/server.js';
 import { createServices, type Services } from './services.js';
+import { runAsSystem } from './modules/workspace/scope.js';
 
 export interface App {
   url: string;
@@ -22,7 +23,12 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
+/** Starts Sluice. Start-up and everything it arms run in system scope (every workspace). */
+export function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
+  return runAsSystem(() => start(config, log));
+}
+
+async function start(config: Config, log: Logger): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
   // Secrets at rest: fail before anything starts when the keys are unusable.
   const keyring = KeyRing.open({ keys: config.secretKeys, dataDir: config.dataDir });
@@ -45,7 +51,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       retention: config.retention,
       keyring,
     });
-    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, log, services });
+    if (config.bootstrapApiKey) await services.workspaces.ensureBootstrapKey(config.bootstrapApiKey);
+    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, log, services });
     const recovered = await services.jobs.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
     const schedules = await services.triggers.start();

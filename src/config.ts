@@ -28,6 +28,12 @@ const EnvSchema = z.object({
     .optional(),
   SLUICE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLUICE_GRAPHIQL: bool.default('true'),
+  // Access (src/modules/workspace/credentials.ts): keyless local access, and an operator key.
+  SLUICE_LOCAL_ACCESS: bool.default('true'),
+  SLUICE_BOOTSTRAP_API_KEY: z
+    .string()
+    .regex(/^sk_[A-Za-z0-9_-]{43}$/, { message: 'expected sk_ followed by 43 base64url characters' })
+    .optional(),
   // GraphQL hardening (src/server/hardening.ts); 0 turns a count limit or the rate limit off.
   SLUICE_INTROSPECTION: bool.default('true'),
   SLUICE_MAX_DEPTH: int(0, 1000).default('10'),
@@ -84,6 +90,10 @@ const EnvSchema = z.object({
 export interface Config {
   host: string;
   port: number;
+  /** Serve requests without a key when they come from this machine to a loopback host (default workspace, ADMIN). */
+  localAccess: boolean;
+  /** An ADMIN key of the default workspace ensured at start (for servers reached only from other hosts). */
+  bootstrapApiKey: string | undefined;
   /** GraphQL hardening limits (src/server/hardening.ts). */
   hardening: HardeningConfig;
   dataDir: string;
@@ -149,7 +159,7 @@ export interface RetentionConfig {
 }
 
 /** Variables whose values are never printed (error messages included). */
-const SECRET_VARS = new Set(['SLUICE_SECRET_KEYS']);
+const SECRET_VARS = new Set(['SLUICE_SECRET_KEYS', 'SLUICE_BOOTSTRAP_API_KEY']);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -168,7 +178,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
         // Never echo a secret variable's value.
-        const shown = SECRET_VARS.has(name) ? '<redacted>' : JSON.stringify(env[name] ?? '');
+        // A URL's password is masked too (DATABASE_URL).
+        const shown = SECRET_VARS.has(name) ? '<redacted>' : JSON.stringify((env[name] ?? '').replace(/(\/\/[^/:@]*:)[^/@]*@/, '$1***@'));
         return `${name}=${shown}: ${issue.message}`;
       }),
     );
@@ -177,6 +188,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     host: e.SLUICE_HOST,
     port: e.SLUICE_PORT,
+    localAccess: e.SLUICE_LOCAL_ACCESS,
+    bootstrapApiKey: e.SLUICE_BOOTSTRAP_API_KEY,
     dataDir: path.resolve(e.SLUICE_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     logLevel: e.SLUICE_LOG_LEVEL,

@@ -14,9 +14,11 @@ import { PipelineService } from './modules/pipeline/pipeline.service.js';
 import { TriggerService } from './modules/pipeline/trigger.service.js';
 import { DeliveryService } from './modules/webhook/delivery.service.js';
 import { WebhookService } from './modules/webhook/webhook.service.js';
+import { WorkspaceService } from './modules/workspace/workspace.service.js';
 import type { PubSub } from './pubsub/pubsub.js';
 import type { KeyRing } from './security/keyring.js';
 import { SecretsRotationService } from './security/secrets-rotation.js';
+import { runAsSystem } from './modules/workspace/scope.js';
 
 export interface Services {
   database: Database;
@@ -32,6 +34,7 @@ export interface Services {
   webhooks: WebhookService;
   deliveries: DeliveryService;
   retention: RetentionService;
+  workspaces: WorkspaceService;
   /** Encryption of secrets at rest. */
   keyring: KeyRing;
   authentications: AuthenticationService;
@@ -57,7 +60,8 @@ export function createServices(deps: {
   const jobs = new JobService(db, events, deps.pubsub, deps.queue, deps.log);
   const runner = new Runner(jobs, { progressIntervalMs: deps.progressIntervalMs, log: deps.log });
   jobs.attach(runner);
-  deps.queue.process((item) => jobs.handle(item.jobId));
+  // Jobs run in system scope: the queue may first be reached from a request.
+  deps.queue.process((item) => runAsSystem(() => jobs.handle(item.jobId)));
   const pipelines = new PipelineService(db, events, deps.pubsub, jobs);
   const triggers = new TriggerService(db, events, jobs, deps.log);
   pipelines.triggers = triggers;
@@ -81,6 +85,7 @@ export function createServices(deps: {
     webhooks,
     deliveries: new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log),
     retention: new RetentionService(db, deps.retention, deps.log),
+    workspaces: new WorkspaceService(db, events),
     keyring: deps.keyring,
     authentications,
     secrets: new SecretsRotationService(db, deps.keyring, authentications, deps.log),

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleStreamOrSingleExecutionResult, type Plugin } from '@envelop/core';
 import { GraphQLError, type ExecutionResult } from 'graphql';
-import { createYoga } from 'graphql-yoga';
+import { createGraphQLError, createYoga } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { HardeningConfig } from '../config.js';
@@ -19,6 +19,9 @@ import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
 import { acceptBody, corsOptions, hardeningPlugins, wsOperationLimit, wsServerOptions } from './hardening.js';
+import { useScopeCheck } from '../modules/workspace/access.graphql.js';
+import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
+import { bindIterator, runAsSystem, runInWorkspace, type AuthContext } from '../modules/workspace/scope.js';
 
 export interface ServerOptions {
   host: string;
@@ -26,6 +29,8 @@ export interface ServerOptions {
   graphiql: boolean;
   /** GraphQL limits, rate limit, CSRF/CORS and graphql-ws limits (see hardening.ts). */
   hardening: HardeningConfig;
+  /** Serve keyless requests from this machine (see credentials.ts). */
+  localAccess: boolean;
   log: Logger;
   services: Services;
 }
@@ -83,14 +88,21 @@ function useMaskedUnexpectedErrors(): Plugin<GraphQLContext> {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { log, services } = options;
 
-  const makeContext = (requestId: string): GraphQLContext => ({
-    requestId,
-    log: log.child({ requestId }),
-    db: services.database.prisma,
-    services,
-  });
+  const authenticator = new Authenticator(services.workspaces, options.localAccess);
 
-  const yoga = createYoga<{ req?: http.IncomingMessage; requestId?: string }, GraphQLContext>({
+  const makeContext = (requestId: string, auth: AuthContext | undefined): GraphQLContext => {
+    // Every path into yoga authenticates first; a context without a caller is a wiring bug.
+    if (!auth) throw new Error('request reached GraphQL without authentication');
+    return {
+      requestId,
+      log: log.child({ requestId, key: auth.keyPrefix }),
+      db: services.database.prisma,
+      services,
+      auth,
+    };
+  };
+
+  const yoga = createYoga<{ req?: http.IncomingMessage; requestId?: string; auth?: AuthContext }, GraphQLContext>({
     schema: getSchema(),
     graphqlEndpoint: '/graphql',
     graphiql: options.graphiql ? { subscriptionsProtocol: 'WS', title: 'Sluice GraphiQL' } : false,
@@ -104,8 +116,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       warn: (...args) => log.warn(args.map(String).join(' ')),
       error: (...args) => log.error(args.map(String).join(' ')),
     },
-    context: ({ request, requestId }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID()),
-    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening)],
+    context: ({ request, requestId, auth }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID(), auth),
+    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening), useScopeCheck()],
   });
 
   const server = http.createServer(async (req, res) => {
@@ -134,7 +146,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const push = /^\/pipelines\/([^/]+)\/records$/.exec(path ?? '');
     if (push) {
-      handlePush(req, res, push[1]!, services).catch((err: unknown) => {
+      runAsSystem(() => handlePush(req, res, push[1]!, services)).catch((err: unknown) => {
         const requestId = randomUUID();
         log.error({ err, requestId }, 'push failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Unexpected error.', code: 'INTERNAL_SERVER_ERROR', requestId }));
@@ -143,30 +155,72 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();
     res.setHeader('x-request-id', requestId);
+    let credentials;
+    try {
+      credentials = await authenticator.resolve(req);
+    } catch (err) {
+      log.error({ err, requestId }, 'authentication failed');
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId } }] }));
+      return;
+    }
+    if (!credentials.ok) {
+      res
+        .writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer realm="sluice"' })
+        .end(JSON.stringify({ errors: [{ message: UNAUTHENTICATED_MESSAGES[credentials.reason], extensions: { code: 'UNAUTHENTICATED' } }] }));
+      return;
+    }
+    const auth = credentials.auth;
     // Bodies over SLUICE_MAX_BODY_BYTES: 413 before anything is parsed (hardening.ts).
     if (!(await acceptBody(req, res, options.hardening.maxBodyBytes))) return;
-    void yoga(req, res, { requestId });
+    void runInWorkspace(auth, () => yoga(req, res, { requestId, auth }));
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql', ...wsServerOptions(options.hardening) });
-  useServer<Record<string, unknown>, { requestId: string }>(
+  useServer<Record<string, unknown>, { requestId: string; auth?: AuthContext }>(
     {
       connectionInitWaitTimeout: options.hardening.wsInitTimeoutMs,
-      onConnect: (ctx) => {
+      onConnect: async (ctx) => {
         ctx.extra.requestId = randomUUID();
-        return true;
+        const params = ctx.connectionParams ?? {};
+        const presented = params.authorization ?? params.Authorization ?? params.apiKey;
+        const credentials = await authenticator.resolve(ctx.extra.request, presented);
+        if (credentials.ok) {
+          ctx.extra.auth = credentials.auth;
+          return true;
+        }
+        // graphql-ws codes: 4401 Unauthorized (no credentials), 4403 Forbidden (refused credentials).
+        if (credentials.reason === 'missing') ctx.extra.socket.close(4401, 'Unauthorized');
+        return false;
       },
-      execute: (args) => (args.rootValue as { execute: (a: unknown) => unknown }).execute(args) as never,
-      subscribe: (args) => (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
+      // Operations run in the caller's workspace; a subscription's stream stays bound to it
+      // (async iterators resume in their consumer's context, see scope.ts).
+      execute: (args) => {
+        const { auth } = args.contextValue as GraphQLContext;
+        return runInWorkspace(auth, () => (args.rootValue as { execute: (a: unknown) => unknown }).execute(args)) as never;
+      },
+      subscribe: async (args) => {
+        const { auth } = args.contextValue as GraphQLContext;
+        const scope = { kind: 'workspace' as const, auth };
+        const result = await runInWorkspace(auth, () => (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args));
+        const it = result as AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
+        return (it && typeof it === 'object' && Symbol.asyncIterator in it ? bindIterator(it, scope) : result) as never;
+      },
       onSubscribe: async (ctx, _id, payload) => {
         const overCap = wsOperationLimit(ctx, options.hardening);
         if (overCap) return overCap;
+        const auth = ctx.extra.auth;
+        if (!auth || !(await authenticator.stillValid(auth))) {
+          ctx.extra.socket.close(4403, 'Forbidden: the API key was revoked');
+          // createGraphQLError: the GraphQLError class graphql-ws recognises (see isGraphQLError).
+          return [createGraphQLError('The API key is unknown, revoked or expired.', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
           requestId: `${ctx.extra.requestId}:${_id}`,
+          auth,
         });
         let document;
         try {

@@ -27,6 +27,7 @@ import type { Logger } from '../../logger.js';
 import { ALL, type PubSub } from '../../pubsub/pubsub.js';
 import { signedHeaders } from './signing.js';
 import type { EndpointRow, WebhookService } from './webhook.service.js';
+import { runAsSystem } from '../workspace/scope.js';
 
 /** Retry delays as multiples of the base delay (the last one repeats). */
 export const RETRY_SCHEDULE = [1, 6, 24, 120, 720, 1440, 3600, 7200, 7200];
@@ -135,14 +136,15 @@ export class DeliveryService {
     if (this.stopped || this.wakeTimer) return;
     this.wakeTimer = setTimeout(() => {
       this.wakeTimer = null;
-      void this.tick();
+      void runAsSystem(() => this.tick());
     }, 10);
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.tick(), ms);
+    // Delivery serves every workspace, whoever woke it.
+    this.timer = setTimeout(() => void runAsSystem(() => this.tick()), ms);
   }
 
   private async tick(): Promise<void> {
