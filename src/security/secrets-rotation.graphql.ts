@@ -1,5 +1,8 @@
 /** `rotateEncryptionKey`: re-encrypts every secret at rest (see secrets-rotation.ts). ADMIN only. */
 import { builder } from '../graphql/builder.js';
+import { ForbiddenError } from '../errors.js';
+import { isInstanceAdmin } from '../modules/workspace/workspace.service.js';
+import { runAsSystem } from '../modules/workspace/scope.js';
 import type { RotationResult } from './secrets-rotation.js';
 
 const RotateEncryptionKeyPayload = builder.objectRef<RotationResult>('RotateEncryptionKeyPayload').implement({
@@ -18,7 +21,11 @@ builder.mutationFields((t) => ({
     description:
       'Re-encrypts every stored secret (connectors, authentications, webhooks; every workspace) under the primary key. ' +
       'With the generated key file a new primary key is created first and the old ones are dropped once everything is re-encrypted; ' +
-      'with SLUICE_SECRET_KEYS the first configured key is the target. Instance-wide; needs an ADMIN key.',
-    resolve: (_r, _a, ctx) => ctx.services.secrets.rotate(),
+      'with SLUICE_SECRET_KEYS the first configured key is the target. Instance-wide: needs an ADMIN key of the default workspace.',
+    resolve: (_r, _a, ctx) => {
+      if (!isInstanceAdmin(ctx.auth)) throw new ForbiddenError('only an ADMIN key of the default workspace can rotate the encryption key', 'ADMIN');
+      // Every workspace's secrets are re-encrypted.
+      return runAsSystem(() => ctx.services.secrets.rotate());
+    },
   }),
 }));
