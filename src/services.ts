@@ -67,6 +67,7 @@ export function createServices(deps: {
   pipelines.triggers = triggers;
   jobs.onPipelineChanged = (id) => void triggers.refresh(id).catch((err: unknown) => deps.log.error({ err, pipelineId: id }, 'schedule refresh failed'));
   const authentications = new AuthenticationService(db, deps.keyring);
+  authentications.events = events;
   const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications);
   const mappings = new MappingService(db, events);
   // Drivers get connector configs with their secrets decrypted, only from here.

@@ -290,6 +290,11 @@ describe('CRUD', () => {
     const ok = (await s.q(del, { i: { id: a.id } })).deleteAuthentication;
     expect(ok).toMatchObject({ __typename: 'DeleteAuthenticationPayload', authentication: { id: a.id, name: 'del' } });
     expect((await s.q(`query($id: ID!) { authentication(id: $id) { id } }`, { id: a.id })).authentication).toBeNull();
+    // Each change is in the event log, without its secrets; a refused delete wrote nothing.
+    const ev = await s.q(`{ events(last: 100, filter: { types: [AUTHENTICATION_CREATED, AUTHENTICATION_UPDATED, AUTHENTICATION_DELETED] }) { nodes { type data } } }`);
+    const rawId = Buffer.from(a.id, 'base64').toString().split(':')[1];
+    const mine = ev.events.nodes.filter((n: any) => n.data.authenticationId === rawId);
+    expect(mine.map((n: any) => n.type)).toEqual(['AUTHENTICATION_CREATED', 'AUTHENTICATION_DELETED']);
   });
 
   it('connectors: unknown authentication or a driver without credentials is VALIDATION_FAILED', async () => {

@@ -22,6 +22,8 @@ import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldEr
 import { isCiphertext, type KeyRing } from '../../security/keyring.js';
 import { PLACEHOLDER } from '../../security/secrets-redact.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
+import type { EventService, Tx } from '../event/event.service.js';
+import type { NewEvent } from '../event/event.types.js';
 
 export type AuthenticationType = 'BASIC' | 'API_KEY' | 'BEARER' | 'OAUTH2_CLIENT_CREDENTIALS';
 
@@ -185,10 +187,23 @@ function normalize(field: ParamsField, type: AuthenticationType, p: Record<strin
 }
 
 export class AuthenticationService {
+  /** Set by the service container: changes are recorded as events in their own transaction. */
+  events: EventService | null = null;
+
   constructor(
     private readonly db: PrismaClient,
     private readonly ring: KeyRing,
   ) {}
+
+  /** Runs `fn` in a transaction that also appends its event (when events are wired). */
+  private write<T>(fn: (tx: Tx) => Promise<T>, event: (row: T) => NewEvent): Promise<T> {
+    if (!this.events) return this.db.$transaction((tx) => fn(tx));
+    return this.events.transaction(async (tx, emit) => {
+      const row = await fn(tx);
+      await emit(event(row));
+      return row;
+    });
+  }
 
   async get(id: string): Promise<AuthenticationRow> {
     const a = await this.db.authentication.findUnique({ where: { id } });
@@ -232,9 +247,10 @@ export class AuthenticationService {
     const name = requireName(input.name);
     const picked = pickParams(input, true)!;
     const config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), null);
-    return this.db.authentication.create({
-      data: { workspaceId: requireWorkspaceId(), name, type: picked.type, config: config as Prisma.InputJsonValue },
-    });
+    return this.write(
+      (tx) => tx.authentication.create({ data: { workspaceId: requireWorkspaceId(), name, type: picked.type, config: config as Prisma.InputJsonValue } }),
+      (row) => ({ type: 'AUTHENTICATION_CREATED', message: `authentication "${row.name}" (${row.type}) created`, data: { authenticationId: row.id, type: row.type } }),
+    );
   }
 
   async update(input: UpdateAuthenticationInput): Promise<AuthenticationRow> {
@@ -247,7 +263,10 @@ export class AuthenticationService {
       data.type = picked.type;
       data.config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), current) as Prisma.InputJsonValue;
     }
-    const res = await this.db.authentication.updateMany({ where: { id: current.id, version: input.expectedVersion ?? current.version }, data });
+    const res = await this.write(
+      (tx) => tx.authentication.updateMany({ where: { id: current.id, version: input.expectedVersion ?? current.version }, data }),
+      () => ({ type: 'AUTHENTICATION_UPDATED', message: `authentication "${name}" updated`, data: { authenticationId: current.id, type: data.type ?? current.type } }),
+    );
     if (res.count === 0) {
       const now = await this.db.authentication.findUnique({ where: { id: current.id } });
       if (!now) throw new NotFoundError('Authentication', current.id);
@@ -258,7 +277,7 @@ export class AuthenticationService {
 
   async delete(id: string): Promise<AuthenticationRow> {
     const a = await this.get(id);
-    return this.db.$transaction(async (tx) => {
+    return this.write(async (tx) => {
       const users = await tx.connector.findMany({ where: { authenticationId: id }, select: { id: true, name: true }, orderBy: { name: 'asc' } });
       if (users.length) {
         throw new InUseError(
@@ -268,7 +287,7 @@ export class AuthenticationService {
       }
       await tx.authentication.delete({ where: { id } });
       return a;
-    });
+    }, (row) => ({ type: 'AUTHENTICATION_DELETED', message: `authentication "${row.name}" deleted`, data: { authenticationId: row.id, type: row.type } }));
   }
 
   /**

@@ -239,8 +239,9 @@ export class DeliveryService {
   async attempt(ep: Pick<EndpointRow, 'url' | 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, messageId: string, body: string, signal?: AbortSignal): Promise<AttemptResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const headers = { ...signedHeaders(activeSecrets(ep).map((s) => this.webhooks.openSecret(s)), messageId, body), 'content-type': 'application/json' };
     try {
+      // Inside the try: a secret that cannot be decrypted is a failed attempt, recorded like any other.
+      const headers = { ...signedHeaders(activeSecrets(ep).map((s) => this.webhooks.openSecret(s)), messageId, body), 'content-type': 'application/json' };
       const res = await request(
         ep.url,
         { method: 'POST', headers, body },
