@@ -17,6 +17,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 
 export type ApiKeyScopeName = 'READ' | 'WRITE' | 'ADMIN';
 
+/** The shape of an API key: `sk_` + 256 random bits in base64url. */
+export const API_KEY_SHAPE = /^sk_[A-Za-z0-9_-]{43}$/;
+
 /** The well-known id of the workspace created by the migration (and used by local access). */
 export const DEFAULT_WORKSPACE_ID = '00000000-0000-4000-8000-000000000001';
 

@@ -17,6 +17,7 @@ import type { PrismaClient } from '../../db/client.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.js';
 import type { EventService } from '../event/event.service.js';
 import {
+  API_KEY_SHAPE,
   DEFAULT_WORKSPACE_ID,
   currentAuth,
   runAsSystem,
@@ -46,7 +47,18 @@ function newKey(): { key: string; prefix: string; hash: string } {
   return { key, prefix: key.slice(0, 11), hash: hashKey(key) };
 }
 
-const KEY_SHAPE = /^sk_[A-Za-z0-9_-]{43}$/;
+
+/** A key row still grants access: neither revoked nor expired at `now`. */
+function isUsable(row: { revokedAt: Date | null; expiresAt: Date | null }, now = Date.now()): boolean {
+  return !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > now);
+}
+
+/** A workspace name: trimmed, 1–200 characters. */
+function workspaceName(name: string): string {
+  const clean = name.trim();
+  if (!clean || clean.length > 200) throw new ValidationError('invalid name', [{ path: 'name', message: 'expected 1–200 characters' }]);
+  return clean;
+}
 
 export interface CreateApiKeyInput {
   name: string;
@@ -77,7 +89,7 @@ export class WorkspaceService {
 
   /** Resolves a presented key to its caller; null when it is unknown, revoked or expired. */
   async authenticate(key: string): Promise<AuthContext | null> {
-    if (!KEY_SHAPE.test(key)) return null;
+    if (!API_KEY_SHAPE.test(key)) return null;
     const hash = hashKey(key);
     const now = Date.now();
     const hit = this.cache.get(hash);
@@ -86,7 +98,7 @@ export class WorkspaceService {
     else {
       const row = await runAsSystem(() => this.db.apiKey.findUnique({ where: { hash } }));
       auth =
-        row && !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > now)
+        row && isUsable(row, now)
           ? { workspaceId: row.workspaceId, apiKeyId: row.id, keyPrefix: row.prefix, scope: row.scope }
           : null;
       if (this.cache.size > 10_000) this.cache.clear();
@@ -103,7 +115,7 @@ export class WorkspaceService {
   /** True while the key is neither revoked nor expired. */
   async isActive(id: string): Promise<boolean> {
     const row = await runAsSystem(() => this.db.apiKey.findUnique({ where: { id }, select: { revokedAt: true, expiresAt: true } }));
-    return !!row && !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > Date.now());
+    return !!row && isUsable(row);
   }
 
   /**
@@ -111,7 +123,7 @@ export class WorkspaceService {
    * (`SLUICE_BOOTSTRAP_API_KEY`), so a server reachable only from other hosts can be operated.
    */
   async ensureBootstrapKey(key: string): Promise<void> {
-    if (!KEY_SHAPE.test(key)) throw new Error('SLUICE_BOOTSTRAP_API_KEY must look like sk_ followed by 43 base64url characters (create one with: node -e "console.log(\'sk_\'+require(\'crypto\').randomBytes(32).toString(\'base64url\'))")');
+    if (!API_KEY_SHAPE.test(key)) throw new Error('SLUICE_BOOTSTRAP_API_KEY must look like sk_ followed by 43 base64url characters (create one with: node -e "console.log(\'sk_\'+require(\'crypto\').randomBytes(32).toString(\'base64url\'))")');
     const hash = hashKey(key);
     await runAsSystem(async () => {
       const existing = await this.db.apiKey.findUnique({ where: { hash } });
@@ -132,17 +144,14 @@ export class WorkspaceService {
   /** Renames the caller's workspace (ADMIN). */
   async rename(name: string) {
     const auth = caller();
-    const clean = name.trim();
-    if (!clean || clean.length > 200) throw new ValidationError('invalid name', [{ path: 'name', message: 'expected 1–200 characters' }]);
-    return this.db.workspace.update({ where: { id: auth.workspaceId }, data: { name: clean } });
+    return this.db.workspace.update({ where: { id: auth.workspaceId }, data: { name: workspaceName(name) } });
   }
 
   /** Creates a workspace and its first ADMIN key (instance operators only). */
   async createWorkspace(name: string) {
     const auth = caller();
     if (!isInstanceAdmin(auth)) throw new ForbiddenError('only an ADMIN key of the default workspace can create workspaces', 'ADMIN');
-    const clean = name.trim();
-    if (!clean || clean.length > 200) throw new ValidationError('invalid name', [{ path: 'name', message: 'expected 1–200 characters' }]);
+    const clean = workspaceName(name);
     const { key, prefix, hash } = newKey();
     const { workspace, apiKey } = await runAsSystem(() =>
       this.db.$transaction(async (tx) => {
