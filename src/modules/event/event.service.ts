@@ -82,6 +82,8 @@ export function parseSequence(cursor: string, field = 'after'): bigint {
 export class EventService {
   /** Called after each event insert, inside the same transaction (webhook outbox). */
   readonly hooks: EventHook[] = [];
+  /** Pipeline / job / connector id → workspace, for events written in system scope (see workspaceOf). */
+  private readonly owners = new Map<string, string>();
 
   constructor(
     private readonly db: PrismaClient,
@@ -118,10 +120,9 @@ export class EventService {
             locked = true;
           }
         };
-        const owners = new Map<string, string>();
         const emit = async (e: NewEvent) => {
           await lock();
-          const row = await tx.event.create({ data: toCreate(e, await workspaceOf(tx, e, owners)) });
+          const row = await tx.event.create({ data: toCreate(e, await workspaceOf(tx, e, this.owners)) });
           written.push(row);
           for (const hook of this.hooks) await hook(tx, row);
         };
@@ -130,7 +131,7 @@ export class EventService {
           await lock();
           // One multi-row insert numbers the rows in the order given.
           const data: Prisma.EventUncheckedCreateInput[] = [];
-          for (const e of events) data.push(toCreate(e, await workspaceOf(tx, e, owners)));
+          for (const e of events) data.push(toCreate(e, await workspaceOf(tx, e, this.owners)));
           const rows = (await tx.event.createManyAndReturn({ data })).sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
           for (const row of rows) {
             written.push(row);
@@ -208,7 +209,7 @@ export class EventService {
 /**
  * The workspace an event belongs to: given explicitly, else the caller's, else the owner of
  * the pipeline / job / connector it names (background work), else the default workspace.
- * `owners` caches lookups for one transaction.
+ * `owners` caches the lookups: an object's workspace never changes.
  */
 async function workspaceOf(tx: Tx, e: NewEvent, owners: Map<string, string>): Promise<string> {
   if (e.workspaceId) return e.workspaceId;
@@ -225,6 +226,7 @@ async function workspaceOf(tx: Tx, e: NewEvent, owners: Map<string, string>): Pr
     if (cached) return cached;
     const row = await find(id);
     if (row) {
+      if (owners.size >= 10_000) owners.clear();
       owners.set(id, row.workspaceId);
       return row.workspaceId;
     }

@@ -136,18 +136,22 @@ export class DeliveryService {
     if (this.stopped || this.wakeTimer) return;
     this.wakeTimer = setTimeout(() => {
       this.wakeTimer = null;
-      void runAsSystem(() => this.tick());
+      void this.tick();
     }, 10);
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    // Delivery serves every workspace, whoever woke it.
-    this.timer = setTimeout(() => void runAsSystem(() => this.tick()), ms);
+    this.timer = setTimeout(() => void this.tick(), ms);
   }
 
-  private async tick(): Promise<void> {
+  /** Delivery serves every workspace, whoever woke it: a tick always runs in system scope. */
+  private tick(): Promise<void> {
+    return runAsSystem(() => this.tickInScope());
+  }
+
+  private async tickInScope(): Promise<void> {
     if (this.stopped) return;
     if (this.ticking) {
       this.again = true;

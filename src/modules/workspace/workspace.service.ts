@@ -81,6 +81,8 @@ export function isInstanceAdmin(auth: AuthContext): boolean {
 export class WorkspaceService {
   private readonly cache = new Map<string, { auth: AuthContext | null; at: number }>();
   private readonly touched = new Map<string, number>();
+  /** Key id → when it was last seen usable (answers `isActive` within CACHE_MS). */
+  private readonly usableAt = new Map<string, number>();
 
   constructor(
     private readonly db: PrismaClient,
@@ -101,8 +103,12 @@ export class WorkspaceService {
         row && isUsable(row, now)
           ? { workspaceId: row.workspaceId, apiKeyId: row.id, keyPrefix: row.prefix, scope: row.scope }
           : null;
-      if (this.cache.size > 10_000) this.cache.clear();
+      if (this.cache.size > 10_000) {
+        this.cache.clear();
+        this.usableAt.clear();
+      }
       this.cache.set(hash, { auth, at: now });
+      if (auth?.apiKeyId) this.usableAt.set(auth.apiKeyId, now);
     }
     if (auth?.apiKeyId && now - (this.touched.get(auth.apiKeyId) ?? 0) > TOUCH_MS) {
       this.touched.set(auth.apiKeyId, now);
@@ -114,8 +120,12 @@ export class WorkspaceService {
 
   /** True while the key is neither revoked nor expired. */
   async isActive(id: string): Promise<boolean> {
+    const seen = this.usableAt.get(id);
+    if (seen !== undefined && Date.now() - seen < CACHE_MS) return true;
     const row = await runAsSystem(() => this.db.apiKey.findUnique({ where: { id }, select: { revokedAt: true, expiresAt: true } }));
-    return !!row && isUsable(row);
+    const usable = !!row && isUsable(row);
+    if (usable) this.usableAt.set(id, Date.now());
+    return usable;
   }
 
   /**
@@ -205,6 +215,7 @@ export class WorkspaceService {
       return r;
     });
     for (const [hash, entry] of this.cache) if (entry.auth?.apiKeyId === id) this.cache.delete(hash);
+    this.usableAt.delete(id);
     return revoked;
   }
 
