@@ -306,6 +306,25 @@ describe('key scopes', () => {
     sock.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events { id } }' } }));
     expect(await closed).toBe(4403);
   });
+
+  it('renameWorkspace is ADMIN-only; apiKeys can leave revoked keys out; an expiry must be in the future', async () => {
+    expect((await mutate(writeKeyA, 'renameWorkspace', 'RenameWorkspaceInput', { name: 'nope' }).catch((e: Error) => e.message)) as string).toContain('FORBIDDEN');
+    const renamed = await mutate(keyB, 'renameWorkspace', 'RenameWorkspaceInput', { name: 'Team B' }, '... on RenameWorkspacePayload { workspace { name } }');
+    expect(renamed.workspace.name).toBe('Team B');
+    expect((await as(keyB, `{ viewer { workspace { name } } }`)).viewer.workspace.name).toBe('Team B');
+    expect((await as(keyA, `{ viewer { workspace { name } } }`)).viewer.workspace.name).toBe('Default');
+    const blank = await mutate(keyB, 'renameWorkspace', 'RenameWorkspaceInput', { name: '  ' });
+    expect(blank.code).toBe('VALIDATION_FAILED');
+
+    const all = await as(keyA, `{ apiKeys(first: 100) { totalCount nodes { revoked } } }`);
+    const live = await as(keyA, `{ apiKeys(first: 100, includeRevoked: false) { totalCount nodes { revoked } } }`);
+    expect(all.apiKeys.nodes.some((k: { revoked: boolean }) => k.revoked)).toBe(true);
+    expect(live.apiKeys.nodes.every((k: { revoked: boolean }) => !k.revoked)).toBe(true);
+    expect(live.apiKeys.totalCount).toBe(all.apiKeys.nodes.filter((k: { revoked: boolean }) => !k.revoked).length);
+
+    const past = await mutate(keyA, 'createApiKey', 'CreateApiKeyInput', { name: 'stale', scope: 'READ', expiresAt: '2020-01-01T00:00:00Z' });
+    expect(past.code).toBe('VALIDATION_FAILED');
+  });
 });
 
 describe('audit', () => {
