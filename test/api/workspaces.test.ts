@@ -275,6 +275,10 @@ describe('key scopes', () => {
     expect(own.apiKey.revoked).toBe(true);
     const ws = await mutate(keyB, 'createWorkspace', 'CreateWorkspaceInput', { name: 'C' });
     expect(ws.code).toBe('FORBIDDEN');
+    // Rotating the instance's encryption key is for the default workspace's ADMIN only.
+    const rotate = await s.gql(`mutation { rotateEncryptionKey { keyId } }`, {}, bearer(keyB));
+    expect(rotate.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(rotate.errors?.[0]?.message).toContain('default workspace');
   });
 
   it('keys are stored hashed, shown once, listed with name, prefix, scope and last use', async () => {
