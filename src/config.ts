@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfiguredKeys, parseKeyList } from './security/keyring.js';
-import { parseAllowList } from './security/outbound-guard.js';
+import { parseAllowList, splitList } from './security/outbound-guard.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -17,6 +17,9 @@ const int = (min: number, max: number) =>
     .regex(/^\d+$/, { message: 'expected a whole number' })
     .transform(Number)
     .pipe(z.number().int().min(min, { message: `must be at least ${min}` }).max(max, { message: `must be at most ${max}` }));
+
+/** Comma- or whitespace-separated items; unset or empty: none. */
+const list = z.string().default('').transform(splitList);
 
 const EnvSchema = z.object({
   SLUICE_HOST: z.string().min(1).default('127.0.0.1'),
@@ -44,11 +47,7 @@ const EnvSchema = z.object({
   SLUICE_MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default('1048576'),
   SLUICE_RATE_LIMIT: int(0, 1_000_000_000).default('600'),
   SLUICE_RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000).default('60000'),
-  SLUICE_CORS_ORIGINS: z
-    .string()
-    .default('')
-    .transform((v) => v.split(/[\s,]+/).filter((o) => o !== ''))
-    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, { message: 'expected comma-separated origins like https://app.example.com' }))),
+  SLUICE_CORS_ORIGINS: list.pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, { message: 'expected comma-separated origins like https://app.example.com' }))),
   SLUICE_WS_INIT_TIMEOUT_MS: int(1, 600_000).default('10000'),
   SLUICE_WS_MAX_SUBSCRIPTIONS: int(1, 100_000).default('100'),
   SLUICE_WS_MAX_MESSAGE_BYTES: int(1024, 1024 * 1024 * 1024).default('1048576'),
@@ -74,17 +73,13 @@ const EnvSchema = z.object({
       }
     })
     .optional(),
-  SLUICE_OUTBOUND_ALLOW: z
-    .string()
-    .default('')
-    .superRefine((v, ctx) => {
-      try {
-        parseAllowList(v);
-      } catch (e) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${(e as Error).message}; expected comma-separated IPs, CIDRs or host names` });
-      }
-    })
-    .transform((v) => v.split(/[\s,]+/).filter((s) => s !== '')),
+  SLUICE_OUTBOUND_ALLOW: list.superRefine((items, ctx) => {
+    try {
+      parseAllowList(items);
+    } catch (e) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${(e as Error).message}; expected comma-separated IPs, CIDRs or host names` });
+    }
+  }),
 });
 
 export interface Config {

@@ -42,7 +42,7 @@ import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector } from 'undici';
 import { setOutboundGuard } from '../engine/drivers/http-client.js';
 
-export const OUTBOUND_ALLOW_VAR = 'SLUICE_OUTBOUND_ALLOW';
+const OUTBOUND_ALLOW_VAR = 'SLUICE_OUTBOUND_ALLOW';
 
 export interface ResolvedAddress {
   address: string;
@@ -52,7 +52,7 @@ export interface ResolvedAddress {
 /** Resolves a host name to all its addresses (like `dns.lookup(name, { all: true })`). */
 export type LookupAll = (hostname: string) => Promise<ResolvedAddress[]>;
 
-export const systemLookup: LookupAll = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+const systemLookup: LookupAll = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
 
 export class OutboundRefusedError extends Error {
   readonly code = 'ERR_OUTBOUND_REFUSED';
@@ -74,13 +74,18 @@ export type AllowEntry =
 
 const HOST_RE = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/;
 
+/** Splits a comma- or whitespace-separated list (`SLUICE_OUTBOUND_ALLOW`, `SLUICE_CORS_ORIGINS`). */
+export function splitList(spec: string): string[] {
+  return spec.split(/[\s,]+/).filter((s) => s !== '');
+}
+
 /**
  * Parses an allow-list: comma- or whitespace-separated IPs (`127.0.0.1`, `::1`), CIDRs
  * (`10.0.0.0/8`, `fd00::/8`), host names (`api.internal`) and wildcards (`*.internal`, any
  * subdomain). Throws an Error naming the first bad entry.
  */
 export function parseAllowList(spec: string | readonly string[] | undefined): AllowEntry[] {
-  const items = (typeof spec === 'string' ? spec.split(/[\s,]+/) : (spec ?? [])).map((s) => s.trim()).filter((s) => s !== '');
+  const items = (typeof spec === 'string' ? splitList(spec) : (spec ?? [])).map((s) => s.trim()).filter((s) => s !== '');
   return items.map((text): AllowEntry => {
     const plain = text.replace(/^\[([^\]]*)\](\/\d+)?$/, '$1$2');
     if (plain.includes('/')) {
@@ -152,17 +157,17 @@ function v4FromBytes(bytes: number[]): ipaddr.IPv4 {
 }
 
 /**
- * Why an address must not be contacted (e.g. `a private address`), or null for a public one.
- * The allow-list is not consulted here.
+ * Why an address must not be contacted (e.g. `a private address`), or null for a public one or
+ * one `allowed` (the allow-list; by default none) accepts.
  */
-export function blockedReason(address: string): string | null {
+export function blockedReason(address: string, allowed: (addr: Addr) => boolean = () => false): string | null {
   let addr: Addr;
   try {
     addr = ipaddr.parse(normaliseHost(address));
   } catch {
     return 'not a valid IP address';
   }
-  return reasonFor(addr);
+  return allowed(addr) ? null : reasonFor(addr);
 }
 
 function reasonFor(addr: Addr): string | null {
@@ -194,9 +199,14 @@ function reasonFor(addr: Addr): string | null {
   return V6_REASONS[range] ?? 'a reserved address';
 }
 
+/** `localhost` or a subdomain of it (a lower-case host name). */
+export function isLoopbackName(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost');
+}
+
 /** Why a host name is refused by name, or null. */
 function blockedName(host: string): string | null {
-  if (host === 'localhost' || host.endsWith('.localhost')) return 'a loopback host name';
+  if (isLoopbackName(host)) return 'a loopback host name';
   if (METADATA_HOSTS.has(host)) return 'a cloud metadata host name';
   return null;
 }
@@ -211,8 +221,6 @@ export interface OutboundGuardOptions {
 export interface OutboundGuard {
   /** Throws OutboundRefusedError when the URL's host (or any address it resolves to) is refused. */
   check(url: URL): Promise<void>;
-  /** The pure decision for one address of a host: the refusal reason, or null to allow. */
-  addressDecision(address: string): string | null;
   /** A fetch dispatcher that applies the same decision when each connection is opened. */
   readonly dispatcher: Agent;
   close(): Promise<void>;
@@ -233,16 +241,8 @@ export function createOutboundGuard(options: OutboundGuardOptions = {}): Outboun
     return forms.some((a) => cidrs.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits)));
   };
 
-  const addressDecision = (address: string): string | null => {
-    let addr: Addr;
-    try {
-      addr = ipaddr.parse(normaliseHost(address));
-    } catch {
-      return 'not a valid IP address';
-    }
-    if (addressAllowed(addr)) return null;
-    return reasonFor(addr);
-  };
+  /** The decision for one address of a host: the refusal reason, or null to allow. */
+  const addressDecision = (address: string): string | null => blockedReason(address, addressAllowed);
 
   /** Null when the host needs DNS; otherwise the verdict for a literal or a refused name. */
   const judgeLiteral = (host: string): OutboundRefusedError | 'allowed' | null => {
@@ -309,8 +309,9 @@ export function createOutboundGuard(options: OutboundGuardOptions = {}): Outboun
 
   const base = buildConnector({ lookup: connectLookup as unknown as TlsConnectionOptions['lookup'] });
   const connector: buildConnector.connector = (opts, callback) => {
-    // IP literals never reach `lookup`: judge them here.
-    const verdict = judgeLiteral(normaliseHost(opts.hostname));
+    // IP literals never reach `lookup`: judge them here (host names are judged by connectLookup).
+    const host = normaliseHost(opts.hostname);
+    const verdict = net.isIP(host) !== 0 ? judgeLiteral(host) : null;
     if (verdict instanceof OutboundRefusedError) {
       callback(verdict, null);
       return;
@@ -321,7 +322,6 @@ export function createOutboundGuard(options: OutboundGuardOptions = {}): Outboun
 
   return {
     check,
-    addressDecision,
     dispatcher,
     close: () => dispatcher.destroy().catch(() => undefined),
   };

@@ -25,25 +25,18 @@
  * "Did you mean …?" suggestions are removed from every error message.
  */
 import type http from 'node:http';
-import { createRequire } from 'node:module';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { handleStreamOrSingleExecutionResult, type Plugin as EnvelopPlugin } from '@envelop/core';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import type * as GraphQLModule from 'graphql';
-import type { ExecutionArgs, ExecutionResult, GraphQLError as GraphQLErrorType, GraphQLField, ValidationContext, ValidationRule } from 'graphql';
+import type { ExecutionArgs, ExecutionResult, GraphQLField, ValidationContext, ValidationRule } from 'graphql';
 import type { Plugin as YogaPlugin } from 'graphql-yoga';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { HardeningConfig } from '../config.js';
 import { PAGE } from '../graphql/common.graphql.js';
+import { GraphQLError, graphqlCjs } from '../graphql/graphql-cjs.js';
 
-/**
- * graphql-js as the libraries here (Pothos, yoga, graphql-ws, graphql-armor) load it: its
- * CommonJS build. Node gives `import 'graphql'` that build too, but a bundler-style resolver (the
- * test runner's) picks the ESM build for project files, and graphql-js refuses schema objects
- * and errors of the other copy ("from another module or realm"; graphql-ws's error check).
- */
+/** graphql-js functions applied to the schema: the libraries' copy (see graphql-cjs.ts). */
 const {
-  GraphQLError,
   NoSchemaIntrospectionCustomRule,
   TypeInfo,
   getArgumentValues,
@@ -53,11 +46,10 @@ const {
   isObjectType,
   visit,
   visitWithTypeInfo,
-} = createRequire(import.meta.url)('graphql') as typeof GraphQLModule;
-type GraphQLError = GraphQLErrorType;
+} = graphqlCjs;
 
 /** The `extensions.code` of each refusal. */
-export const HardeningCode = {
+const HardeningCode = {
   depth: 'DEPTH_LIMIT_EXCEEDED',
   aliases: 'ALIAS_LIMIT_EXCEEDED',
   tokens: 'TOKEN_LIMIT_EXCEEDED',
@@ -73,10 +65,10 @@ export const HardeningCode = {
 } as const;
 
 /** Headers any one of which marks a request as not a browser's "simple" (CSRF-able) request. */
-export const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'graphql-preflight'];
+const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'graphql-preflight'];
 
 /** Largest `first` / `last` of a connection (the same bound Pothos uses, see PAGE). */
-export const MAX_PAGE_SIZE = PAGE.maxSize;
+const MAX_PAGE_SIZE = PAGE.maxSize;
 
 // ---------------------------------------------------------------------------------------------
 // Document limits (graphql-armor)
@@ -98,15 +90,15 @@ const SUGGESTION = /\s*Did you mean [^?]*\?/g;
 const HAS_SUGGESTION = /Did you mean /;
 
 /** Removes "Did you mean …?" from a message (validation and variable-coercion errors alike). */
-export function withoutSuggestions(message: string): string {
+function withoutSuggestions(message: string): string {
   return message.replace(SUGGESTION, '').trim();
 }
 
 /**
- * graphql-armor's block-field-suggestions removes `Did you mean "x"?` from validation errors;
- * this removes the other wordings (`Did you mean the enum value "X"?`) and the suggestions of
- * errors that execution reports (variable coercion: `Field "x" is not defined by type
- * "EventFilter". Did you mean "types"?`). Messages are edited in place, as armor does.
+ * Removes every "Did you mean …?": validation errors (`Did you mean "x"?`, `Did you mean the
+ * enum value "X"?`) and errors that execution reports (variable coercion: `Field "x" is not
+ * defined by type "EventFilter". Did you mean "types"?`). Messages are edited in place. (It
+ * covers graphql-armor's block-field-suggestions, which is therefore off.)
  */
 function useNoSuggestions(): EnvelopPlugin {
   const strip = (errors: readonly Error[] | undefined) => {
@@ -120,7 +112,7 @@ function useNoSuggestions(): EnvelopPlugin {
 }
 
 /** Refuses `__schema` / `__type` (not `__typename`) with code INTROSPECTION_DISABLED. */
-export const NoIntrospectionRule: ValidationRule = (context) =>
+const NoIntrospectionRule: ValidationRule = (context) =>
   NoSchemaIntrospectionCustomRule(
     Object.create(context, {
       reportError: {
@@ -151,7 +143,7 @@ function isConnectionField(field: GraphQLField<unknown, unknown>): boolean {
  * `first` / `last` of every connection field the operation selects, literal or variable,
  * outside 0..max. Variables that do not coerce are left to execution, which reports them.
  */
-export function pageSizeErrors(args: Pick<ExecutionArgs, 'schema' | 'document' | 'operationName' | 'variableValues'>, max: number = MAX_PAGE_SIZE): GraphQLError[] {
+function pageSizeErrors(args: Pick<ExecutionArgs, 'schema' | 'document' | 'operationName' | 'variableValues'>, max: number = MAX_PAGE_SIZE): GraphQLError[] {
   const operation = getOperationAST(args.document, args.operationName ?? undefined);
   if (!operation) return [];
   const vars = getVariableValues(args.schema, operation.variableDefinitions ?? [], args.variableValues ?? {});
@@ -224,18 +216,18 @@ interface RateLimitContext {
 }
 
 /** The caller: its API key, or (without one) its remote address. */
-export function rateLimitKey(ctx: RateLimitContext): string {
+function rateLimitKey(ctx: RateLimitContext): string {
   const keyId = ctx.auth?.apiKeyId;
   return keyId ? `key:${keyId}` : `local:${ctx.req?.socket?.remoteAddress ?? 'unknown'}`;
 }
 
-export interface RateLimiter {
+interface RateLimiter {
   /** Counts one operation for `key`; returns the seconds to wait when over the limit, else null. */
   consume(key: string): Promise<number | null>;
 }
 
 /** In-memory, per process (rate-limiter-flexible: a Redis-backed limiter drops in for several instances). */
-export function createRateLimiter(points: number, windowMs: number): RateLimiter | null {
+function createRateLimiter(points: number, windowMs: number): RateLimiter | null {
   if (points <= 0) return null;
   const limiter = new RateLimiterMemory({ points, duration: windowMs / 1000 });
   return {
@@ -253,7 +245,7 @@ export function createRateLimiter(points: number, windowMs: number): RateLimiter
   };
 }
 
-export function rateLimitedError(retryAfter: number, overHttp: boolean): GraphQLError {
+function rateLimitedError(retryAfter: number, overHttp: boolean): GraphQLError {
   return new GraphQLError(`Too many requests: try again in ${retryAfter} s.`, {
     extensions: {
       code: HardeningCode.rateLimited,
@@ -308,7 +300,7 @@ export function corsOptions(config: HardeningConfig): false | { origin: string[]
 }
 
 /** A browser page of another origin (not in SLUICE_CORS_ORIGINS) may not talk to the server; other clients send no Origin. */
-export function originAllowed(origin: string | undefined, host: string | undefined, config: HardeningConfig): boolean {
+function originAllowed(origin: string | undefined, host: string | undefined, config: HardeningConfig): boolean {
   if (!origin) return true;
   if (config.corsOrigins.includes(origin)) return true;
   try {
@@ -334,7 +326,7 @@ export function hardeningPlugins(config: HardeningConfig): AnyPlugin[] {
   // throw); the token limit has to stop the parser, so it throws its own coded error. 0: off.
   const reject = (code: string) => ({ propagateOnRejection: false, onReject: [reportWithCode(code)] });
   const armor = new EnvelopArmor({
-    blockFieldSuggestion: { mask: '' },
+    blockFieldSuggestion: { enabled: false }, // useNoSuggestions removes them all
     maxTokens: { enabled: config.maxTokens > 0, n: config.maxTokens, onReject: [throwWithCode(HardeningCode.tokens)] },
     maxDepth: { enabled: config.maxDepth > 0, n: config.maxDepth, ...reject(HardeningCode.depth) },
     maxAliases: { enabled: config.maxAliases > 0, n: config.maxAliases, ...reject(HardeningCode.aliases) },
@@ -378,7 +370,7 @@ export function wsOperationLimit(ctx: { subscriptions: Record<string, unknown> }
 }
 
 /** Writes a GraphQL-shaped JSON error response (for refusals before yoga sees the request). */
-function sendError(res: http.ServerResponse, status: number, message: string, extensions: Record<string, unknown>, headers: Record<string, string> = {}) {
+export function sendError(res: http.ServerResponse, status: number, message: string, extensions: Record<string, unknown>, headers: Record<string, string> = {}) {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers }).end(JSON.stringify({ errors: [{ message, extensions }] }));
 }
 

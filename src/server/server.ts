@@ -7,18 +7,19 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleStreamOrSingleExecutionResult, type Plugin } from '@envelop/core';
-import { GraphQLError, type ExecutionResult } from 'graphql';
-import { createGraphQLError, createYoga } from 'graphql-yoga';
+import type { ExecutionResult } from 'graphql';
+import { createYoga } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { HardeningConfig } from '../config.js';
 import { AppError } from '../errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
+import { GraphQLError } from '../graphql/graphql-cjs.js';
 import { getSchema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
-import { acceptBody, corsOptions, hardeningPlugins, wsOperationLimit, wsServerOptions } from './hardening.js';
+import { acceptBody, corsOptions, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
 import { useScopeCheck } from '../modules/workspace/access.graphql.js';
 import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
 import { bindIterator, runAsSystem, runInWorkspace, type AuthContext } from '../modules/workspace/scope.js';
@@ -43,8 +44,9 @@ export interface RunningServer {
 }
 
 /**
- * A GraphQLError from any copy of `graphql`: Pothos, Yoga and this module may load different
- * copies (ESM and CommonJS builds), and `instanceof` only knows its own.
+ * A GraphQLError from any copy of `graphql`: Pothos, yoga and graphql-cjs.ts share one, but
+ * project code importing `graphql` directly gets the ESM build under the test runner, and
+ * `instanceof` only knows its own copy.
  */
 function isGraphQLError(err: unknown): boolean {
   if (err instanceof GraphQLError) return true;
@@ -160,13 +162,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       credentials = await authenticator.resolve(req);
     } catch (err) {
       log.error({ err, requestId }, 'authentication failed');
-      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId } }] }));
+      sendError(res, 500, 'Unexpected error.', { code: 'INTERNAL_SERVER_ERROR', requestId });
       return;
     }
     if (!credentials.ok) {
-      res
-        .writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer realm="sluice"' })
-        .end(JSON.stringify({ errors: [{ message: UNAUTHENTICATED_MESSAGES[credentials.reason], extensions: { code: 'UNAUTHENTICATED' } }] }));
+      sendError(res, 401, UNAUTHENTICATED_MESSAGES[credentials.reason], { code: 'UNAUTHENTICATED' }, { 'www-authenticate': 'Bearer realm="sluice"' });
       return;
     }
     const auth = credentials.auth;
@@ -211,8 +211,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const auth = ctx.extra.auth;
         if (!auth || !(await authenticator.stillValid(auth))) {
           ctx.extra.socket.close(4403, 'Forbidden: the API key was revoked');
-          // createGraphQLError: the GraphQLError class graphql-ws recognises (see isGraphQLError).
-          return [createGraphQLError('The API key is unknown, revoked or expired.', { extensions: { code: 'UNAUTHENTICATED' } })];
+          // graphql-cjs's GraphQLError: the class graphql-ws recognises.
+          return [new GraphQLError('The API key is unknown, revoked or expired.', { extensions: { code: 'UNAUTHENTICATED' } })];
         }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,

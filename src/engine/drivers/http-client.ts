@@ -112,15 +112,15 @@ export interface OutboundGuardHook {
   dispatcher?: Dispatcher;
 }
 
-let installedGuard: GuardFn | OutboundGuardHook | null = null;
+let installedGuard: OutboundGuardHook | null = null;
 
 /**
  * Installs (or with null removes) the guard used by requests whose policy has no `guardUrl`;
- * returns the one it replaces.
+ * returns the one it replaces. A bare function is a guard without a dispatcher.
  */
-export function setOutboundGuard(guard: GuardFn | OutboundGuardHook | null): GuardFn | OutboundGuardHook | null {
+export function setOutboundGuard(guard: GuardFn | OutboundGuardHook | null): OutboundGuardHook | null {
   const previous = installedGuard;
-  installedGuard = guard;
+  installedGuard = typeof guard === 'function' ? { guardUrl: guard } : guard;
   return previous;
 }
 
@@ -331,8 +331,8 @@ async function attemptOnce<T>(
   }, r.timeoutMs);
   let keepCallerLink = false;
   const installed = installedGuard;
-  const guard = policy.guardUrl ?? (typeof installed === 'function' ? installed : (installed?.guardUrl ?? null));
-  const dispatcher = policy.dispatcher ?? (typeof installed === 'function' ? undefined : installed?.dispatcher);
+  const guard = policy.guardUrl ?? installed?.guardUrl ?? null;
+  const dispatcher = policy.dispatcher ?? installed?.dispatcher;
   let current = url;
   const redacted = () => redactUrl(current, r.secret);
   const method0 = (init.method ?? 'GET').toUpperCase();

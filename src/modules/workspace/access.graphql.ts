@@ -12,7 +12,6 @@
  */
 import type { Plugin } from '@envelop/core';
 import {
-  GraphQLError,
   Kind,
   getOperationAST,
   type DocumentNode,
@@ -23,6 +22,7 @@ import {
 } from 'graphql';
 import { AppError } from '../../errors.js';
 import type { GraphQLContext } from '../../graphql/context.js';
+import { GraphQLError } from '../../graphql/graphql-cjs.js';
 import { scopeIncludes, type ApiKeyScopeName } from './scope.js';
 
 /** Mutations that only compute (no side effect): a READ key may run them. */

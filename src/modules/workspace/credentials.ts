@@ -13,31 +13,34 @@
  *   into it — WebSockets have no CORS). Anything else → `missing`.
  */
 import type { IncomingMessage } from 'node:http';
+import net from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { isLoopbackName } from '../../security/outbound-guard.js';
 import { LOCAL_AUTH, type WorkspaceService } from './workspace.service.js';
 import type { AuthContext } from './scope.js';
 
 export type Credentials = { ok: true; auth: AuthContext } | { ok: false; reason: 'missing' | 'invalid' | 'malformed' };
 
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
+/** A loopback address (IPv4-mapped IPv6 included) in its usual notation. */
 function isLoopbackAddress(addr: string | undefined): boolean {
-  if (!addr) return false;
-  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-  return a === '::1' || /^127(\.\d{1,3}){3}$/.test(a);
+  return !!addr && net.isIP(addr) !== 0 && ipaddr.process(addr).range() === 'loopback';
 }
 
+/** `[::1]:4000` → `::1`; `localhost:4000` → `localhost` */
 function hostnameOf(hostHeader: string): string {
-  // `[::1]:4000` → `[::1]`; `localhost:4000` → `localhost`
-  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1).toLowerCase();
+  if (hostHeader.startsWith('[')) {
+    const end = hostHeader.indexOf(']');
+    return end < 0 ? '' : hostHeader.slice(1, end).toLowerCase();
+  }
   return hostHeader.split(':')[0]!.toLowerCase();
 }
 
 function isLoopbackHost(name: string): boolean {
-  return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(name);
+  return isLoopbackName(name) || isLoopbackAddress(name);
 }
 
 /** True when the request comes from this machine and nothing suggests otherwise. */
-export function isLocalRequest(req: IncomingMessage): boolean {
+function isLocalRequest(req: IncomingMessage): boolean {
   if (!isLoopbackAddress(req.socket.remoteAddress)) return false;
   const h = req.headers;
   if (h['x-forwarded-for'] || h['forwarded'] || h['x-real-ip'] || h['x-forwarded-host']) return false;
@@ -54,7 +57,7 @@ export function isLocalRequest(req: IncomingMessage): boolean {
 }
 
 /** `Bearer <key>` → key; undefined when absent; null when present but not a bearer credential. */
-export function bearerToken(header: string | undefined): string | null | undefined {
+function bearerToken(header: string | undefined): string | null | undefined {
   if (header === undefined || header === '') return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m ? m[1]! : null;
