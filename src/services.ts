@@ -89,6 +89,6 @@ export function createServices(deps: {
     workspaces: new WorkspaceService(db, events),
     keyring: deps.keyring,
     authentications,
-    secrets: new SecretsRotationService(db, deps.keyring, authentications, deps.log),
+    secrets: new SecretsRotationService(db, deps.keyring, deps.log),
   };
 }

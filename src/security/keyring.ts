@@ -134,7 +134,8 @@ export class KeyRing {
   private keys: SecretKey[];
   /** Keys dropped by a rotation, still accepted for decryption in this process. */
   private readonly retired = new Map<string, Buffer>();
-  private fileKeys: KeyFile['keys'] | null = null;
+  /** The key file's entries (a ring from a key file only: set by `fromFile`). */
+  private fileKeys: KeyFile['keys'] = [];
 
   private constructor(
     keys: SecretKey[],
@@ -250,7 +251,7 @@ export class KeyRing {
   beginFileRotation(): string {
     if (this.source.kind !== 'file') return this.primaryId;
     const k = generateKey();
-    const entries = [{ id: k.id, key: k.key.toString('base64'), createdAt: new Date().toISOString() }, ...(this.fileKeys ?? this.exportKeys())];
+    const entries = [{ id: k.id, key: k.key.toString('base64'), createdAt: new Date().toISOString() }, ...this.fileKeys];
     writeKeyFile(this.source.path, { version: 1, keys: entries }, { exclusive: false });
     this.fileKeys = entries;
     this.keys = [k, ...this.keys];
@@ -261,16 +262,12 @@ export class KeyRing {
   finishFileRotation(): string[] {
     if (this.source.kind !== 'file') return [];
     const [primary, ...old] = this.keys;
-    const entries = (this.fileKeys ?? this.exportKeys()).filter((e) => e.id === primary!.id);
+    const entries = this.fileKeys.filter((e) => e.id === primary!.id);
     writeKeyFile(this.source.path, { version: 1, keys: entries }, { exclusive: false });
     this.fileKeys = entries;
     for (const k of old) this.retired.set(k.id, k.key);
     this.keys = [primary!];
     return old.map((k) => k.id);
-  }
-
-  private exportKeys(): KeyFile['keys'] {
-    return this.keys.map((k) => ({ id: k.id, key: k.key.toString('base64'), createdAt: new Date().toISOString() }));
   }
 }
 

@@ -8,7 +8,6 @@
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/client.js';
 import { createLogger } from '../logger.js';
-import { AuthenticationService } from '../modules/authentication/authentication.service.js';
 import { runAsSystem } from '../modules/workspace/scope.js';
 import { KeyRing } from './keyring.js';
 import { SecretsRotationService } from './secrets-rotation.js';
@@ -26,7 +25,7 @@ async function main(): Promise<number> {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     await database.migrate();
-    const rotation = new SecretsRotationService(database.prisma, ring, new AuthenticationService(database.prisma, ring), log);
+    const rotation = new SecretsRotationService(database.prisma, ring, log);
     const r = await runAsSystem(() => rotation.rotate());
     console.log(
       `secrets re-encrypted under key ${r.keyId}: ${r.connectors} connector(s), ${r.authentications} authentication(s), ${r.webhooks} webhook endpoint(s)` +

@@ -16,8 +16,8 @@
 import type { PrismaClient } from '../db/client.js';
 import type { Prisma } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import type { AuthenticationService } from '../modules/authentication/authentication.service.js';
-import { resealSecrets } from '../modules/connector/secrets.js';
+import { resealAuthentication } from '../modules/authentication/authentication.service.js';
+import { driverSecretPaths, resealSecrets } from '../modules/connector/secrets.js';
 import { runAsSystem } from '../modules/workspace/scope.js';
 import type { KeyRing } from './keyring.js';
 
@@ -40,7 +40,6 @@ export class SecretsRotationService {
   constructor(
     private readonly db: PrismaClient,
     private readonly ring: KeyRing,
-    private readonly authentications: AuthenticationService,
     private readonly log: Logger,
   ) {}
 
@@ -76,7 +75,7 @@ export class SecretsRotationService {
 
     let connectors = 0;
     for (const c of await tx.connector.findMany({ select: { id: true, driver: true, config: true } })) {
-      const r = resealSecrets(c.driver, c.config, this.ring);
+      const r = resealSecrets(driverSecretPaths(c.driver), c.config, this.ring);
       if (!r.changed) continue;
       await tx.connector.update({ where: { id: c.id }, data: { config: r.config as Prisma.InputJsonValue } });
       connectors++;
@@ -84,7 +83,7 @@ export class SecretsRotationService {
 
     let authentications = 0;
     for (const a of await tx.authentication.findMany({ select: { id: true, type: true, config: true } })) {
-      const r = this.authentications.reseal(a);
+      const r = resealAuthentication(a, this.ring);
       if (!r.changed) continue;
       await tx.authentication.update({ where: { id: a.id }, data: { config: r.config as Prisma.InputJsonValue } });
       authentications++;

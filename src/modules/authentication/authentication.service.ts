@@ -16,11 +16,11 @@
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
-import type { HttpAuth } from '../../engine/drivers/http-auth.js';
+import { authSecrets, type HttpAuth } from '../../engine/drivers/http-auth.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
-import { isCiphertext, type KeyRing } from '../../security/keyring.js';
-import { PLACEHOLDER } from '../../security/secrets-redact.js';
+import type { KeyRing } from '../../security/keyring.js';
+import { maskSecrets, mergeSecrets, resealSecrets, sealSecrets } from '../connector/secrets.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
@@ -186,18 +186,22 @@ function normalize(field: ParamsField, type: AuthenticationType, p: Record<strin
   return out;
 }
 
+/** Rotation: the stored params with every secret re-encrypted under the primary key. */
+export function resealAuthentication(row: Pick<AuthenticationRow, 'type' | 'config'>, ring: KeyRing): { config: StoredParams; changed: number } {
+  return resealSecrets(SECRET_FIELDS[row.type], row.config ?? {}, ring) as { config: StoredParams; changed: number };
+}
+
 export class AuthenticationService {
   /** Set by the service container: changes are recorded as events in their own transaction. */
-  events: EventService | null = null;
+  events!: EventService;
 
   constructor(
     private readonly db: PrismaClient,
     private readonly ring: KeyRing,
   ) {}
 
-  /** Runs `fn` in a transaction that also appends its event (when events are wired). */
+  /** Runs `fn` in a transaction that also appends its event. */
   private write<T>(fn: (tx: Tx) => Promise<T>, event: (row: T) => NewEvent): Promise<T> {
-    if (!this.events) return this.db.$transaction((tx) => fn(tx));
     return this.events.transaction(async (tx, emit) => {
       const row = await fn(tx);
       await emit(event(row));
@@ -213,34 +217,20 @@ export class AuthenticationService {
 
   /** Params for responses: non-secret values as stored, secrets as PLACEHOLDER. */
   masked(row: Pick<AuthenticationRow, 'type' | 'config'>): StoredParams {
-    const out: StoredParams = { ...((row.config ?? {}) as StoredParams) };
-    for (const f of SECRET_FIELDS[row.type]) if (out[f] != null && out[f] !== '') out[f] = PLACEHOLDER;
-    return out;
+    return maskSecrets(SECRET_FIELDS[row.type], row.config ?? {}) as StoredParams;
   }
 
   /** Encrypts the secret fields; a placeholder keeps the stored value of the same type. */
   private seal(field: ParamsField, type: AuthenticationType, plain: StoredParams, current: AuthenticationRow | null): StoredParams {
-    const out = { ...plain };
-    const errors: FieldError[] = [];
-    for (const f of SECRET_FIELDS[type]) {
-      const v = out[f];
-      if (v === PLACEHOLDER) {
-        const stored = current && current.type === type ? (current.config as StoredParams)[f] : null;
-        if (typeof stored !== 'string' || stored === '') {
-          errors.push({
-            path: `${field}.${f}`,
-            message: current && current.type !== type ? `the placeholder keeps a stored secret, but this authentication is ${current.type}: send the value` : 'the placeholder keeps a stored secret, but none is stored: send the value',
-          });
-          continue;
-        }
-        // The stored ciphertext stays as is; legacy clear text gets encrypted now.
-        out[f] = isCiphertext(stored) ? stored : this.ring.encrypt(stored);
-      } else if (typeof v === 'string' && v !== '') {
-        out[f] = this.ring.encrypt(v);
-      }
-    }
-    if (errors.length) throw new ValidationError('invalid authentication', errors);
-    return out;
+    const paths = SECRET_FIELDS[type];
+    const otherType = current && current.type !== type;
+    // Kept raw: the stored ciphertext stays as is; legacy clear text gets encrypted now.
+    const merged = mergeSecrets(paths, plain, otherType ? null : current?.config, null, {
+      title: 'invalid authentication',
+      at: field,
+      message: otherType ? `the placeholder keeps a stored secret, but this authentication is ${current.type}: send the value` : 'the placeholder keeps a stored secret, but none is stored: send the value',
+    });
+    return sealSecrets(paths, merged.config, this.ring, merged.kept) as StoredParams;
   }
 
   async create(input: CreateAuthenticationInput): Promise<AuthenticationRow> {
@@ -257,11 +247,13 @@ export class AuthenticationService {
     const current = await this.get(input.id);
     const name = input.name == null ? current.name : requireName(input.name);
     const picked = pickParams(input, false);
-    // Any write encrypts what is still legacy clear text (or under an old key).
-    const data: Prisma.AuthenticationUpdateManyMutationInput = { name, config: this.reseal(current).config as Prisma.InputJsonValue, version: { increment: 1 } };
+    const data: Prisma.AuthenticationUpdateManyMutationInput = { name, version: { increment: 1 } };
     if (picked) {
       data.type = picked.type;
       data.config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), current) as Prisma.InputJsonValue;
+    } else {
+      // Any write encrypts what is still legacy clear text (or under an old key).
+      data.config = resealAuthentication(current, this.ring).config as Prisma.InputJsonValue;
     }
     const res = await this.write(
       (tx) => tx.authentication.updateMany({ where: { id: current.id, version: input.expectedVersion ?? current.version }, data }),
@@ -301,51 +293,31 @@ export class AuthenticationService {
   }
 
   toHttpAuth(row: Pick<AuthenticationRow, 'type' | 'config'>): { auth: HttpAuth; secrets: string[] } {
+    const auth = this.decrypted(row);
+    return { auth, secrets: authSecrets(auth) };
+  }
+
+  private decrypted(row: Pick<AuthenticationRow, 'type' | 'config'>): HttpAuth {
     const c = (row.config ?? {}) as StoredParams;
     const secret = (f: string) => (typeof c[f] === 'string' ? this.ring.decrypt(c[f]) : '');
     const s = (f: string) => (typeof c[f] === 'string' ? c[f] : '');
     switch (row.type) {
-      case 'BASIC': {
-        const password = secret('password');
-        return { auth: { type: 'basic', username: s('username'), password }, secrets: [password] };
-      }
-      case 'API_KEY': {
-        const key = secret('key');
-        return { auth: { type: 'apiKey', name: s('name'), value: key, in: c.in === 'QUERY' ? 'query' : 'header' }, secrets: [key] };
-      }
-      case 'BEARER': {
-        const token = secret('token');
-        return { auth: { type: 'bearer', token }, secrets: [token] };
-      }
-      case 'OAUTH2_CLIENT_CREDENTIALS': {
-        const clientSecret = secret('clientSecret');
+      case 'BASIC':
+        return { type: 'basic', username: s('username'), password: secret('password') };
+      case 'API_KEY':
+        return { type: 'apiKey', name: s('name'), value: secret('key'), in: c.in === 'QUERY' ? 'query' : 'header' };
+      case 'BEARER':
+        return { type: 'bearer', token: secret('token') };
+      case 'OAUTH2_CLIENT_CREDENTIALS':
         return {
-          auth: {
-            type: 'oauth2ClientCredentials',
-            tokenUrl: s('tokenUrl'),
-            clientId: s('clientId'),
-            clientSecret,
-            scope: c.scope ?? null,
-            audience: c.audience ?? null,
-            clientAuth: c.clientAuthentication === 'BODY' ? 'body' : 'basic',
-          },
-          secrets: [clientSecret],
+          type: 'oauth2ClientCredentials',
+          tokenUrl: s('tokenUrl'),
+          clientId: s('clientId'),
+          clientSecret: secret('clientSecret'),
+          scope: c.scope ?? null,
+          audience: c.audience ?? null,
+          clientAuth: c.clientAuthentication === 'BODY' ? 'body' : 'basic',
         };
-      }
     }
-  }
-
-  /** Rotation: the stored params with every secret re-encrypted under the primary key. */
-  reseal(row: Pick<AuthenticationRow, 'type' | 'config'>): { config: StoredParams; changed: number } {
-    const config = { ...((row.config ?? {}) as StoredParams) };
-    let changed = 0;
-    for (const f of SECRET_FIELDS[row.type]) {
-      const v = config[f];
-      if (typeof v === 'string' && v !== '' && this.ring.needsReseal(v)) {
-        config[f] = this.ring.reseal(v);
-        changed++;
-      }
-    }
-    return { config, changed };
   }
 }

@@ -4,7 +4,7 @@ import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, Validat
 import { getDriver, secretPaths } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, Driver, FieldSchema, StreamDescriptor } from '../../engine/drivers/types.js';
 import { AuthenticationRef } from '../authentication/authentication.graphql.js';
-import { maskSecrets } from './secrets.js';
+import { driverSecretPaths, maskSecrets } from './secrets.js';
 
 export const ConnectorRoleEnum = builder.enumType('ConnectorRole', { values: ['SOURCE', 'DESTINATION'] as const });
 export const WriteModeEnum = builder.enumType('WriteMode', {
@@ -84,7 +84,7 @@ export const ConnectorRef = builder.prismaNode('Connector', {
     config: t.field({
       type: 'JSON',
       description: 'The config, with secret fields replaced by a placeholder.',
-      resolve: (c) => maskSecrets(c.driver, c.config),
+      resolve: (c) => maskSecrets(driverSecretPaths(c.driver), c.config),
     }),
     authentication: t.relation('authentication', {
       nullable: true,

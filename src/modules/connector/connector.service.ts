@@ -10,7 +10,8 @@
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
-import type { Prisma } from '../../generated/prisma/client.js';
+import type { Authentication, Prisma } from '../../generated/prisma/client.js';
+import type { HttpAuth } from '../../engine/drivers/http-auth.js';
 import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, ConnectorRole, Driver } from '../../engine/drivers/types.js';
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
@@ -19,7 +20,7 @@ import type { NewEvent } from '../event/event.types.js';
 import { KeyRingError, type KeyRing } from '../../security/keyring.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { AuthenticationService } from '../authentication/authentication.service.js';
-import { mergeSecrets, openSecrets, resealSecrets, sealSecrets, secretValues } from './secrets.js';
+import { driverSecretPaths, mergeSecrets, openSecrets, resealSecrets, sealSecrets, secretValues } from './secrets.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
 
 export interface CreateConnectorInput {
@@ -90,14 +91,9 @@ export class ConnectorService {
    * when a secret cannot be decrypted, NotFoundError when the authentication is gone.
    */
   async driverConfig(c: ConnectorForDriver, db: Pick<PrismaClient, 'authentication'> = this.db): Promise<DriverConfig> {
-    let config = openSecrets(c.driver, c.config, this.ring);
-    const secrets = secretValues(c.driver, config);
-    if (c.authenticationId) {
-      const resolved = await this.authentications.httpAuth(c.authenticationId, db);
-      config = { ...((config ?? {}) as Record<string, unknown>), auth: resolved.auth };
-      secrets.push(...resolved.secrets);
-    }
-    return { config, secrets, scrub: scrubberFor(secrets) };
+    const paths = driverSecretPaths(c.driver);
+    const config = openSecrets(paths, c.config, this.ring);
+    return forDriver(paths, config, c.authenticationId ? await this.authentications.httpAuth(c.authenticationId, db) : null);
   }
 
   /** `driverConfig` that reports a failure as a message (for check/discover results) instead of throwing. */
@@ -111,15 +107,15 @@ export class ConnectorService {
     }
   }
 
-  /** Validates an authentication reference for a driver (it must exist in the caller's workspace). */
-  private async checkAuthentication(driver: Driver, id: string | null | undefined): Promise<string | null> {
+  /** Validates an authentication reference for a driver (it must exist in the caller's workspace); returns its row. */
+  private async checkAuthentication(driver: Driver, id: string | null | undefined): Promise<Authentication | null> {
     if (id == null) return null;
     if (!acceptsAuthentication(driver)) {
       throw new ValidationError('authentication not supported', [{ path: 'authenticationId', message: `driver "${driver.name}" does not take credentials` }]);
     }
-    const a = await this.db.authentication.findUnique({ where: { id }, select: { id: true } });
+    const a = await this.db.authentication.findUnique({ where: { id } });
     if (!a) throw new ValidationError('unknown authentication', [{ path: 'authenticationId', message: 'no such authentication' }]);
-    return a.id;
+    return a;
   }
 
   definitions(role?: ConnectorRole | null): Driver[] {
@@ -160,11 +156,12 @@ export class ConnectorService {
 
   async create(input: CreateConnectorInput) {
     const name = requireName(input.name);
+    const paths = driverSecretPaths(input.driver);
     // Placeholders have nothing to keep in a new connector: mergeSecrets refuses them.
-    const merged = mergeSecrets(input.driver, input.config, null, this.ring);
+    const merged = mergeSecrets(paths, input.config, null, this.ring);
     const { driver, config } = this.validate(input.driver, merged.config, input.role);
-    const authenticationId = await this.checkAuthentication(driver, input.authenticationId);
-    const sealed = sealSecrets(driver.name, config, this.ring);
+    const authenticationId = (await this.checkAuthentication(driver, input.authenticationId))?.id ?? null;
+    const sealed = sealSecrets(paths, config, this.ring);
     return this.events.transaction(async (tx, emit) => {
       const c = await tx.connector.create({
         data: {
@@ -185,15 +182,20 @@ export class ConnectorService {
   async update(input: UpdateConnectorInput) {
     const current = await this.get(input.id);
     const name = input.name == null ? current.name : requireName(input.name);
-    // Any write encrypts what is still legacy clear text (or under an old key).
-    let config = resealSecrets(current.driver, current.config, this.ring).config as typeof current.config;
+    const paths = driverSecretPaths(current.driver);
+    let config: typeof current.config;
     if (input.config !== undefined && input.config !== null) {
       // Placeholders keep the stored secrets (their ciphertext, unchanged); new values are encrypted.
-      const merged = mergeSecrets(current.driver, input.config, current.config, this.ring);
-      config = sealSecrets(current.driver, this.validate(current.driver, merged.config).config, this.ring, merged.kept) as typeof config;
+      const merged = mergeSecrets(paths, input.config, current.config, this.ring);
+      config = sealSecrets(paths, this.validate(current.driver, merged.config).config, this.ring, merged.kept) as typeof config;
+    } else {
+      // Any write encrypts what is still legacy clear text (or under an old key).
+      config = resealSecrets(paths, current.config, this.ring).config as typeof config;
     }
     const authenticationId =
-      input.authenticationId === undefined ? current.authenticationId : await this.checkAuthentication(this.definition(current.driver), input.authenticationId);
+      input.authenticationId === undefined
+        ? current.authenticationId
+        : ((await this.checkAuthentication(this.definition(current.driver), input.authenticationId))?.id ?? null);
     return this.events.transaction(async (tx, emit) => {
       const res = await tx.connector.updateMany({
         where: { id: current.id, version: input.expectedVersion ?? current.version },
@@ -289,11 +291,12 @@ export class ConnectorService {
 
   /** Checks a config that is not saved (Airbyte's check for a new source), optionally with a stored authentication. */
   async checkConfig(driverName: string, config: unknown, authenticationId?: string | null): Promise<CheckResult> {
-    const merged = mergeSecrets(driverName, config, null, this.ring);
+    const paths = driverSecretPaths(driverName);
+    const merged = mergeSecrets(paths, config, null, this.ring);
     const v = this.validate(driverName, merged.config);
-    const authId = await this.checkAuthentication(v.driver, authenticationId);
-    // Sealed then opened like a stored config: an incoming `enc:v1:` string stays a literal value.
-    const dc = await this.driverConfig({ driver: v.driver.name, config: sealSecrets(v.driver.name, v.config, this.ring), authenticationId: authId });
+    const authentication = await this.checkAuthentication(v.driver, authenticationId);
+    // The validated plaintext goes to the driver as is: an incoming `enc:v1:` string stays a literal value.
+    const dc = forDriver(paths, v.config, authentication && this.authentications.toHttpAuth(authentication));
     return runCheck(v.driver, dc.config, dc.scrub);
   }
 
@@ -337,6 +340,19 @@ export class ConnectorService {
     if (!catalog) throw new ConnectorFailedError(`discover of "${c.name}" failed: ${error ?? 'unknown error'}`, id);
     return { catalog, jobId };
   }
+}
+
+/**
+ * A plaintext config ready for its driver: the authentication's credentials (if any) as `auth`,
+ * overriding inline ones, and every secret value to keep out of messages.
+ */
+function forDriver(paths: readonly string[], config: unknown, authentication: { auth: HttpAuth; secrets: string[] } | null): DriverConfig {
+  const secrets = secretValues(paths, config);
+  if (authentication) {
+    config = { ...((config ?? {}) as Record<string, unknown>), auth: authentication.auth };
+    secrets.push(...authentication.secrets);
+  }
+  return { config, secrets, scrub: scrubberFor(secrets) };
 }
 
 function requireName(name: string): string {

@@ -9,15 +9,14 @@
  *   `enc:v1:…` string is a literal value, never decrypted).
  * - Decrypted only for a driver (`openSecrets`), right before it uses the config.
  *
- * Secret paths come from `secretPaths` (dots; `*` = every key of a map, `[]` = every item).
+ * Every helper takes the secret paths (dots; `*` = every key of a map, `[]` = every item): a
+ * driver's from `driverSecretPaths`, an authentication's from its type.
  */
 import { getDriver, secretPaths } from '../../engine/drivers/index.js';
 import type { FieldError } from '../../errors.js';
 import { ValidationError } from '../../errors.js';
 import { isCiphertext, type KeyRing } from '../../security/keyring.js';
 import { PLACEHOLDER } from '../../security/secrets-redact.js';
-
-export { PLACEHOLDER };
 
 type Container = Record<string, unknown> | unknown[];
 
@@ -65,13 +64,18 @@ function collect(node: unknown, segs: string[], i: number, at: string, out: Loca
   if (Object.prototype.hasOwnProperty.call(o, seg)) visit(o, seg);
 }
 
-/** Where the driver's secret fields are in `config` (only those present). */
-function locations(driverName: string, config: unknown): Location[] {
+/** The secret paths of a driver's config (none for an unknown driver). */
+export function driverSecretPaths(driverName: string): string[] {
   const driver = getDriver(driverName);
-  if (!driver || !config || typeof config !== 'object') return [];
+  return driver ? secretPaths(driver) : [];
+}
+
+/** Where the secret fields at `paths` are in `config` (only those present). */
+function locations(paths: readonly string[], config: unknown): Location[] {
+  if (!config || typeof config !== 'object') return [];
   const out: Location[] = [];
   const seen = new Set<string>();
-  for (const p of secretPaths(driver)) {
+  for (const p of paths) {
     const found: Location[] = [];
     collect(config, segmentsOf(p), 0, '', found);
     for (const l of found) {
@@ -94,10 +98,10 @@ function set(l: Location, v: unknown): void {
 const present = (v: unknown) => v !== null && v !== undefined && v !== '';
 
 /** The config with every secret value replaced by PLACEHOLDER (for responses). */
-export function maskSecrets(driverName: string, config: unknown): unknown {
+export function maskSecrets(paths: readonly string[], config: unknown): unknown {
   if (!config || typeof config !== 'object') return config;
   const copy = structuredClone(config);
-  for (const l of locations(driverName, copy)) if (present(get(l))) set(l, PLACEHOLDER);
+  for (const l of locations(paths, copy)) if (present(get(l))) set(l, PLACEHOLDER);
   return copy;
 }
 
@@ -111,17 +115,6 @@ function storedAt(stored: unknown, path: string): unknown {
   return cur;
 }
 
-/**
- * Replaces placeholders in `incoming` by the stored values from `stored` (raw: the stored
- * ciphertext stays ciphertext).
- */
-export function keepSecrets(driverName: string, incoming: unknown, stored: unknown): unknown {
-  if (!incoming || typeof incoming !== 'object') return incoming;
-  const copy = structuredClone(incoming);
-  for (const l of locations(driverName, copy)) if (get(l) === PLACEHOLDER) set(l, storedAt(stored, l.path));
-  return copy;
-}
-
 export interface MergedConfig {
   /** Plaintext config to validate (placeholders replaced by the decrypted stored values). */
   config: unknown;
@@ -129,26 +122,43 @@ export interface MergedConfig {
   kept: Map<string, string>;
 }
 
+/** How a placeholder with nothing stored behind it is reported (a ValidationError). */
+export interface MissingSecret {
+  /** The ValidationError's message. */
+  title: string;
+  /** Prefix of the field error paths. */
+  at: string;
+  /** The field error's message. */
+  message: string;
+}
+
+const MISSING_IN_CONFIG: MissingSecret = {
+  title: 'invalid config',
+  at: 'config',
+  message: 'the placeholder keeps a stored secret, but none is stored here: send the value',
+};
+
 /**
- * Step 1 of a write: `incoming` with placeholders resolved against `stored` (decrypted, for
- * validation). A placeholder where nothing is stored is a validation error.
+ * Step 1 of a write: `incoming` with placeholders resolved against `stored`: decrypted with
+ * `ring` (for validation), or raw when `ring` is null. A placeholder where nothing is stored is
+ * a validation error, reported as `missing` says.
  */
-export function mergeSecrets(driverName: string, incoming: unknown, stored: unknown, ring: KeyRing): MergedConfig {
+export function mergeSecrets(paths: readonly string[], incoming: unknown, stored: unknown, ring: KeyRing | null, missing: MissingSecret = MISSING_IN_CONFIG): MergedConfig {
   const kept = new Map<string, string>();
   if (!incoming || typeof incoming !== 'object') return { config: incoming, kept };
   const copy = structuredClone(incoming);
   const errors: FieldError[] = [];
-  for (const l of locations(driverName, copy)) {
+  for (const l of locations(paths, copy)) {
     if (get(l) !== PLACEHOLDER) continue;
     const old = storedAt(stored, l.path);
     if (typeof old !== 'string' || old === '') {
-      errors.push({ path: `config.${l.path}`, message: `the placeholder keeps a stored secret, but none is stored here: send the value` });
+      errors.push({ path: `${missing.at}.${l.path}`, message: missing.message });
       continue;
     }
     kept.set(l.path, old);
-    set(l, ring.decrypt(old));
+    set(l, ring ? ring.decrypt(old) : old);
   }
-  if (errors.length) throw new ValidationError('invalid config', errors);
+  if (errors.length) throw new ValidationError(missing.title, errors);
   return { config: copy, kept };
 }
 
@@ -156,10 +166,10 @@ export function mergeSecrets(driverName: string, incoming: unknown, stored: unkn
  * Step 2 of a write: the validated plaintext config with every secret encrypted. A secret kept
  * through a placeholder keeps its stored ciphertext as is (legacy clear text gets encrypted).
  */
-export function sealSecrets(driverName: string, config: unknown, ring: KeyRing, kept: Map<string, string> = new Map()): unknown {
+export function sealSecrets(paths: readonly string[], config: unknown, ring: KeyRing, kept: Map<string, string> = new Map()): unknown {
   if (!config || typeof config !== 'object') return config;
   const copy = structuredClone(config);
-  for (const l of locations(driverName, copy)) {
+  for (const l of locations(paths, copy)) {
     const v = get(l);
     const old = kept.get(l.path);
     if (old !== undefined && isCiphertext(old)) set(l, old);
@@ -169,10 +179,10 @@ export function sealSecrets(driverName: string, config: unknown, ring: KeyRing, 
 }
 
 /** The config a driver gets: every secret decrypted (legacy clear text passes through). */
-export function openSecrets(driverName: string, config: unknown, ring: KeyRing): unknown {
+export function openSecrets(paths: readonly string[], config: unknown, ring: KeyRing): unknown {
   if (!config || typeof config !== 'object') return config;
   const copy = structuredClone(config);
-  for (const l of locations(driverName, copy)) {
+  for (const l of locations(paths, copy)) {
     const v = get(l);
     if (typeof v === 'string') set(l, ring.decrypt(v));
   }
@@ -180,11 +190,11 @@ export function openSecrets(driverName: string, config: unknown, ring: KeyRing):
 }
 
 /** Rotation: every secret re-encrypted under the primary key. `changed` counts rewritten values. */
-export function resealSecrets(driverName: string, config: unknown, ring: KeyRing): { config: unknown; changed: number } {
+export function resealSecrets(paths: readonly string[], config: unknown, ring: KeyRing): { config: unknown; changed: number } {
   if (!config || typeof config !== 'object') return { config, changed: 0 };
   const copy = structuredClone(config);
   let changed = 0;
-  for (const l of locations(driverName, copy)) {
+  for (const l of locations(paths, copy)) {
     const v = get(l);
     if (typeof v === 'string' && v !== '' && ring.needsReseal(v)) {
       set(l, ring.reseal(v));
@@ -195,9 +205,9 @@ export function resealSecrets(driverName: string, config: unknown, ring: KeyRing
 }
 
 /** The plaintext secret values of a decrypted config (to scrub them from messages). */
-export function secretValues(driverName: string, plainConfig: unknown): string[] {
+export function secretValues(paths: readonly string[], plainConfig: unknown): string[] {
   const out: string[] = [];
-  for (const l of locations(driverName, plainConfig)) {
+  for (const l of locations(paths, plainConfig)) {
     const v = get(l);
     if (typeof v === 'string' && v !== '') out.push(v);
   }
