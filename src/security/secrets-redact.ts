@@ -25,10 +25,7 @@ export function secretForms(secrets: Iterable<string>): string[] {
 
 /** `text` with every form of every secret replaced by `***`. */
 export function scrubSecrets(text: string, secrets: Iterable<string>): string {
-  if (!text) return text;
-  let out = text;
-  for (const f of secretForms(secrets)) if (out.includes(f)) out = out.split(f).join(REDACTED);
-  return out;
+  return scrubberFor(secrets)(text);
 }
 
 /** A scrubber bound to a fixed list of secrets (forms computed once). */

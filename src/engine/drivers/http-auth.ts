@@ -15,11 +15,12 @@
  *   Token requests never follow redirects (the body carries the secret), go through the shared
  *   HTTP client (outbound guard, retries of 5xx/429/network errors), and their errors name the
  *   OAuth `error` code and description only: never the secret, the token or the raw body.
- * - `scrub(text)` removes every credential value (and the fetched access token) from a message.
+ * - `scrub(text)` removes every credential value (and the fetched access token) from a message;
+ *   `scrubError` does it for an error.
  */
 import crypto from 'node:crypto';
-import { scrubSecrets } from '../../security/secrets-redact.js';
-import { redactUrl, requestText, type RequestPolicy } from './http-client.js';
+import { scrubberFor, scrubSecrets } from '../../security/secrets-redact.js';
+import { HttpError, redactUrl, requestText, type RequestPolicy } from './http-client.js';
 import { DriverError, type JsonSchema } from './types.js';
 
 export interface OAuth2ClientCredentials {
@@ -264,12 +265,27 @@ function checkOAuth2(a: OAuth2ClientCredentials, label: string): void {
 }
 
 /**
+ * `e` with every credential value removed from its message: `e` itself when `scrub` changes
+ * nothing, else a copy (an HttpError stays one, with its status; `retryable` is kept). A thrown
+ * non-Error becomes an Error.
+ */
+export function scrubError(e: unknown, scrub: (text: string) => string): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const message = scrub(err.message);
+  if (message === err.message) return err;
+  if (err instanceof HttpError) return new HttpError(message, err.retryable, err.status, err.url, err.attempts);
+  return new DriverError(message, (err as DriverError).retryable ?? false);
+}
+
+/**
  * Credentials for a series of requests: static ones as `applyAuth`, OAuth2 with a cached token.
- * Usage: `apply` before each request; after a 401, `invalidate()` and, when it returns true,
- * apply again and retry once.
+ * Usage: `apply` before each request, inside `withRefresh` (or after a 401, `invalidate()` and,
+ * when it returns true, apply again and retry once).
  */
 export class HttpCredentials {
   private readonly secrets: Set<string>;
+  /** Scrubber over `secrets`; rebuilt after a new token joins them. */
+  private scrubber: ((text: string) => string) | null = null;
 
   constructor(
     private readonly auth: HttpAuth | null | undefined,
@@ -290,7 +306,10 @@ export class HttpCredentials {
     const a = this.auth;
     if (a?.type !== 'oauth2ClientCredentials') return applyAuth(a, headers, url, this.label);
     const t = await accessToken(a, this.label, { maxAttempts: 3, timeoutMs: 30_000, ...this.tokenPolicy });
-    this.secrets.add(t.token);
+    if (!this.secrets.has(t.token)) {
+      this.secrets.add(t.token);
+      this.scrubber = null;
+    }
     setHeader(headers, 'authorization', `Bearer ${t.token}`);
     return { sensitiveHeaders: [], secretQueryParams: [] };
   }
@@ -303,8 +322,26 @@ export class HttpCredentials {
     return true;
   }
 
-  /** `text` without any credential value (configured secrets and fetched tokens). */
-  scrub(text: string): string {
-    return scrubSecrets(text, this.secrets);
+  /**
+   * `attempt()` (which applies these credentials), run once more when the API refused the
+   * OAuth2 token and a new one may help: the attempt threw an HttpError 401, or `refused` says
+   * its result is a refusal.
+   */
+  async withRefresh<T>(attempt: () => Promise<T>, refused?: (result: T) => Promise<boolean>): Promise<T> {
+    let result: T;
+    try {
+      result = await attempt();
+    } catch (e) {
+      if (!(e instanceof HttpError && e.status === 401 && this.invalidate())) throw e;
+      return attempt();
+    }
+    if (refused && (await refused(result)) && this.invalidate()) return attempt();
+    return result;
   }
+
+  /** `text` without any credential value (configured secrets and fetched tokens). */
+  readonly scrub = (text: string): string => {
+    this.scrubber ??= scrubberFor(this.secrets);
+    return this.scrubber(text);
+  };
 }

@@ -1,6 +1,6 @@
 import { scrubSecrets } from '../../security/secrets-redact.js';
-import { authSchema, authSecrets, HttpCredentials, type AppliedAuth, type HttpAuth } from './http-auth.js';
-import { HttpError, redactUrl, requestJson, type JsonResponse, type RequestPolicy, type RetryEvent } from './http-client.js';
+import { authSchema, authSecrets, HttpCredentials, scrubError, type AppliedAuth, type HttpAuth } from './http-auth.js';
+import { redactUrl, requestJson, type RequestPolicy, type RetryEvent } from './http-client.js';
 import { FieldSampler, getPath, project, sanitizeName, splitPath } from './record-schema.js';
 import {
   DriverError,
@@ -392,35 +392,33 @@ class Client {
     }
     if (cfg.paramsIn === 'body') bodyObj = { ...((cfg.body ?? {}) as Record<string, JsonValue>), ...params };
     else for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
-    // Credentials go on a copy: a retry after a refused OAuth2 token starts from the bare request.
-    const bare = { headers: { ...headers }, url: new URL(url) };
-    const applied: AppliedAuth = await this.credentials.apply(headers, url);
-    let body: string | undefined;
-    if (cfg.method === 'POST') {
-      body = JSON.stringify(bodyObj ?? {});
-      headers['content-type'] ??= 'application/json';
-    }
-    const policy: RequestPolicy = {
-      ...cfg.policy,
-      signal: this.signal,
-      secretQueryParams: applied.secretQueryParams,
-      sensitiveHeaders: applied.sensitiveHeaders,
-      onRetry: (e: RetryEvent) => {
-        this.logs.push(`${LABEL}: attempt ${e.attempt}/${e.maxAttempts} of ${e.url} failed (${e.reason}); retrying in ${e.delayMs} ms`);
-      },
-    };
-    const shown = redactUrl(url, applied.secretQueryParams);
-    let res: JsonResponse;
-    try {
-      res = await requestJson(url, { method: cfg.method, headers, body }, policy);
-    } catch (e) {
-      // OAuth2: a refused token (expired or revoked early) is fetched again, once.
-      if (!(e instanceof HttpError && e.status === 401 && this.credentials.invalidate())) throw e;
-      const retryHeaders = bare.headers;
-      if (body !== undefined) retryHeaders['content-type'] ??= 'application/json';
-      await this.credentials.apply(retryHeaders, bare.url);
-      res = await requestJson(bare.url, { method: cfg.method, headers: retryHeaders, body }, policy);
-    }
+    const body = cfg.method === 'POST' ? JSON.stringify(bodyObj ?? {}) : undefined;
+    // Each attempt puts the credentials on a copy of the bare request: a retry after a refused
+    // OAuth2 token (expired or revoked early) applies the new one. The page is the first
+    // attempt's URL, requested with the first attempt's policy.
+    let first: { url: URL; applied: AppliedAuth; policy: RequestPolicy } | undefined;
+    const res = await this.credentials.withRefresh(async () => {
+      const h = { ...headers };
+      const u = new URL(url);
+      const applied = await this.credentials.apply(h, u);
+      if (body !== undefined) h['content-type'] ??= 'application/json';
+      first ??= {
+        url: u,
+        applied,
+        policy: {
+          ...cfg.policy,
+          signal: this.signal,
+          secretQueryParams: applied.secretQueryParams,
+          sensitiveHeaders: applied.sensitiveHeaders,
+          onRetry: (e: RetryEvent) => {
+            this.logs.push(`${LABEL}: attempt ${e.attempt}/${e.maxAttempts} of ${e.url} failed (${e.reason}); retrying in ${e.delayMs} ms`);
+          },
+        },
+      };
+      return requestJson(u, { method: cfg.method, headers: h, body }, first.policy);
+    });
+    url = first!.url;
+    const shown = redactUrl(url, first!.applied.secretQueryParams);
     const items = this.extract(res.body, shown);
     let following: Position | null = null;
     if (items.length > 0) {
@@ -559,20 +557,12 @@ function toRecords(items: unknown[], selected: string[] | null): { records: Data
   return { records, errors };
 }
 
-/** The error with every credential value removed from its message (same class semantics: retryable kept). */
-function scrubbed(e: unknown, credentials: HttpCredentials | null, auth: HttpAuth | null): Error {
-  const err = e instanceof Error ? e : new Error(String(e));
-  const message = credentials ? credentials.scrub(err.message) : scrubSecrets(err.message, authSecrets(auth));
-  if (message === err.message) return err;
-  return new DriverError(message, (err as DriverError).retryable ?? false);
-}
-
 async function check(config: HttpSourceConfig): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
   } catch (e) {
-    return { ok: false, message: scrubbed(e, null, config?.auth ?? null).message };
+    return { ok: false, message: scrubError(e, (t) => scrubSecrets(t, authSecrets(config?.auth))).message };
   }
   let client: Client | null = null;
   try {
@@ -591,7 +581,7 @@ async function check(config: HttpSourceConfig): Promise<CheckResult> {
       message: `${page.url} answered with ${page.items.length} record(s) on the first page${fields.length > 0 ? `; fields: ${fields.slice(0, 20).join(', ')}${fields.length > 20 ? ', ...' : ''}` : ''}`,
     };
   } catch (e) {
-    return { ok: false, message: scrubbed(e, client?.credentials ?? null, cfg.auth).message };
+    return { ok: false, message: scrubError(e, client?.credentials.scrub ?? ((t) => scrubSecrets(t, authSecrets(cfg.auth)))).message };
   }
 }
 
@@ -602,7 +592,7 @@ async function discover(config: HttpSourceConfig): Promise<Catalog> {
   try {
     page = await client.fetchPage({}, cfg.incremental?.initialValue ?? null);
   } catch (e) {
-    throw scrubbed(e, client?.credentials ?? null, cfg.auth);
+    throw scrubError(e, client.credentials.scrub);
   }
   const sampler = new FieldSampler();
   for (const v of page.items.slice(0, 1000)) {
@@ -712,7 +702,7 @@ async function* read(config: HttpSourceConfig, streams: ConfiguredStream[], stat
     }
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
-    if (e instanceof DriverError) throw scrubbed(e, client?.credentials ?? null, cfg.auth);
+    if (e instanceof DriverError) throw scrubError(e, client.credentials.scrub);
     throw new DriverError(client.credentials.scrub(`${LABEL}: ${(e as Error).message}`), true);
   }
   // maxPages reached: the last state stands. An incremental stream continues the same query from

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { authSchema, authSecrets, HttpCredentials, type HttpAuth } from './http-auth.js';
+import { authSchema, authSecrets, HttpCredentials, scrubError, type HttpAuth } from './http-auth.js';
 import { scrubSecrets } from '../../security/secrets-redact.js';
 import { HttpError, redactUrl, request, type RequestPolicy } from './http-client.js';
 import {
@@ -142,26 +142,13 @@ async function withCredentials(cfg: ResolvedConfig, headers: Record<string, stri
  */
 async function send(cfg: ResolvedConfig, method: string, headers: Record<string, string>, body: string | undefined, policy: Partial<RequestPolicy> = {}): Promise<Response> {
   try {
-    try {
+    return await cfg.credentials.withRefresh(async () => {
       const r = await withCredentials(cfg, headers);
-      return await request(r.url, { method, headers: r.headers, ...(body !== undefined ? { body } : {}) }, { ...r.policy, ...policy });
-    } catch (e) {
-      if (!(e instanceof HttpError && e.status === 401 && cfg.credentials.invalidate())) throw e;
-      const r = await withCredentials(cfg, headers);
-      return await request(r.url, { method, headers: r.headers, ...(body !== undefined ? { body } : {}) }, { ...r.policy, ...policy });
-    }
+      return request(r.url, { method, headers: r.headers, ...(body !== undefined ? { body } : {}) }, { ...r.policy, ...policy });
+    });
   } catch (e) {
-    throw scrubbedError(e, cfg.credentials);
+    throw e instanceof Error ? scrubError(e, cfg.credentials.scrub) : e;
   }
-}
-
-/** The error with credential values removed from its message (an HttpError keeps its status). */
-function scrubbedError(e: unknown, credentials: HttpCredentials): unknown {
-  if (!(e instanceof Error)) return e;
-  const message = credentials.scrub(e.message);
-  if (message === e.message) return e;
-  if (e instanceof HttpError) return new HttpError(message, e.retryable, e.status, e.url, e.attempts);
-  return new DriverError(message, (e as DriverError).retryable ?? false);
 }
 
 function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
@@ -178,13 +165,13 @@ function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
   const auth = raw.auth ?? null;
   const retry = raw.retry ?? {};
   const timeoutMs = raw.timeoutMs ?? 30_000;
-  const queryKey = auth?.type === 'apiKey' && auth.in === 'query' ? [auth.name] : [];
   return {
     url,
     headers,
     credentials: new HttpCredentials(auth, LABEL, { timeoutMs }),
     batchSize: raw.batchSize ?? null,
-    shown: redactUrl(url, queryKey),
+    // A query parameter the apiKey replaces is not shown either.
+    shown: redactUrl(url, auth?.type === 'apiKey' && auth.in === 'query' ? [auth.name] : []),
     policy: {
       label: LABEL,
       redirect: 'error',
@@ -193,7 +180,6 @@ function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
       baseDelayMs: retry.baseDelayMs,
       maxDelayMs: retry.maxDelayMs,
       maxRetryAfterMs: retry.maxRetryAfterMs,
-      secretQueryParams: queryKey,
     },
   };
 }
@@ -302,12 +288,15 @@ async function check(config: WebhookDestinationConfig): Promise<CheckResult> {
   }
   try {
     const probe = { redirect: 'manual' as const, maxAttempts: 2, timeoutMs: Math.min(cfg.policy.timeoutMs ?? 10_000, 10_000), acceptStatus: () => true };
-    let res = await send(cfg, 'OPTIONS', { ...cfg.headers }, undefined, probe);
-    if (res.status === 401 && cfg.credentials.invalidate()) {
-      // OAuth2: the cached token may have been revoked early; fetch a new one once.
-      await res.body?.cancel().catch(() => undefined);
-      res = await send(cfg, 'OPTIONS', { ...cfg.headers }, undefined, probe);
-    }
+    // OAuth2: a 401 may be a cached token revoked early; a new one is fetched once.
+    const res = await cfg.credentials.withRefresh(
+      () => send(cfg, 'OPTIONS', { ...cfg.headers }, undefined, probe),
+      async (r) => {
+        if (r.status !== 401) return false;
+        await r.body?.cancel().catch(() => undefined);
+        return true;
+      },
+    );
     await res.body?.cancel().catch(() => undefined);
     const s = res.status;
     if (s >= 500) return { ok: false, message: `${cfg.shown} answered OPTIONS with HTTP ${s}: the endpoint is failing` };
