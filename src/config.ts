@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfiguredKeys, parseKeyList } from './security/keyring.js';
+import { parseExtraRoots, type FileRootsOptions } from './security/file-roots.js';
 import { parseAllowList, splitList } from './security/outbound-guard.js';
 
 const bool = z
@@ -73,6 +74,17 @@ const EnvSchema = z.object({
       }
     })
     .optional(),
+  SLUICE_FILES_ROOT: z.string().min(1).optional(),
+  SLUICE_FILES_EXTRA_ROOTS: z
+    .string()
+    .optional()
+    .superRefine((spec, ctx) => {
+      try {
+        parseExtraRoots(spec);
+      } catch (e) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${(e as Error).message}; expected comma-separated absolute folders, each optionally ending in :ro` });
+      }
+    }),
   SLUICE_OUTBOUND_ALLOW: list.superRefine((items, ctx) => {
     try {
       parseAllowList(items);
@@ -100,6 +112,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   webhooks: WebhookConfig;
   retention: RetentionConfig;
+  /** Where connectors' local files live: one folder per workspace, plus the default workspace's extra roots. */
+  files: FileRootsOptions;
   /** Private/loopback/link-local addresses outbound requests may reach anyway (IPs, CIDRs, host names); empty: none. */
   outboundAllow: string[];
   /**
@@ -221,5 +235,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     secretKeys: e.SLUICE_SECRET_KEYS ?? null,
     outboundAllow: e.SLUICE_OUTBOUND_ALLOW,
+    files: filesConfig(path.resolve(e.SLUICE_DATA_DIR), e.SLUICE_FILES_ROOT, e.SLUICE_FILES_EXTRA_ROOTS),
   };
+}
+
+/** The files roots; a root that is the data folder or holds it would expose Sluice's own files. */
+function filesConfig(dataDir: string, root: string | undefined, extra: string | undefined): FileRootsOptions {
+  const files = path.resolve(root ?? path.join(dataDir, 'files'));
+  const extraRoots = parseExtraRoots(extra);
+  const holdsData = (p: string) => {
+    const rel = path.relative(p, dataDir);
+    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  };
+  const bad = [files].filter(holdsData);
+  if (bad.length) throw new ConfigError(bad.map((p) => `files root ${JSON.stringify(p)} is or contains the data folder ${JSON.stringify(dataDir)}; choose a folder inside or beside it`));
+  return { root: files, dataDir, extraRoots };
 }

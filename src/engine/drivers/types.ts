@@ -7,6 +7,8 @@
  * preview), so they must be self-contained and safe to load anywhere.
  */
 
+import type { FileAccess } from '../../security/file-roots.js';
+
 /** JSON Schema (draft 2020-12 subset that Ajv understands). */
 export type JsonSchema = Record<string, unknown>;
 
@@ -127,6 +129,15 @@ export interface StreamWriter {
 export interface WriterOptions {
   writeMode: WriteMode;
   stream: ConfiguredStream;
+}
+
+/**
+ * What a driver call may touch besides its config: the caller's files. Every driver that opens
+ * a local path goes through `files` (src/security/file-roots.ts) and never through `fs` on a
+ * user path directly. The API process and job workers build it from the same plain scope.
+ */
+export interface DriverContext {
+  files: FileAccess;
 }
 
 interface DriverBase<C> {
