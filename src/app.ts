@@ -30,6 +30,8 @@ export function startApp(config: Config, log: Logger = createLogger(config.logLe
 
 async function start(config: Config, log: Logger): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
+  // The files root (one folder per workspace inside, created on first use).
+  fs.mkdirSync(config.files.root, { recursive: true, mode: 0o700 });
   // Secrets at rest: fail before anything starts when the keys are unusable.
   const keyring = KeyRing.open({ keys: config.secretKeys, dataDir: config.dataDir });
   const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -50,6 +52,7 @@ async function start(config: Config, log: Logger): Promise<App> {
       webhooks: config.webhooks,
       retention: config.retention,
       keyring,
+      files: config.files,
     });
     if (config.bootstrapApiKey) await services.workspaces.ensureBootstrapKey(config.bootstrapApiKey);
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, log, services });

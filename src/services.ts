@@ -1,5 +1,6 @@
 /** The service container: one instance of each domain service, wired to the seams. */
 import type { RetentionConfig, WebhookConfig } from './config.js';
+import type { FileRootsOptions } from './security/file-roots.js';
 import type { Database } from './db/client.js';
 import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
@@ -51,6 +52,8 @@ export function createServices(deps: {
   webhooks: WebhookConfig;
   retention: RetentionConfig;
   keyring: KeyRing;
+  /** Where connectors' local files live (config.files). */
+  files: FileRootsOptions;
 }): Services {
   const db = deps.database.prisma;
   const events = new EventService(db, deps.pubsub);
@@ -68,7 +71,7 @@ export function createServices(deps: {
   jobs.onPipelineChanged = (id) => void triggers.refresh(id).catch((err: unknown) => deps.log.error({ err, pipelineId: id }, 'schedule refresh failed'));
   const authentications = new AuthenticationService(db, deps.keyring);
   authentications.events = events;
-  const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications);
+  const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications, deps.files);
   const mappings = new MappingService(db, events);
   // Drivers get connector configs with their secrets decrypted, only from here.
   jobs.driverConfig = pipelines.driverConfig = mappings.driverConfig = (c, tx) => connectors.driverConfig(c, tx);

@@ -3,7 +3,7 @@
  * input, the output or the error. Writes nothing and saves no state.
  */
 import { getSourceDriver } from './drivers/index.js';
-import type { ConfiguredStream } from './drivers/types.js';
+import type { ConfiguredStream, DriverContext } from './drivers/types.js';
 import { compileMapping, MappingRecordError, type MappingSpec } from './mapping/mapping.js';
 
 export interface PreviewRecord {
@@ -22,6 +22,8 @@ export async function previewSource(options: {
   mapping: MappingSpec | null;
   limit: number;
   timeoutMs?: number;
+  /** The caller's workspace files (see drivers/context.ts). */
+  ctx: DriverContext;
 }): Promise<PreviewRecord[]> {
   const driver = getSourceDriver(options.driver);
   if (!driver) throw new Error(`unknown source driver "${options.driver}"`);
@@ -32,7 +34,7 @@ export async function previewSource(options: {
   const out: PreviewRecord[] = [];
   try {
     const streams = options.streams.map((s) => ({ ...s, syncMode: 'FULL_REFRESH' as const }));
-    for await (const msg of driver.read(options.config, streams, {}, { batchSize: Math.min(limit, 500), signal: abort.signal })) {
+    for await (const msg of driver.read(options.config, streams, {}, { batchSize: Math.min(limit, 500), signal: abort.signal, ctx: options.ctx })) {
       if (msg.type !== 'records') continue;
       const readErrors = new Map((msg.errors ?? []).map((e) => [e.index, e.error]));
       for (let i = 0; i < msg.records.length && out.length < limit; i++) {

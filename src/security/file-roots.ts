@@ -182,7 +182,13 @@ export class FileAccess {
     }
     if (st) {
       if (st.isSymbolicLink()) {
-        const target = realOrSelf(abs);
+        // A dangling link would let a writer create its target wherever it points.
+        let target: string;
+        try {
+          target = fs.realpathSync(abs);
+        } catch {
+          throw new FileAccessError(userPath);
+        }
         if (!this.rootOf(target) || this.refusedArea(target)) throw new FileAccessError(userPath);
         st = fs.statSync(abs);
       }
@@ -228,6 +234,100 @@ export class FileAccess {
       if (st.nlink > 1) throw new FileAccessError(userPath, 'has more than one hard link');
     }
     return abs;
+  }
+
+  /**
+   * A folder inside the roots (the workspace folder itself included), for drivers that write
+   * files named by a pattern into it. Refused like `resolve`; an existing path must be a folder.
+   */
+  resolveFolder(userPath: string, mode: AccessMode): string {
+    if (typeof userPath !== 'string' || userPath.length === 0) throw new FileAccessError(String(userPath), 'is empty');
+    if (userPath.includes('\0')) throw new FileAccessError(userPath.replace(/\0/g, '\\0'), 'contains a NUL byte');
+    this.ensureDir();
+    const abs = path.isAbsolute(userPath) ? path.resolve(userPath) : path.resolve(this.dir, userPath);
+    const root = this.rootOf(abs);
+    if (!root) throw new FileAccessError(userPath);
+    if (mode === 'write' && root.readOnly) throw new FileAccessError(userPath, 'is in a read-only files root');
+    const real = this.realPathOf(abs);
+    if (!inside(real, realOrSelf(root.path)) || this.refusedArea(real)) throw new FileAccessError(userPath);
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(abs);
+    } catch {
+      st = null;
+    }
+    if (st && !st.isDirectory()) throw new FileAccessError(userPath, 'is not a folder');
+    return abs;
+  }
+
+  /**
+   * The checks a connector config gets when it is saved (no file is opened or created): the
+   * path is inside the roots and, when something is there already, it is a regular file with
+   * one link (a symlink must lead inside the roots). A missing file is fine.
+   */
+  inspect(userPath: string, mode: AccessMode): string {
+    const abs = this.resolve(userPath, mode);
+    let st: fs.Stats | null;
+    try {
+      st = fs.lstatSync(abs);
+    } catch {
+      st = null;
+    }
+    if (st?.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = fs.realpathSync(abs);
+      } catch {
+        throw new FileAccessError(userPath);
+      }
+      if (!this.rootOf(target) || this.refusedArea(target)) throw new FileAccessError(userPath);
+      st = fs.statSync(abs);
+    }
+    if (st) {
+      if (st.isDirectory()) throw new FileAccessError(userPath, 'is a folder, not a file');
+      if (!st.isFile()) throw new FileAccessError(userPath, 'is not a regular file');
+      if (st.nlink > 1) throw new FileAccessError(userPath, 'has more than one hard link');
+    }
+    return abs;
+  }
+
+  /**
+   * Opens a file through a library that takes a file name (SQLite), with the checks of
+   * `openForRead` / `openForWrite`: the file is first opened and checked here (for write it is
+   * created empty when missing, so the library never creates files), then `open(abs)` runs,
+   * then the path must still name the very file that was checked (same device and inode);
+   * otherwise `close` undoes the library's open and the access is refused. Sidecar files the
+   * library keeps beside it (`suffixes`, e.g. `-wal`) must be absent or pass the same checks.
+   */
+  async openByName<T>(
+    userPath: string,
+    mode: AccessMode,
+    open: (abs: string) => T,
+    close: (opened: T) => void,
+    suffixes: readonly string[] = [],
+  ): Promise<{ opened: T; path: string }> {
+    const checked = mode === 'read' ? await this.openForRead(userPath) : await this.openForWrite(userPath, 'r+');
+    const abs = checked.path;
+    try {
+      const before = await checked.handle.stat();
+      for (const suffix of suffixes) this.inspect(`${abs}${suffix}`, mode);
+      const opened = open(abs);
+      let same = false;
+      try {
+        const now = fs.statSync(abs);
+        const real = fs.realpathSync(abs);
+        same = now.dev === before.dev && now.ino === before.ino && this.rootOf(real) !== null && !this.refusedArea(real);
+      } catch {
+        same = false;
+      }
+      if (!same) {
+        close(opened);
+        throw new FileAccessError(userPath, 'changed while it was being opened');
+      }
+      return { opened, path: abs };
+    } finally {
+      await checked.handle.close().catch(() => {});
+    }
   }
 
   /** The user-facing form of an absolute path inside the workspace folder (relative to it). */

@@ -1,18 +1,24 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/csv.source.js';
 import type { ConfiguredStream, DataRecord, SourceMessage, StreamStates } from '../../src/engine/drivers/types.js';
+import { testFiles, type TestFiles } from '../helpers/files.js';
 
 let dir: string;
+let files: TestFiles;
+let ctx: TestFiles['ctx'];
 
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-csv-'));
+  files = testFiles('sluice-csv-');
+  ctx = files.ctx;
+  // A folder inside the workspace's files folder (the folder itself is not a file path).
+  dir = path.join(files.dir, 'work');
+  fs.mkdirSync(dir);
 });
 
 afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
+  files.cleanup();
 });
 
 function file(name: string, content: string | Buffer): string {
@@ -25,11 +31,11 @@ async function collect(
   config: CsvSourceConfig,
   opts: { streams?: ConfiguredStream[]; state?: StreamStates; batchSize?: number; signal?: AbortSignal } = {},
 ): Promise<SourceMessage[]> {
-  const catalog = await csvSource.discover(config);
+  const catalog = await csvSource.discover(config, ctx);
   const name = catalog.streams[0]!.name;
   const streams = opts.streams ?? [{ name, syncMode: 'FULL_REFRESH' }];
   const out: SourceMessage[] = [];
-  for await (const m of csvSource.read(config, streams, opts.state ?? {}, { batchSize: opts.batchSize ?? 1000, signal: opts.signal })) {
+  for await (const m of csvSource.read(config, streams, opts.state ?? {}, { batchSize: opts.batchSize ?? 1000, signal: opts.signal, ctx })) {
     out.push(m);
   }
   return out;
@@ -44,18 +50,18 @@ const PEOPLE = 'id,name,age,score,active,born\n1,Ann,31,1.5,true,1990-01-02\n2,B
 describe('csv source: check', () => {
   it('accepts a readable file with a header', async () => {
     const p = file('people.csv', PEOPLE);
-    const res = await csvSource.check({ path: p });
+    const res = await csvSource.check({ path: p }, ctx);
     expect(res.ok).toBe(true);
     expect(res.message).toContain('6 column(s)');
   });
 
   it('reports a missing file', async () => {
-    const res = await csvSource.check({ path: path.join(dir, 'nope.csv') });
+    const res = await csvSource.check({ path: path.join(dir, 'nope.csv') }, ctx);
     expect(res).toEqual({ ok: false, message: `File not found: ${path.join(dir, 'nope.csv')}` });
   });
 
   it('reports a directory', async () => {
-    const res = await csvSource.check({ path: dir });
+    const res = await csvSource.check({ path: dir }, ctx);
     expect(res.ok).toBe(false);
     expect(res.message).toContain('is a directory');
   });
@@ -63,7 +69,7 @@ describe('csv source: check', () => {
   it.skipIf(process.getuid?.() === 0)('reports an unreadable file', async () => {
     const p = file('secret.csv', PEOPLE);
     fs.chmodSync(p, 0o000);
-    const res = await csvSource.check({ path: p });
+    const res = await csvSource.check({ path: p }, ctx);
     fs.chmodSync(p, 0o644);
     expect(res.ok).toBe(false);
     expect(res.message).toContain('not readable');
@@ -71,39 +77,39 @@ describe('csv source: check', () => {
 
   it('reports an empty file when a header is expected, accepts it otherwise', async () => {
     const p = file('empty.csv', '');
-    const withHeader = await csvSource.check({ path: p });
+    const withHeader = await csvSource.check({ path: p }, ctx);
     expect(withHeader.ok).toBe(false);
     expect(withHeader.message).toContain('header row was expected');
-    expect((await csvSource.check({ path: p, header: false })).ok).toBe(true);
+    expect((await csvSource.check({ path: p, header: false }, ctx)).ok).toBe(true);
   });
 
   it('reports a first line that never ends (unterminated quote)', async () => {
     const p = file('badquote.csv', `"a,b\n${'x'.repeat(2 * 1024 * 1024)}\n`);
-    const res = await csvSource.check({ path: p });
+    const res = await csvSource.check({ path: p }, ctx);
     expect(res.ok).toBe(false);
     expect(res.message).toContain('Cannot parse the first line');
   });
 
   it('reports columnTypes and uniqueIdColumn naming unknown columns', async () => {
     const p = file('people2.csv', PEOPLE);
-    const a = await csvSource.check({ path: p, columnTypes: { salary: 'number' } });
+    const a = await csvSource.check({ path: p, columnTypes: { salary: 'number' } }, ctx);
     expect(a.ok).toBe(false);
     expect(a.message).toContain('salary');
-    const b = await csvSource.check({ path: p, uniqueIdColumn: 'uuid' });
+    const b = await csvSource.check({ path: p, uniqueIdColumn: 'uuid' }, ctx);
     expect(b.ok).toBe(false);
     expect(b.message).toContain('uuid');
   });
 
   it('reports an invalid delimiter/quote combination without throwing', async () => {
     const p = file('people3.csv', PEOPLE);
-    const res = await csvSource.check({ path: p, delimiter: '"' });
+    const res = await csvSource.check({ path: p, delimiter: '"' }, ctx);
     expect(res.ok).toBe(false);
     expect(res.message).toContain('delimiter');
   });
 
   it('hints at the delimiter when only one column is found', async () => {
     const p = file('semi.csv', 'a;b;c\n1;2;3\n');
-    const res = await csvSource.check({ path: p });
+    const res = await csvSource.check({ path: p }, ctx);
     expect(res.ok).toBe(true);
     expect(res.message).toContain('";"');
   });
@@ -112,7 +118,7 @@ describe('csv source: check', () => {
 describe('csv source: discover', () => {
   it('infers types and nullability from the header and sample', async () => {
     const p = file('people4.csv', PEOPLE);
-    const catalog = await csvSource.discover({ path: p, uniqueIdColumn: 'id' });
+    const catalog = await csvSource.discover({ path: p, uniqueIdColumn: 'id' }, ctx);
     expect(catalog.streams).toHaveLength(1);
     const s = catalog.streams[0]!;
     expect(s.name).toBe('people4');
@@ -130,13 +136,13 @@ describe('csv source: discover', () => {
 
   it('does not infer integer for zero-padded codes', async () => {
     const p = file('zips.csv', 'zip\n01234\n90210\n');
-    const s = (await csvSource.discover({ path: p })).streams[0]!;
+    const s = (await csvSource.discover({ path: p }, ctx)).streams[0]!;
     expect(s.fields).toEqual([{ name: 'zip', type: 'string', nullable: false }]);
   });
 
   it('uses configured columnTypes over inference', async () => {
     const p = file('people5.csv', PEOPLE);
-    const s = (await csvSource.discover({ path: p, columnTypes: { id: 'string', score: 'json' } })).streams[0]!;
+    const s = (await csvSource.discover({ path: p, columnTypes: { id: 'string', score: 'json' } }, ctx)).streams[0]!;
     expect(s.fields.find((f) => f.name === 'id')!.type).toBe('string');
     expect(s.fields.find((f) => f.name === 'score')!.type).toBe('json');
     expect(s.fields.find((f) => f.name === 'age')!.type).toBe('integer');
@@ -144,7 +150,7 @@ describe('csv source: discover', () => {
 
   it('names columns column_N without a header', async () => {
     const p = file('nohead.csv', '1,a\n2,b,extra\n');
-    const s = (await csvSource.discover({ path: p, header: false })).streams[0]!;
+    const s = (await csvSource.discover({ path: p, header: false }, ctx)).streams[0]!;
     expect(s.fields).toEqual([
       { name: 'column_1', type: 'integer', nullable: false },
       { name: 'column_2', type: 'string', nullable: false },
@@ -154,13 +160,13 @@ describe('csv source: discover', () => {
 
   it('sanitizes the stream name and honours streamName', async () => {
     const p = file('my-file.v2.csv', 'a\n1\n');
-    expect((await csvSource.discover({ path: p })).streams[0]!.name).toBe('my_file_v2');
-    expect((await csvSource.discover({ path: p, streamName: 'sales 2024' })).streams[0]!.name).toBe('sales_2024');
+    expect((await csvSource.discover({ path: p }, ctx)).streams[0]!.name).toBe('my_file_v2');
+    expect((await csvSource.discover({ path: p, streamName: 'sales 2024' }, ctx)).streams[0]!.name).toBe('sales_2024');
   });
 
   it('renames duplicate and blank header names', async () => {
     const p = file('dups.csv', 'a,a,,b\n1,2,3,4\n');
-    const s = (await csvSource.discover({ path: p })).streams[0]!;
+    const s = (await csvSource.discover({ path: p }, ctx)).streams[0]!;
     expect(s.fields.map((f) => f.name)).toEqual(['a', 'a_1', 'column_3', 'b']);
   });
 });
@@ -283,7 +289,7 @@ describe('csv source: read', () => {
     const size = fs.statSync(p).size;
     const spy = vi.spyOn(fs, 'createReadStream');
     try {
-      const iter = csvSource.read({ path: p }, [{ name: 'large', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100 })[Symbol.asyncIterator]();
+      const iter = csvSource.read({ path: p }, [{ name: 'large', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, ctx })[Symbol.asyncIterator]();
       const first = await iter.next();
       expect(first.value).toMatchObject({ type: 'records' });
       const stream = spy.mock.results[0]!.value as fs.ReadStream;
@@ -320,7 +326,7 @@ describe('csv source: read', () => {
     const p = file('many.csv', 'a,b\n' + '1,2\n'.repeat(200_000));
     const ac = new AbortController();
     let seen = 0;
-    const iter = csvSource.read({ path: p }, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal });
+    const iter = csvSource.read({ path: p }, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal, ctx });
     await expect(
       (async () => {
         for await (const m of iter) {
@@ -335,7 +341,7 @@ describe('csv source: read', () => {
 
     const pre = new AbortController();
     pre.abort();
-    const it2 = csvSource.read({ path: p }, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: pre.signal });
+    const it2 = csvSource.read({ path: p }, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: pre.signal, ctx });
     await expect(it2[Symbol.asyncIterator]().next()).rejects.toMatchObject({ name: 'AbortError' });
   });
 

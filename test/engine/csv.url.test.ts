@@ -1,7 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, afterAll } from 'vitest';
 import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/csv.source.js';
 import type { DataRecord, SourceMessage, StreamStates } from '../../src/engine/drivers/types.js';
 import { startServer, type LocalServer } from './support/local-server.js';
+import { testFiles } from '../helpers/files.js';
+
+// These drivers open no local file; the context is what every driver call gets.
+const { ctx, cleanup: cleanupFiles } = testFiles();
+afterAll(cleanupFiles);
 
 const servers: LocalServer[] = [];
 afterEach(async () => {
@@ -38,9 +43,9 @@ async function csvServer(): Promise<LocalServer> {
 }
 
 async function collect(config: CsvSourceConfig, state: StreamStates = {}, batchSize = 1000): Promise<SourceMessage[]> {
-  const name = (await csvSource.discover(config)).streams[0]!.name;
+  const name = (await csvSource.discover(config, ctx)).streams[0]!.name;
   const out: SourceMessage[] = [];
-  for await (const m of csvSource.read(config, [{ name, syncMode: 'FULL_REFRESH' }], state, { batchSize })) out.push(m);
+  for await (const m of csvSource.read(config, [{ name, syncMode: 'FULL_REFRESH' }], state, { batchSize, ctx })) out.push(m);
   return out;
 }
 
@@ -50,7 +55,7 @@ describe('csv source: http(s) URLs', () => {
   it('reads a CSV over HTTP, names the stream after the URL path', async () => {
     const s = await csvServer();
     const cfg: CsvSourceConfig = { path: `${s.url}exports/people.csv?token=abc`, columnTypes: { id: 'integer', age: 'integer' } };
-    const cat = await csvSource.discover(cfg);
+    const cat = await csvSource.discover(cfg, ctx);
     expect(cat.streams[0]!.name).toBe('people');
     expect(cat.streams[0]!.fields.map((f) => f.name)).toEqual(['id', 'name', 'age']);
     expect(recs(await collect(cfg))).toEqual([
@@ -73,12 +78,12 @@ describe('csv source: http(s) URLs', () => {
   it('retries a 503 and reports HTTP failures in check', async () => {
     const s = await csvServer();
     expect(recs(await collect({ path: `${s.url}flaky.csv` }))).toHaveLength(3);
-    const ok = await csvSource.check({ path: `${s.url}exports/people.csv` });
+    const ok = await csvSource.check({ path: `${s.url}exports/people.csv` }, ctx);
     expect(ok).toEqual({ ok: true, message: `${s.url}exports/people.csv is reachable; 3 column(s): id, name, age.` });
-    const missing = await csvSource.check({ path: `${s.url}missing.csv` });
+    const missing = await csvSource.check({ path: `${s.url}missing.csv` }, ctx);
     expect(missing.ok).toBe(false);
     expect(missing.message).toContain('Cannot fetch');
     expect(missing.message).toContain('404');
-    await expect(csvSource.discover({ path: `${s.url}missing.csv` })).rejects.toThrow(/404/);
+    await expect(csvSource.discover({ path: `${s.url}missing.csv` }, ctx)).rejects.toThrow(/404/);
   });
 });

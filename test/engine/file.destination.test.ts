@@ -1,18 +1,24 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Papa from 'papaparse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileDestination, type FileDestinationConfig } from '../../src/engine/drivers/file.destination.js';
 import { DriverError, type ConfiguredStream, type DataRecord } from '../../src/engine/drivers/types.js';
+import { testFiles, type TestFiles } from '../helpers/files.js';
 
 let root: string;
+let files: TestFiles;
+let ctx: TestFiles['ctx'];
 let seq = 0;
 beforeAll(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-file-'));
+  files = testFiles('sluice-file-');
+  ctx = files.ctx;
+  // A folder inside the workspace's files folder (the folder itself is not a file path).
+  root = path.join(files.dir, 'work');
+  fs.mkdirSync(root);
 });
 afterAll(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+  files.cleanup();
 });
 
 function freshDir(): string {
@@ -24,7 +30,7 @@ function freshDir(): string {
 const stream = (name = 'orders', extra: Partial<ConfiguredStream> = {}): ConfiguredStream => ({ name, syncMode: 'FULL_REFRESH', ...extra });
 
 async function write(config: FileDestinationConfig, batches: DataRecord[][], opts: { mode?: 'APPEND' | 'OVERWRITE'; stream?: ConfiguredStream } = {}) {
-  const w = await fileDestination.openWriter(config, { writeMode: opts.mode ?? 'APPEND', stream: opts.stream ?? stream() });
+  const w = await fileDestination.openWriter(config, { writeMode: opts.mode ?? 'APPEND', stream: opts.stream ?? stream(), ctx });
   const results = [];
   for (const b of batches) results.push(await w.writeBatch(b));
   await w.commit();
@@ -145,30 +151,30 @@ describe('file destination: patterns and rotation', () => {
   it('keeps streams apart with {stream}; refuses two streams writing the same file', async () => {
     const d = freshDir();
     const cfg: FileDestinationConfig = { path: d, filePattern: '{stream}.jsonl' };
-    const a = await fileDestination.openWriter(cfg, { writeMode: 'APPEND', stream: stream('a') });
-    const b = await fileDestination.openWriter(cfg, { writeMode: 'APPEND', stream: stream('b', { destinationName: 'bee' }) });
+    const a = await fileDestination.openWriter(cfg, { writeMode: 'APPEND', stream: stream('a'), ctx });
+    const b = await fileDestination.openWriter(cfg, { writeMode: 'APPEND', stream: stream('b', { destinationName: 'bee' }), ctx });
     await a.writeBatch([{ s: 'a' }]);
     await b.writeBatch([{ s: 'b' }]);
     await a.commit();
     await b.commit();
     expect(fs.readdirSync(d).sort()).toEqual(['a.jsonl', 'bee.jsonl']);
     const shared = { path: path.join(d, 'all.jsonl') };
-    const w1 = await fileDestination.openWriter(shared, { writeMode: 'APPEND', stream: stream('x') });
-    await expect(fileDestination.openWriter(shared, { writeMode: 'APPEND', stream: stream('y') })).rejects.toThrow(/add \{stream\} to filePattern/);
+    const w1 = await fileDestination.openWriter(shared, { writeMode: 'APPEND', stream: stream('x'), ctx });
+    await expect(fileDestination.openWriter(shared, { writeMode: 'APPEND', stream: stream('y'), ctx })).rejects.toThrow(/add \{stream\} to filePattern/);
     await w1.abort();
-    const w2 = await fileDestination.openWriter(shared, { writeMode: 'APPEND', stream: stream('y') });
+    const w2 = await fileDestination.openWriter(shared, { writeMode: 'APPEND', stream: stream('y'), ctx });
     await w2.commit();
   });
 
   it('validates its config', async () => {
-    await expect(fileDestination.openWriter({ path: freshDir(), filePattern: '{stream}.jsonl', rotateBytes: 10 }, { writeMode: 'APPEND', stream: stream() })).rejects.toThrow(/needs \{n\}/);
-    await expect(fileDestination.openWriter({ path: '/tmp/x.jsonl' }, { writeMode: 'UPSERT', stream: stream() })).rejects.toThrow(DriverError);
+    await expect(fileDestination.openWriter({ path: freshDir(), filePattern: '{stream}.jsonl', rotateBytes: 10 }, { writeMode: 'APPEND', stream: stream(), ctx })).rejects.toThrow(/needs \{n\}/);
+    await expect(fileDestination.openWriter({ path: '/tmp/x.jsonl' }, { writeMode: 'UPSERT', stream: stream(), ctx })).rejects.toThrow(DriverError);
     const d = freshDir();
-    expect(await fileDestination.check({ path: d, filePattern: '{stream}-{n}.csv', rotateBytes: 1000 })).toEqual({
+    expect(await fileDestination.check({ path: d, filePattern: '{stream}-{n}.csv', rotateBytes: 1000 }, ctx)).toEqual({
       ok: true,
       message: `${d} is writable; csv files like orders-1.csv, rotated after 1000 bytes`,
     });
-    expect((await fileDestination.check({ path: path.join(d, 'missing', 'x.jsonl') })).message).toContain('Directory does not exist');
+    expect((await fileDestination.check({ path: path.join(d, 'missing', 'x.jsonl') }, ctx)).message).toContain('Directory does not exist');
   });
 });
 
@@ -180,7 +186,7 @@ describe('file destination: overwrite', () => {
     const before = fs.readdirSync(d).length;
     expect(before).toBe(3);
     fs.writeFileSync(path.join(d, 'other-1.jsonl'), '{"keep":true}\n');
-    const w = await fileDestination.openWriter(cfg, { writeMode: 'OVERWRITE', stream: stream() });
+    const w = await fileDestination.openWriter(cfg, { writeMode: 'OVERWRITE', stream: stream(), ctx });
     await w.writeBatch([{ n: 1 }, { n: 2 }]);
     expect(jsonl(path.join(d, 'orders-1.jsonl'))[0]).toEqual({ old: 0 });
     expect(fs.existsSync(path.join(d, 'orders-1.jsonl.sluice-tmp'))).toBe(true);
@@ -193,7 +199,7 @@ describe('file destination: overwrite', () => {
     const d = freshDir();
     const file = path.join(d, 'out.csv');
     fs.writeFileSync(file, 'a\r\n1\r\n');
-    const w = await fileDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream() });
+    const w = await fileDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream(), ctx });
     await w.writeBatch([{ a: 2 }]);
     await w.abort();
     expect(fs.readFileSync(file, 'utf8')).toBe('a\r\n1\r\n');
@@ -204,7 +210,7 @@ describe('file destination: overwrite', () => {
     const d = freshDir();
     const file = path.join(d, 'empty.csv');
     fs.writeFileSync(file, 'old\r\n1\r\n');
-    const w = await fileDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream('s', { schema: [{ name: 'x', type: 'string', nullable: true }] }) });
+    const w = await fileDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream('s', { schema: [{ name: 'x', type: 'string', nullable: true }] }), ctx });
     await w.commit();
     expect(fs.readFileSync(file, 'utf8')).toBe('x\r\n');
   });

@@ -1,11 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, afterAll } from 'vitest';
 import { generatorSource, type GeneratorSourceConfig } from '../../src/engine/drivers/generator.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamStates } from '../../src/engine/drivers/types.js';
+import { testFiles } from '../helpers/files.js';
+
+// These drivers open no local file; the context is what every driver call gets.
+const { ctx, cleanup: cleanupFiles } = testFiles();
+afterAll(cleanupFiles);
 
 async function collect(config: GeneratorSourceConfig, opts: { state?: StreamStates; batchSize?: number; streams?: ConfiguredStream[] } = {}): Promise<SourceMessage[]> {
   const streams = opts.streams ?? [{ name: 'stream_1', syncMode: 'FULL_REFRESH' }];
   const out: SourceMessage[] = [];
-  for await (const m of generatorSource.read(config, streams, opts.state ?? {}, { batchSize: opts.batchSize ?? 1000 })) out.push(m);
+  for await (const m of generatorSource.read(config, streams, opts.state ?? {}, { batchSize: opts.batchSize ?? 1000, ctx })) out.push(m);
   return out;
 }
 
@@ -53,7 +58,7 @@ describe('generator source', () => {
 
   it('serves several named streams round-robin with seq unique across streams', async () => {
     const cfg: GeneratorSourceConfig = { count: 30, streams: ['users', 'orders', 'items'], shape: { fields: 1 } };
-    const cat = await generatorSource.discover(cfg);
+    const cat = await generatorSource.discover(cfg, ctx);
     expect(cat.streams.map((s) => s.name)).toEqual(['users', 'orders', 'items']);
     expect(cat.streams[0]).toMatchObject({ defaultCursorField: ['id'], sourceDefinedPrimaryKey: ['id'], supportedSyncModes: ['FULL_REFRESH', 'INCREMENTAL'] });
     expect(cat.streams[0]!.fields).toEqual([
@@ -76,14 +81,14 @@ describe('generator source', () => {
 
   it('is unbounded with count 0 until the consumer stops or the job is cancelled', async () => {
     let n = 0;
-    for await (const m of generatorSource.read({ count: 0 }, [{ name: 'stream_1', syncMode: 'INCREMENTAL' }], {}, { batchSize: 500 })) {
+    for await (const m of generatorSource.read({ count: 0 }, [{ name: 'stream_1', syncMode: 'INCREMENTAL' }], {}, { batchSize: 500, ctx })) {
       if (m.type === 'records') n += m.records.length;
       if (n >= 20_000) break;
     }
     expect(n).toBe(20_000);
     const ac = new AbortController();
     const run = (async () => {
-      for await (const m of generatorSource.read({ count: 0, rate: 1000 }, [{ name: 'stream_1', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal })) {
+      for await (const m of generatorSource.read({ count: 0, rate: 1000 }, [{ name: 'stream_1', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal, ctx })) {
         void m;
       }
     })();
@@ -111,7 +116,7 @@ describe('generator source', () => {
   });
 
   it('checks its config', async () => {
-    expect(await generatorSource.check({ count: 0, streams: 2 })).toEqual({ ok: true, message: 'Generates unbounded per stream for 2 stream(s) with 11 field(s) each' });
-    expect((await generatorSource.check({ count: -1 })).ok).toBe(false);
+    expect(await generatorSource.check({ count: 0, streams: 2 }, ctx)).toEqual({ ok: true, message: 'Generates unbounded per stream for 2 stream(s) with 11 field(s) each' });
+    expect((await generatorSource.check({ count: -1 }, ctx)).ok).toBe(false);
   });
 });

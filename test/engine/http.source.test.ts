@@ -1,8 +1,13 @@
 import type http from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, afterAll } from 'vitest';
 import { compareCursor, httpSource, type HttpSourceConfig } from '../../src/engine/drivers/http.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamStates } from '../../src/engine/drivers/types.js';
 import { json, startServer, type LocalServer, type RecordedRequest } from './support/local-server.js';
+import { testFiles } from '../helpers/files.js';
+
+// These drivers open no local file; the context is what every driver call gets.
+const { ctx, cleanup: cleanupFiles } = testFiles();
+afterAll(cleanupFiles);
 
 const servers: LocalServer[] = [];
 afterEach(async () => {
@@ -25,7 +30,7 @@ async function collect(
   const name = opts.name ?? 'items';
   const out: SourceMessage[] = [];
   const streams: ConfiguredStream[] = [{ name, syncMode: opts.syncMode ?? 'FULL_REFRESH' }];
-  for await (const m of httpSource.read(config, streams, opts.state ?? {}, { batchSize: opts.batchSize ?? 100 })) out.push(m);
+  for await (const m of httpSource.read(config, streams, opts.state ?? {}, { batchSize: opts.batchSize ?? 100, ctx })) out.push(m);
   return out;
 }
 
@@ -245,7 +250,7 @@ describe('http source: errors, retries and auth', () => {
     expect((err as DriverError).message).toContain('401');
     expect((err as DriverError).message).not.toContain('tok-123');
     expect(s.requests).toHaveLength(1);
-    const chk = await httpSource.check({ url: `${s.url}items` });
+    const chk = await httpSource.check({ url: `${s.url}items` }, ctx);
     expect(chk.ok).toBe(false);
     expect(chk.message).toContain('authentication refused');
   });
@@ -304,7 +309,7 @@ describe('http source: errors, retries and auth', () => {
 describe('http source: check and discover', () => {
   it('discovers fields from the first page and reports incremental support', async () => {
     const s = await api();
-    const cat = await httpSource.discover({ url: `${s.url}items`, uniqueIdColumn: 'id', incremental: { cursorField: 'updated_at' } });
+    const cat = await httpSource.discover({ url: `${s.url}items`, uniqueIdColumn: 'id', incremental: { cursorField: 'updated_at' } }, ctx);
     expect(cat.streams).toEqual([
       {
         name: 'items',
@@ -319,8 +324,8 @@ describe('http source: check and discover', () => {
       },
     ]);
     expect(s.requests).toHaveLength(1);
-    const chk = await httpSource.check({ url: `${s.url}items` });
+    const chk = await httpSource.check({ url: `${s.url}items` }, ctx);
     expect(chk).toEqual({ ok: true, message: `${s.url}items answered with 5 record(s) on the first page; fields: id, name, updated_at` });
-    expect((await httpSource.check({ url: `${s.url}items`, uniqueIdColumn: 'sku' })).ok).toBe(false);
+    expect((await httpSource.check({ url: `${s.url}items`, uniqueIdColumn: 'sku' }, ctx)).ok).toBe(false);
   });
 });

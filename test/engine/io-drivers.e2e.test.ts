@@ -2,7 +2,6 @@
  * The new drivers through the real job runner (worker thread, checkpoints, dead letters).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,14 +9,19 @@ import type { StreamStates } from '../../src/engine/drivers/types.js';
 import { Runner, type CheckpointData, type JobOutcome, type RunnerHost } from '../../src/engine/runner/runner.js';
 import { zeroCounters, type Counters, type DeadLetterRecord, type JobPlan } from '../../src/engine/runner/protocol.js';
 import { json, startServer, type LocalServer } from './support/local-server.js';
+import { testFiles, type TestFiles } from '../helpers/files.js';
 
 let dir: string;
+let files: TestFiles;
 const servers: LocalServer[] = [];
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-'));
+  files = testFiles('sluice-e2e-');
+  // A folder inside the workspace's files folder (the folder itself is not a file path).
+  dir = path.join(files.dir, 'work');
+  fs.mkdirSync(dir);
 });
 afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
+  files.cleanup();
 });
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
@@ -53,6 +57,7 @@ function plan(p: Partial<JobPlan> & Pick<JobPlan, 'source' | 'destination' | 'st
   return {
     jobId: `job-${Math.random().toString(36).slice(2)}`,
     pipelineId: 'p1',
+    files: files.scope,
     state: {},
     mapping: null,
     writeMode: 'APPEND',

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,15 +6,22 @@ import { JsonArrayScanner, JsonStructureError, LineSplitter } from '../../src/en
 import { jsonSource, type JsonSourceConfig } from '../../src/engine/drivers/json.source.js';
 import { DriverError, type DataRecord, type SourceMessage, type StreamStates } from '../../src/engine/drivers/types.js';
 import { json, startServer, type LocalServer } from './support/local-server.js';
+import { testFiles, type TestFiles } from '../helpers/files.js';
 
 let dir: string;
+let files: TestFiles;
+let ctx: TestFiles['ctx'];
 const servers: LocalServer[] = [];
 
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-json-'));
+  files = testFiles('sluice-json-');
+  ctx = files.ctx;
+  // A folder inside the workspace's files folder (the folder itself is not a file path).
+  dir = path.join(files.dir, 'work');
+  fs.mkdirSync(dir);
 });
 afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
+  files.cleanup();
 });
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
@@ -28,10 +34,10 @@ function file(name: string, content: string | Buffer): string {
 }
 
 async function collect(config: JsonSourceConfig, opts: { state?: StreamStates; batchSize?: number; signal?: AbortSignal } = {}): Promise<SourceMessage[]> {
-  const catalog = await jsonSource.discover(config);
+  const catalog = await jsonSource.discover(config, ctx);
   const name = catalog.streams[0]!.name;
   const out: SourceMessage[] = [];
-  for await (const m of jsonSource.read(config, [{ name, syncMode: 'FULL_REFRESH' }], opts.state ?? {}, { batchSize: opts.batchSize ?? 1000, signal: opts.signal })) {
+  for await (const m of jsonSource.read(config, [{ name, syncMode: 'FULL_REFRESH' }], opts.state ?? {}, { batchSize: opts.batchSize ?? 1000, signal: opts.signal, ctx })) {
     out.push(m);
   }
   return out;
@@ -196,7 +202,7 @@ describe('json source: reading files', () => {
     const p = file('trunc.json', '[{"a":1},{"a":2},{"a"');
     await expect(collect({ url: p, format: 'json' })).rejects.toThrow(DriverError);
     const q = file('nopath.json', '{"data":{"rows":[{"a":1}]}}');
-    await expect(jsonSource.discover({ url: q, recordsPath: 'data.items' })).rejects.toThrow(/arrays found at: data\.rows/);
+    await expect(jsonSource.discover({ url: q, recordsPath: 'data.items' }, ctx)).rejects.toThrow(/arrays found at: data\.rows/);
   });
 
   it('resumes from { row: N } without re-reading, for JSON Lines and arrays', async () => {
@@ -233,7 +239,7 @@ describe('json source: reading files', () => {
   it('keeps only the selected fields', async () => {
     const p = file('sel.jsonl', '{"a":1,"b":2,"c":3}\n{"a":4}\n');
     const out: DataRecord[] = [];
-    for await (const m of jsonSource.read({ url: p }, [{ name: 'sel', syncMode: 'FULL_REFRESH', fields: ['a', 'c'] }], {}, { batchSize: 10 })) {
+    for await (const m of jsonSource.read({ url: p }, [{ name: 'sel', syncMode: 'FULL_REFRESH', fields: ['a', 'c'] }], {}, { batchSize: 10, ctx })) {
       if (m.type === 'records') out.push(...m.records);
     }
     expect(out).toEqual([{ a: 1, c: 3 }, { a: 4 }]);
@@ -242,7 +248,7 @@ describe('json source: reading files', () => {
   it('stops promptly when aborted', async () => {
     const p = file('abort.jsonl', Array.from({ length: 50_000 }, (_, i) => `{"i":${i}}`).join('\n'));
     const ac = new AbortController();
-    const it = jsonSource.read({ url: p }, [{ name: 'abort', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal });
+    const it = jsonSource.read({ url: p }, [{ name: 'abort', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal, ctx });
     const first = await it[Symbol.asyncIterator]().next();
     expect(first.done).toBe(false);
     ac.abort();
@@ -262,7 +268,7 @@ describe('json source: check and discover', () => {
       JSON.stringify({ sku: 'a', price: 1, qty: 2, ok: true, at: '2024-01-02T03:04:05Z', meta: { x: 1 } }),
       JSON.stringify({ sku: 'b', price: 2.5, qty: 3, ok: false, at: '2024-02-02', meta: [1], extra: null }),
     ].join('\n'));
-    const cat = await jsonSource.discover({ url: p, uniqueIdColumn: 'sku' });
+    const cat = await jsonSource.discover({ url: p, uniqueIdColumn: 'sku' }, ctx);
     const s = cat.streams[0]!;
     expect(s.name).toBe('products');
     expect(s.sourceDefinedPrimaryKey).toEqual(['sku']);
@@ -276,22 +282,22 @@ describe('json source: check and discover', () => {
       { name: 'meta', type: 'json', nullable: false },
       { name: 'extra', type: 'string', nullable: true },
     ]);
-    await expect(jsonSource.discover({ url: p, uniqueIdColumn: 'id' })).rejects.toThrow(/uniqueIdColumn "id"/);
+    await expect(jsonSource.discover({ url: p, uniqueIdColumn: 'id' }, ctx)).rejects.toThrow(/uniqueIdColumn "id"/);
   });
 
   it('checks files: missing, directory, good, unusable first record, missing id field', async () => {
-    expect(await jsonSource.check({ url: path.join(dir, 'none.json') })).toEqual({ ok: false, message: `File not found: ${path.join(dir, 'none.json')}` });
-    expect((await jsonSource.check({ url: dir })).message).toContain('is a directory');
+    expect(await jsonSource.check({ url: path.join(dir, 'none.json') }, ctx)).toEqual({ ok: false, message: `File not found: ${path.join(dir, 'none.json')}` });
+    expect((await jsonSource.check({ url: dir }, ctx)).message).toContain('is a directory');
     const good = file('good.json', '{"data":[{"id":1,"n":"x"}]}');
-    const ok = await jsonSource.check({ url: good, recordsPath: 'data' });
+    const ok = await jsonSource.check({ url: good, recordsPath: 'data' }, ctx);
     expect(ok.ok).toBe(true);
     expect(ok.message).toContain('2 field(s): id, n');
     const pretty = file('pretty.jsonl', '{\n  "id": 1\n}\n');
-    const bad = await jsonSource.check({ url: pretty });
+    const bad = await jsonSource.check({ url: pretty }, ctx);
     expect(bad.ok).toBe(false);
     expect(bad.message).toContain('set format to json');
-    expect((await jsonSource.check({ url: good, recordsPath: 'data', uniqueIdColumn: 'sku' })).ok).toBe(false);
-    expect((await jsonSource.check({ url: good })).message).toContain('set recordsPath');
+    expect((await jsonSource.check({ url: good, recordsPath: 'data', uniqueIdColumn: 'sku' }, ctx)).ok).toBe(false);
+    expect((await jsonSource.check({ url: good }, ctx)).message).toContain('set recordsPath');
   });
 });
 
@@ -317,9 +323,9 @@ describe('json source: URLs', () => {
     expect(s.requests.every((r) => r.headers['x-token'] === 't1')).toBe(true);
     expect(records(await collect({ url: `${s.url}encoded` }))).toEqual(items);
     expect(records(await collect({ url: `${s.url}file.json.gz` }))).toEqual(items);
-    const cat = await jsonSource.discover({ url: `${s.url}file.json.gz` });
+    const cat = await jsonSource.discover({ url: `${s.url}file.json.gz` }, ctx);
     expect(cat.streams[0]!.name).toBe('file');
-    const missing = await jsonSource.check({ url: `${s.url}missing.json` });
+    const missing = await jsonSource.check({ url: `${s.url}missing.json` }, ctx);
     expect(missing.ok).toBe(false);
     expect(missing.message).toContain('404');
   });
@@ -343,7 +349,7 @@ describe('json source: URLs', () => {
     });
     servers.push(s);
     const got: DataRecord[] = [];
-    for await (const m of jsonSource.read({ url: s.url, recordsPath: 'items', format: 'json' }, [{ name: '127_0_0_1', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 500 })) {
+    for await (const m of jsonSource.read({ url: s.url, recordsPath: 'items', format: 'json' }, [{ name: '127_0_0_1', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 500, ctx })) {
       if (m.type === 'records') got.push(...m.records);
       if (got.length >= 1500) break;
     }

@@ -3,6 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileLine, postgresDestination, tmpTableName, type PostgresDestinationConfig } from '../../src/engine/drivers/postgres.destination.js';
 import type { ConfiguredStream, DataRecord, FieldSchema, WriteMode, WriteResult } from '../../src/engine/drivers/types.js';
 import { PG_URL, connectTo, createTestDatabase, skipNote, type TestDatabase } from './pg-test-db.js';
+import { testFiles } from '../helpers/files.js';
+
+// These drivers open no local file; the context is what every driver call gets.
+const { ctx, cleanup: cleanupFiles } = testFiles();
+afterAll(cleanupFiles);
 
 skipNote('postgres destination');
 
@@ -79,7 +84,7 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
   }
 
   async function writeAll(writeMode: WriteMode, s: ConfiguredStream, batches: DataRecord[][], config = cfg): Promise<WriteResult[]> {
-    const w = await postgresDestination.openWriter(config, { writeMode, stream: s });
+    const w = await postgresDestination.openWriter(config, { writeMode, stream: s, ctx });
     const results: WriteResult[] = [];
     for (const b of batches) results.push(await w.writeBatch(b));
     await w.commit();
@@ -107,27 +112,27 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
 
   describe('check / discover', () => {
     it('reports a schema to be created, then an existing writable one', async () => {
-      const res = await postgresDestination.check({ connectionString: db.url, schema: 'fresh' });
+      const res = await postgresDestination.check({ connectionString: db.url, schema: 'fresh' }, ctx);
       expect(res.ok).toBe(true);
       expect(res.message).toContain('does not exist yet and will be created');
-      const pub = await postgresDestination.check({ connectionString: db.url });
+      const pub = await postgresDestination.check({ connectionString: db.url }, ctx);
       expect(pub).toMatchObject({ ok: true });
       expect(pub.message).toContain('schema "public" is writable');
     });
 
     it('reports bad credentials and createTable=false without a table', async () => {
       const u = new URL(db.url);
-      const bad = await postgresDestination.check({ host: u.hostname, port: Number(u.port || 5432), database: db.name, user: 'sluice_no_such_role' });
+      const bad = await postgresDestination.check({ host: u.hostname, port: Number(u.port || 5432), database: db.name, user: 'sluice_no_such_role' }, ctx);
       expect(bad.ok).toBe(false);
       expect(bad.message).toMatch(/Authentication failed|sluice_no_such_role/);
-      const res = await postgresDestination.check({ connectionString: db.url, table: 'missing', createTable: false });
+      const res = await postgresDestination.check({ connectionString: db.url, table: 'missing', createTable: false }, ctx);
       expect(res).toEqual({ ok: false, message: 'Table public.missing does not exist and createTable is false' });
     });
 
     it('discovers written tables with types and primary keys', async () => {
       const t = table();
       await writeAll('APPEND', stream(t), [[{ id: 1, name: 'a' }]]);
-      const catalog = await postgresDestination.discover(cfg);
+      const catalog = await postgresDestination.discover(cfg, ctx);
       const s = catalog.streams.find((x) => x.name === t)!;
       expect(s.sourceDefinedPrimaryKey).toEqual(['id']);
       expect(s.fields).toEqual(schema.map((f) => ({ ...f, nullable: f.name !== 'id' })));
@@ -170,7 +175,7 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
 
     it('is visible to another connection as soon as writeBatch resolves', async () => {
       const t = table();
-      const w = await postgresDestination.openWriter(cfg, { writeMode: 'APPEND', stream: stream(t) });
+      const w = await postgresDestination.openWriter(cfg, { writeMode: 'APPEND', stream: stream(t), ctx });
       await w.writeBatch([{ id: 1, name: 'a' }]);
       const other = await connectTo(db.url);
       try {
@@ -246,7 +251,7 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
     });
 
     it('refuses to create a table when createTable is false', async () => {
-      await expect(postgresDestination.openWriter({ ...cfg, createTable: false }, { writeMode: 'APPEND', stream: stream('never_created') })).rejects.toThrow(
+      await expect(postgresDestination.openWriter({ ...cfg, createTable: false }, { writeMode: 'APPEND', stream: stream('never_created'), ctx })).rejects.toThrow(
         /does not exist and createTable is false/,
       );
     });
@@ -295,7 +300,7 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
     });
 
     it('needs a primary key and creates a unique index on an existing table lacking one', async () => {
-      await expect(postgresDestination.openWriter(cfg, { writeMode: 'UPSERT', stream: stream('nokey', { primaryKey: null }) })).rejects.toThrow(/needs a primary key/);
+      await expect(postgresDestination.openWriter(cfg, { writeMode: 'UPSERT', stream: stream('nokey', { primaryKey: null }), ctx })).rejects.toThrow(/needs a primary key/);
       await db.client.query(`CREATE TABLE dw.loose (id bigint, name text)`);
       await writeAll('UPSERT', stream('loose', { schema: null }), [[{ id: 1, name: 'a' }], [{ id: 1, name: 'b' }]]);
       expect(await rows('loose')).toEqual([{ id: '1', name: 'b' }]);
@@ -341,7 +346,7 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
       await writeAll('APPEND', stream(t), [[{ id: 1, name: 'old1' }, { id: 2, name: 'old2' }]]);
       const reader = await connectTo(db.url);
       try {
-        const w = await postgresDestination.openWriter(cfg, { writeMode: 'OVERWRITE', stream: stream(t) });
+        const w = await postgresDestination.openWriter(cfg, { writeMode: 'OVERWRITE', stream: stream(t), ctx });
         await w.writeBatch([{ id: 10, name: 'new10' }]);
         await w.writeBatch([{ id: 11, name: 'new11' }, { id: 12, name: 'new12' }]);
         expect((await rows(t, reader)).map((r) => r.name)).toEqual(['old1', 'old2']);
@@ -374,7 +379,7 @@ describe.skipIf(!PG_URL)('postgres destination', () => {
     it('abort leaves the old table untouched and drops the temp table', async () => {
       const t = table();
       await writeAll('APPEND', stream(t), [[{ id: 1, name: 'old' }]]);
-      const w = await postgresDestination.openWriter(cfg, { writeMode: 'OVERWRITE', stream: stream(t) });
+      const w = await postgresDestination.openWriter(cfg, { writeMode: 'OVERWRITE', stream: stream(t), ctx });
       await w.writeBatch([{ id: 2, name: 'new' }]);
       await w.abort();
       expect((await rows(t)).map((r) => r.name)).toEqual(['old']);

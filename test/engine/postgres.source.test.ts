@@ -2,6 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresSource, parseNumeric, type PostgresSourceConfig } from '../../src/engine/drivers/postgres.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamState, type StreamStates } from '../../src/engine/drivers/types.js';
 import { PG_URL, createTestDatabase, skipNote, type TestDatabase } from './pg-test-db.js';
+import { testFiles } from '../helpers/files.js';
+
+// These drivers open no local file; the context is what every driver call gets.
+const { ctx, cleanup: cleanupFiles } = testFiles();
+afterAll(cleanupFiles);
 
 skipNote('postgres source');
 
@@ -60,7 +65,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
 
   async function collect(config: PostgresSourceConfig, streams: ConfiguredStream[], state: StreamStates = {}, batchSize = 1000): Promise<SourceMessage[]> {
     const out: SourceMessage[] = [];
-    for await (const m of postgresSource.read(config, streams, state, { batchSize })) out.push(m);
+    for await (const m of postgresSource.read(config, streams, state, { batchSize, ctx })) out.push(m);
     return out;
   }
   const records = (msgs: SourceMessage[]): DataRecord[] => msgs.flatMap((m) => (m.type === 'records' ? m.records : []));
@@ -69,7 +74,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
 
   describe('check', () => {
     it('connects, runs select 1 and reports the tables', async () => {
-      const res = await postgresSource.check(cfg);
+      const res = await postgresSource.check(cfg, ctx);
       expect(res.ok).toBe(true);
       expect(res.message).toContain('PostgreSQL');
       expect(res.message).toContain('3 table(s)');
@@ -77,33 +82,33 @@ describe.skipIf(!PG_URL)('postgres source', () => {
 
     it('reports bad credentials', async () => {
       const u = new URL(db.url);
-      const res = await postgresSource.check({ host: u.hostname, port: Number(u.port || 5432), database: db.name, user: 'sluice_no_such_role', password: 'x' });
+      const res = await postgresSource.check({ host: u.hostname, port: Number(u.port || 5432), database: db.name, user: 'sluice_no_such_role', password: 'x' }, ctx);
       expect(res.ok).toBe(false);
       expect(res.message).toMatch(/Authentication failed|sluice_no_such_role/);
     });
 
     it('reports an unreachable server', async () => {
-      const res = await postgresSource.check({ host: '127.0.0.1', port: 1, database: 'x', user: 'x' });
+      const res = await postgresSource.check({ host: '127.0.0.1', port: 1, database: 'x', user: 'x' }, ctx);
       expect(res.ok).toBe(false);
       expect(res.message).toContain('Connection refused');
     });
 
     it('reports listed tables that do not exist, with the available ones', async () => {
-      const res = await postgresSource.check({ ...cfg, tables: ['items', 'nope'] });
+      const res = await postgresSource.check({ ...cfg, tables: ['items', 'nope'] }, ctx);
       expect(res.ok).toBe(false);
       expect(res.message).toContain('Table(s) not found in schema "public": nope');
       expect(res.message).toContain('available: events, heap, items');
     });
 
     it('reports a missing schema and a broken custom query', async () => {
-      expect((await postgresSource.check({ ...cfg, schema: 'nope' })).message).toContain('Schema "nope" does not exist');
-      const res = await postgresSource.check({ ...cfg, queries: [{ name: 'q', sql: 'SELECT nope FROM items' }] });
+      expect((await postgresSource.check({ ...cfg, schema: 'nope' }, ctx)).message).toContain('Schema "nope" does not exist');
+      const res = await postgresSource.check({ ...cfg, queries: [{ name: 'q', sql: 'SELECT nope FROM items' }] }, ctx);
       expect(res.ok).toBe(false);
       expect(res.message).toContain('query "q" is not a valid SELECT');
     });
 
     it('rejects connectionString mixed with host fields', async () => {
-      const res = await postgresSource.check({ ...cfg, host: 'x' });
+      const res = await postgresSource.check({ ...cfg, host: 'x' }, ctx);
       expect(res.ok).toBe(false);
       expect(res.message).toContain('either connectionString or host');
     });
@@ -111,7 +116,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
 
   describe('discover', () => {
     it('reports real column types, nullability and primary keys', async () => {
-      const catalog = await postgresSource.discover(cfg);
+      const catalog = await postgresSource.discover(cfg, ctx);
       expect(catalog.streams.map((s) => s.name)).toEqual(['events', 'heap', 'items']);
       const items = catalog.streams.find((s) => s.name === 'items')!;
       expect(items.fields).toEqual([
@@ -143,7 +148,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
     });
 
     it('honours schema, tables (views allowed) and custom queries', async () => {
-      const sales = await postgresSource.discover({ ...cfg, schema: 'sales' });
+      const sales = await postgresSource.discover({ ...cfg, schema: 'sales' }, ctx);
       expect(sales.streams).toEqual([
         {
           name: 'orders',
@@ -163,7 +168,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
           { name: 'plain', sql: 'SELECT id, name, now() AS at FROM items;' },
           { name: 'inc', sql: 'SELECT id, updated FROM events', cursorField: 'updated', primaryKey: ['id'] },
         ],
-      });
+      }, ctx);
       expect(some.streams.map((s) => [s.name, s.supportedSyncModes, s.defaultCursorField, s.sourceDefinedPrimaryKey])).toEqual([
         ['v_items', ['FULL_REFRESH', 'INCREMENTAL'], null, null],
         ['plain', ['FULL_REFRESH'], null, null],
@@ -177,7 +182,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
     });
 
     it('fails clearly on a bad query', async () => {
-      await expect(postgresSource.discover({ ...cfg, queries: [{ name: 'q', sql: 'SELECT a.id, b.id FROM items a, items b' }] })).rejects.toThrow(
+      await expect(postgresSource.discover({ ...cfg, queries: [{ name: 'q', sql: 'SELECT a.id, b.id FROM items a, items b' }] }, ctx)).rejects.toThrow(
         /duplicate column name\(s\) id/,
       );
     });
@@ -340,7 +345,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
       const ac = new AbortController();
       let seen = 0;
       const run = async () => {
-        for await (const m of postgresSource.read(cfg, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal })) {
+        for await (const m of postgresSource.read(cfg, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, signal: ac.signal, ctx })) {
           if (m.type === 'records') {
             seen += m.records.length;
             if (seen >= 300) ac.abort();
@@ -351,7 +356,7 @@ describe.skipIf(!PG_URL)('postgres source', () => {
       expect(seen).toBeLessThan(1000);
       const pre = new AbortController();
       pre.abort();
-      const iter = postgresSource.read(cfg, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 10, signal: pre.signal });
+      const iter = postgresSource.read(cfg, [{ name: 'many', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 10, signal: pre.signal, ctx });
       await expect(iter[Symbol.asyncIterator]().next()).rejects.toMatchObject({ name: 'AbortError' });
       await new Promise((r) => setTimeout(r, 100));
       const open = await db.client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'sluice'`, [db.name]);

@@ -1,20 +1,26 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteDestination } from '../../src/engine/drivers/sqlite.destination.js';
 import { DriverError, type ConfiguredStream, type FieldSchema, type WriteMode } from '../../src/engine/drivers/types.js';
+import { testFiles, type TestFiles } from '../helpers/files.js';
 
 let dir: string;
+let files: TestFiles;
+let ctx: TestFiles['ctx'];
 let seq = 0;
 
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-sqlite-'));
+  files = testFiles('sluice-sqlite-');
+  ctx = files.ctx;
+  // A folder inside the workspace's files folder (the folder itself is not a file path).
+  dir = path.join(files.dir, 'work');
+  fs.mkdirSync(dir);
 });
 
 afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
+  files.cleanup();
 });
 
 function dbPath(): string {
@@ -44,7 +50,7 @@ function stream(extra: Partial<ConfiguredStream> = {}): ConfiguredStream {
 }
 
 async function writeAll(file: string, writeMode: WriteMode, s: ConfiguredStream, batches: Record<string, unknown>[][]) {
-  const w = await sqliteDestination.openWriter({ path: file }, { writeMode, stream: s });
+  const w = await sqliteDestination.openWriter({ path: file }, { writeMode, stream: s, ctx });
   const results = [];
   for (const b of batches) results.push(await w.writeBatch(b));
   await w.commit();
@@ -53,7 +59,7 @@ async function writeAll(file: string, writeMode: WriteMode, s: ConfiguredStream,
 
 describe('sqlite destination: check', () => {
   it('accepts a new file in a writable directory', async () => {
-    const res = await sqliteDestination.check({ path: dbPath() });
+    const res = await sqliteDestination.check({ path: dbPath() }, ctx);
     expect(res.ok).toBe(true);
     expect(res.message).toContain('will be created');
   });
@@ -61,12 +67,12 @@ describe('sqlite destination: check', () => {
   it('accepts an existing database', async () => {
     const file = dbPath();
     new Database(file).exec('CREATE TABLE t (a)').close();
-    const res = await sqliteDestination.check({ path: file });
+    const res = await sqliteDestination.check({ path: file }, ctx);
     expect(res).toEqual({ ok: true, message: `${file} is a writable SQLite database with 1 table(s)` });
   });
 
   it('reports a missing directory', async () => {
-    const res = await sqliteDestination.check({ path: path.join(dir, 'missing', 'x.db') });
+    const res = await sqliteDestination.check({ path: path.join(dir, 'missing', 'x.db') }, ctx);
     expect(res.ok).toBe(false);
     expect(res.message).toContain('Directory does not exist');
   });
@@ -74,14 +80,14 @@ describe('sqlite destination: check', () => {
   it('reports a file that is not a SQLite database', async () => {
     const file = path.join(dir, 'notadb.sqlite');
     fs.writeFileSync(file, 'this is definitely not sqlite '.repeat(200));
-    const res = await sqliteDestination.check({ path: file });
+    const res = await sqliteDestination.check({ path: file }, ctx);
     expect(res).toEqual({ ok: false, message: `${file} is not a SQLite database` });
   });
 
   it('reports a path that is a directory', async () => {
     const sub = path.join(dir, 'adir');
     fs.mkdirSync(sub);
-    const res = await sqliteDestination.check({ path: sub });
+    const res = await sqliteDestination.check({ path: sub }, ctx);
     expect(res.ok).toBe(false);
     expect(res.message).toContain('not a regular file');
   });
@@ -92,7 +98,7 @@ describe('sqlite destination: check', () => {
     other.exec('CREATE TABLE t (a)');
     other.exec('BEGIN IMMEDIATE');
     try {
-      const res = await sqliteDestination.check({ path: file });
+      const res = await sqliteDestination.check({ path: file }, ctx);
       expect(res.ok).toBe(false);
       expect(res.message).toContain('locked');
     } finally {
@@ -104,7 +110,7 @@ describe('sqlite destination: check', () => {
 
 describe('sqlite destination: discover', () => {
   it('returns an empty catalog for a missing file', async () => {
-    expect(await sqliteDestination.discover({ path: dbPath() })).toEqual({ streams: [] });
+    expect(await sqliteDestination.discover({ path: dbPath() }, ctx)).toEqual({ streams: [] });
   });
 
   it('lists tables with mapped column types and primary keys', async () => {
@@ -114,7 +120,7 @@ describe('sqlite destination: discover', () => {
              CREATE TABLE lines (order_id INTEGER, n INTEGER, qty REAL, PRIMARY KEY (order_id, n));
              CREATE TABLE orders__sluice_tmp (x);`);
     db.close();
-    const catalog = await sqliteDestination.discover({ path: file });
+    const catalog = await sqliteDestination.discover({ path: file }, ctx);
     expect(catalog.streams.map((s) => s.name)).toEqual(['lines', 'orders']);
     const orders = catalog.streams[1]!;
     expect(orders.sourceDefinedPrimaryKey).toEqual(['id']);
@@ -193,7 +199,7 @@ describe('sqlite destination: write modes', () => {
   it('uses config.table, else destinationName, sanitized', async () => {
     const file = dbPath();
     await writeAll(file, 'APPEND', stream({ destinationName: 'my-items.v2', primaryKey: null }), [[{ id: 1, name: 'a' }]]);
-    const w = await sqliteDestination.openWriter({ path: file, table: '2024 sales' }, { writeMode: 'APPEND', stream: stream({ primaryKey: null }) });
+    const w = await sqliteDestination.openWriter({ path: file, table: '2024 sales' }, { writeMode: 'APPEND', stream: stream({ primaryKey: null }), ctx });
     await w.writeBatch([{ id: 1, name: 'x' }]);
     await w.commit();
     const names = query(file, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
@@ -222,7 +228,7 @@ describe('sqlite destination: write modes', () => {
 
   it('UPSERT and MERGE need a primary key', async () => {
     for (const writeMode of ['UPSERT', 'MERGE'] as const) {
-      const p = sqliteDestination.openWriter({ path: dbPath() }, { writeMode, stream: stream({ primaryKey: null }) });
+      const p = sqliteDestination.openWriter({ path: dbPath() }, { writeMode, stream: stream({ primaryKey: null }), ctx });
       await expect(p).rejects.toBeInstanceOf(DriverError);
       await expect(p).rejects.toThrow(/needs a primary key/);
     }
@@ -268,7 +274,7 @@ describe('sqlite destination: write modes', () => {
     const reader = new Database(file, { readonly: true });
     try {
       const read = () => reader.prepare('SELECT id, name FROM items ORDER BY id').all();
-      const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream() });
+      const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream(), ctx });
       await w.writeBatch([{ id: 10, name: 'new10' }]);
       await w.writeBatch([{ id: 11, name: 'new11' }]);
       expect(read()).toEqual([
@@ -298,7 +304,7 @@ describe('sqlite destination: write modes', () => {
   it('OVERWRITE abort leaves the old table and drops the temp table', async () => {
     const file = dbPath();
     await writeAll(file, 'APPEND', stream(), [[{ id: 1, name: 'old' }]]);
-    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream() });
+    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'OVERWRITE', stream: stream(), ctx });
     await w.writeBatch([{ id: 5, name: 'new' }]);
     expect(query(file, "SELECT name FROM sqlite_master WHERE name = 'items__sluice_tmp'")).toHaveLength(1);
     await w.abort();
@@ -314,7 +320,7 @@ describe('sqlite destination: write modes', () => {
   });
 
   it('refuses writes after commit', async () => {
-    const w = await sqliteDestination.openWriter({ path: dbPath() }, { writeMode: 'APPEND', stream: stream() });
+    const w = await sqliteDestination.openWriter({ path: dbPath() }, { writeMode: 'APPEND', stream: stream(), ctx });
     await w.commit();
     await expect(w.writeBatch([{ id: 1, name: 'a' }])).rejects.toThrow(/after commit/);
   });
@@ -323,7 +329,7 @@ describe('sqlite destination: write modes', () => {
 describe('sqlite destination: rejected records', () => {
   it('rejects constraint and type violations one by one and commits the rest', async () => {
     const file = dbPath();
-    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'APPEND', stream: stream() });
+    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'APPEND', stream: stream(), ctx });
     const res = await w.writeBatch([
       { id: 1, name: 'ok1' },
       { id: 2, name: null },
@@ -348,7 +354,7 @@ describe('sqlite destination: rejected records', () => {
 
   it('rejects records without a primary key value under UPSERT', async () => {
     const file = dbPath();
-    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'UPSERT', stream: stream() });
+    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'UPSERT', stream: stream(), ctx });
     const res = await w.writeBatch([{ id: 1, name: 'a' }, { name: 'no id' }]);
     await w.commit();
     expect(res).toMatchObject({ written: 1, rejected: [{ index: 1, error: 'missing value for primary key column "id"' }] });
@@ -356,7 +362,7 @@ describe('sqlite destination: rejected records', () => {
 
   it('keeps a new column added by a batch with rejected records', async () => {
     const file = dbPath();
-    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'APPEND', stream: stream() });
+    const w = await sqliteDestination.openWriter({ path: file }, { writeMode: 'APPEND', stream: stream(), ctx });
     const res = await w.writeBatch([{ id: 1, name: 'a', note: 'n1' }, { id: 2, name: null, note: 'n2' }]);
     const res2 = await w.writeBatch(Array.from({ length: 200 }, (_, i) => ({ id: 100 + i, name: `r${i}`, note: `x${i}` })));
     await w.commit();

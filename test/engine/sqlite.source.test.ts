@@ -1,17 +1,23 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteSource, type SqliteSourceConfig } from '../../src/engine/drivers/sqlite.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamState, type StreamStates } from '../../src/engine/drivers/types.js';
+import { testFiles, type TestFiles } from '../helpers/files.js';
 
 let dir: string;
+let files: TestFiles;
+let ctx: TestFiles['ctx'];
 let file: string;
 let cfg: SqliteSourceConfig;
 
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-sqlite-src-'));
+  files = testFiles('sluice-sqlite-src-');
+  ctx = files.ctx;
+  // A folder inside the workspace's files folder (the folder itself is not a file path).
+  dir = path.join(files.dir, 'work');
+  fs.mkdirSync(dir);
   file = path.join(dir, 'app.db');
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -37,12 +43,12 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
+  files.cleanup();
 });
 
 async function collect(config: SqliteSourceConfig, streams: ConfiguredStream[], state: StreamStates = {}, batchSize = 1000, signal?: AbortSignal): Promise<SourceMessage[]> {
   const out: SourceMessage[] = [];
-  for await (const m of sqliteSource.read(config, streams, state, { batchSize, signal })) out.push(m);
+  for await (const m of sqliteSource.read(config, streams, state, { batchSize, signal, ctx })) out.push(m);
   return out;
 }
 const records = (msgs: SourceMessage[]): DataRecord[] => msgs.flatMap((m) => (m.type === 'records' ? m.records : []));
@@ -51,20 +57,20 @@ const shape = (msgs: SourceMessage[]) => msgs.map((m) => (m.type === 'records' ?
 
 describe('sqlite source: check', () => {
   it('accepts a database and counts its tables', async () => {
-    expect(await sqliteSource.check(cfg)).toEqual({ ok: true, message: `${file} is a readable SQLite database; 3 table(s)` });
+    expect(await sqliteSource.check(cfg, ctx)).toEqual({ ok: true, message: `${file} is a readable SQLite database; 3 table(s)` });
   });
 
   it('reports a missing file, a non-database file, missing tables and bad queries', async () => {
-    expect(await sqliteSource.check({ path: path.join(dir, 'nope.db') })).toEqual({ ok: false, message: `file not found: ${path.join(dir, 'nope.db')}` });
+    expect(await sqliteSource.check({ path: path.join(dir, 'nope.db') }, ctx)).toEqual({ ok: false, message: `file not found: ${path.join(dir, 'nope.db')}` });
     const junk = path.join(dir, 'junk.db');
     fs.writeFileSync(junk, 'not a database at all '.repeat(100));
-    expect((await sqliteSource.check({ path: junk })).message).toContain('is not a SQLite database');
-    const missing = await sqliteSource.check({ ...cfg, tables: ['items', 'nope'] });
+    expect((await sqliteSource.check({ path: junk }, ctx)).message).toContain('is not a SQLite database');
+    const missing = await sqliteSource.check({ ...cfg, tables: ['items', 'nope'] }, ctx);
     expect(missing.ok).toBe(false);
     expect(missing.message).toContain('Table(s) not found');
     expect(missing.message).toContain('nope');
     expect(missing.message).toContain('available: events, items, log');
-    const bad = await sqliteSource.check({ ...cfg, queries: [{ name: 'q', sql: 'SELECT nope FROM items' }] });
+    const bad = await sqliteSource.check({ ...cfg, queries: [{ name: 'q', sql: 'SELECT nope FROM items' }] }, ctx);
     expect(bad.ok).toBe(false);
     expect(bad.message).toContain('query "q" is not a valid SELECT');
   });
@@ -72,7 +78,7 @@ describe('sqlite source: check', () => {
 
 describe('sqlite source: discover', () => {
   it('reports declared types, nullability and primary keys', async () => {
-    const catalog = await sqliteSource.discover(cfg);
+    const catalog = await sqliteSource.discover(cfg, ctx);
     expect(catalog.streams.map((s) => s.name)).toEqual(['events', 'items', 'log']);
     const items = catalog.streams.find((s) => s.name === 'items')!;
     expect(items.fields).toEqual([
@@ -103,7 +109,7 @@ describe('sqlite source: discover', () => {
         { name: 'totals', sql: 'SELECT level, count(*) AS n, avg(level) AS a FROM log GROUP BY level;' },
         { name: 'inc', sql: 'SELECT id, updated FROM events', cursorField: 'updated', primaryKey: ['id'] },
       ],
-    });
+    }, ctx);
     expect(catalog.streams.map((s) => [s.name, s.supportedSyncModes, s.defaultCursorField, s.sourceDefinedPrimaryKey])).toEqual([
       ['v_items', ['FULL_REFRESH', 'INCREMENTAL'], null, null],
       ['totals', ['FULL_REFRESH'], null, null],
@@ -234,7 +240,7 @@ describe('sqlite source: read', () => {
     const ac = new AbortController();
     let seen = 0;
     const run = async () => {
-      for await (const m of sqliteSource.read(cfg, [{ name: 'log', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 5, signal: ac.signal })) {
+      for await (const m of sqliteSource.read(cfg, [{ name: 'log', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 5, signal: ac.signal, ctx })) {
         if (m.type === 'records') {
           seen += m.records.length;
           if (seen >= 10) ac.abort();
@@ -256,7 +262,7 @@ describe('sqlite source: nullable declared keys', () => {
     db.exec(`CREATE TABLE t (code TEXT PRIMARY KEY, v INT)`);
     db.exec(`INSERT INTO t VALUES (NULL, 1), ('b', 2), (NULL, 3), ('a', 4)`);
     db.close();
-    const catalog = await sqliteSource.discover({ path: f });
+    const catalog = await sqliteSource.discover({ path: f }, ctx);
     expect(catalog.streams[0]!.sourceDefinedPrimaryKey).toEqual(['code']);
     const msgs = await collect({ path: f }, [{ name: 't', syncMode: 'FULL_REFRESH' }], {}, 1);
     expect(records(msgs).map((r) => r.v)).toEqual([1, 2, 3, 4]);

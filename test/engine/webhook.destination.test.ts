@@ -1,9 +1,14 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, afterAll } from 'vitest';
 import { webhookDestination, type WebhookDestinationConfig } from '../../src/engine/drivers/webhook.destination.js';
 import { DriverError, type ConfiguredStream, type DataRecord } from '../../src/engine/drivers/types.js';
 import { closedPort, json, startServer, type LocalServer, type RecordedRequest } from './support/local-server.js';
+import { testFiles } from '../helpers/files.js';
+
+// These drivers open no local file; the context is what every driver call gets.
+const { ctx, cleanup: cleanupFiles } = testFiles();
+afterAll(cleanupFiles);
 
 const servers: LocalServer[] = [];
 afterEach(async () => {
@@ -21,7 +26,7 @@ const retry = { baseDelayMs: 5, maxDelayMs: 20 };
 const RECS: DataRecord[] = Array.from({ length: 5 }, (_, i) => ({ id: i + 1, s: `r${i + 1}` }));
 
 async function open(config: WebhookDestinationConfig) {
-  return webhookDestination.openWriter(config, { writeMode: 'APPEND', stream });
+  return webhookDestination.openWriter(config, { writeMode: 'APPEND', stream, ctx });
 }
 
 describe('webhook destination: delivery', () => {
@@ -125,7 +130,7 @@ describe('webhook destination: rejections', () => {
     expect(r.written).toBe(1);
     expect(r.rejected.map((x) => x.index)).toEqual([1]);
     expect(webhookDestination.supportedWriteModes).toEqual(['APPEND']);
-    await expect(webhookDestination.openWriter({ url: s.url }, { writeMode: 'OVERWRITE', stream })).rejects.toThrow(/APPEND/);
+    await expect(webhookDestination.openWriter({ url: s.url }, { writeMode: 'OVERWRITE', stream, ctx })).rejects.toThrow(/APPEND/);
   });
 });
 
@@ -139,16 +144,16 @@ describe('webhook destination: check', () => {
       if (p === '/302') return res.writeHead(302, { location: '/ok' }).end();
       res.writeHead(403).end();
     });
-    expect(await webhookDestination.check({ url: `${s.url}ok` })).toEqual({ ok: true, message: `${s.url}ok is reachable (OPTIONS answered HTTP 204)` });
-    expect((await webhookDestination.check({ url: `${s.url}405` })).ok).toBe(true);
-    expect((await webhookDestination.check({ url: `${s.url}500`, retry: { baseDelayMs: 1 } })).ok).toBe(false);
-    const redirect = await webhookDestination.check({ url: `${s.url}302` });
+    expect(await webhookDestination.check({ url: `${s.url}ok` }, ctx)).toEqual({ ok: true, message: `${s.url}ok is reachable (OPTIONS answered HTTP 204)` });
+    expect((await webhookDestination.check({ url: `${s.url}405` }, ctx)).ok).toBe(true);
+    expect((await webhookDestination.check({ url: `${s.url}500`, retry: { baseDelayMs: 1 } }, ctx)).ok).toBe(false);
+    const redirect = await webhookDestination.check({ url: `${s.url}302` }, ctx);
     expect(redirect.ok).toBe(false);
     expect(redirect.message).toContain('do not follow redirects');
-    expect((await webhookDestination.check({ url: `${s.url}forbidden` })).message).toContain('refused the credentials');
+    expect((await webhookDestination.check({ url: `${s.url}forbidden` }, ctx)).message).toContain('refused the credentials');
     expect(s.requests.every((q) => q.method === 'OPTIONS')).toBe(true);
     const port = await closedPort();
-    const down = await webhookDestination.check({ url: `http://127.0.0.1:${port}/`, retry: { baseDelayMs: 1 } });
+    const down = await webhookDestination.check({ url: `http://127.0.0.1:${port}/`, retry: { baseDelayMs: 1 } }, ctx);
     expect(down.ok).toBe(false);
     expect(down.message).toContain('ECONNREFUSED');
   });

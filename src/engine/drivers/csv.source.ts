@@ -3,12 +3,16 @@ import path from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import Papa from 'papaparse';
+import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { HttpError, isHttpUrl, redactUrl, request } from './http-client.js';
+import { readableFile } from './local-files.js';
 import {
   DriverError,
   type Catalog,
   type CheckResult,
+  type ConfigError,
   type ConfiguredStream,
+  type DriverContext,
   type DataRecord,
   type FieldSchema,
   type FieldType,
@@ -64,8 +68,9 @@ export const csvConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       title: 'File path or URL',
-      description: 'Path of the CSV file on the machine running the job, or an http(s) URL fetched with GET (streamed).',
-      examples: ['/data/orders.csv', 'https://example.com/export/orders.csv'],
+      description:
+        "Path of the CSV file relative to the workspace's files folder (or absolute inside a files root), or an http(s) URL fetched with GET (streamed).",
+      examples: ['orders.csv', 'https://example.com/export/orders.csv'],
     },
     delimiter: {
       type: 'string',
@@ -122,12 +127,12 @@ export const csvConfigSchema: JsonSchema = {
 
 export const docs = `# CSV file (source)
 
-Reads one CSV (or TSV) file as one stream: a local path or an http(s) URL (GET, retried with
-backoff on 429/5xx/network errors). The file is streamed, never loaded whole.
+Reads one CSV (or TSV) file as one stream: a file in the workspace's files folder or an http(s)
+URL (GET, retried with backoff on 429/5xx/network errors). The file is streamed, never loaded whole.
 
 \`\`\`json
 {
-  "path": "/data/orders.csv",
+  "path": "orders.csv",
   "delimiter": ",",
   "header": true,
   "columnTypes": { "id": "integer", "price": "number", "paid": "boolean" },
@@ -135,6 +140,8 @@ backoff on 429/5xx/network errors). The file is streamed, never loaded whole.
 }
 \`\`\`
 
+- **Path**: relative to the workspace's files folder (\`SLUICE_FILES_ROOT/<workspace>\`), or absolute
+  inside one of the workspace's files roots; paths leading elsewhere (\`..\`, links, devices) are refused.
 - **Stream**: named after the file (\`orders\`) unless \`streamName\` is set. Fields come from the
   header row (\`column_1\`, \`column_2\`, ... when \`header\` is false; duplicate names get \`_1\`, \`_2\` suffixes).
 - **Types**: \`discover\` reports \`columnTypes\` when set, otherwise types inferred from the first
@@ -214,8 +221,12 @@ function urlFileName(url: string): string {
 }
 
 /** The file as a pull-based text stream: a local file, or the body of a GET for an http(s) URL. */
-async function openCsvStream(cfg: ResolvedConfig, signal: AbortSignal | undefined, highWaterMark: number): Promise<Readable> {
-  if (!isHttpUrl(cfg.path)) return fs.createReadStream(cfg.path, { encoding: cfg.encoding, highWaterMark });
+async function openCsvStream(cfg: ResolvedConfig, files: FileAccess, signal: AbortSignal | undefined, highWaterMark: number): Promise<Readable> {
+  if (!isHttpUrl(cfg.path)) {
+    // The checked descriptor is read (the path is only its name); closing the stream closes it.
+    const { handle, path: abs } = await files.openForRead(cfg.path);
+    return fs.createReadStream(abs, { fd: handle, encoding: cfg.encoding, highWaterMark });
+  }
   const res = await request(cfg.path, { method: 'GET', headers: { accept: 'text/csv, text/plain;q=0.9, */*;q=0.5' } }, { signal, label: 'CSV source' });
   const body = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
   return body.setEncoding(cfg.encoding);
@@ -248,11 +259,12 @@ function detectNewline(text: string, quoteChar: string, atEof: boolean): '\n' | 
 
 async function* readRowChunks(
   cfg: ResolvedConfig,
+  files: FileAccess,
   signal?: AbortSignal,
   opts: { highWaterMark?: number; maxRowChars?: number } = {},
 ): AsyncGenerator<RowChunk> {
   const maxRowChars = opts.maxRowChars ?? MAX_ROW_CHARS;
-  const stream = await openCsvStream(cfg, signal, opts.highWaterMark ?? 1024 * 1024);
+  const stream = await openCsvStream(cfg, files, signal, opts.highWaterMark ?? 1024 * 1024);
   if (signal) addAbortSignal(signal, stream);
   let parser: Papa.Parser | null = null;
   let pending = '';
@@ -418,7 +430,7 @@ class ColumnStats {
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
-async function check(config: CsvSourceConfig): Promise<CheckResult> {
+async function check(config: CsvSourceConfig, ctx: DriverContext): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
@@ -426,20 +438,21 @@ async function check(config: CsvSourceConfig): Promise<CheckResult> {
     return { ok: false, message: (e as Error).message };
   }
   const remote = isHttpUrl(cfg.path);
-  let stat: fs.Stats | null = null;
+  let stat: { size: number } | null = null;
   if (!remote) {
-    const local = await statLocalFile(cfg.path);
+    const local = await readableFile(ctx.files, cfg.path);
     if (typeof local === 'string') return { ok: false, message: local };
     stat = local;
   }
   let firstRow: string[] | null = null;
   try {
-    for await (const chunk of readRowChunks(cfg, undefined, { highWaterMark: 64 * 1024, maxRowChars: 1024 * 1024 })) {
+    for await (const chunk of readRowChunks(cfg, ctx.files, undefined, { highWaterMark: 64 * 1024, maxRowChars: 1024 * 1024 })) {
       firstRow = chunk.rows.find((r) => !isBlank(r)) ?? null;
       if (firstRow) break;
     }
   } catch (e) {
     if (remote && e instanceof HttpError) return { ok: false, message: `Cannot fetch ${redactUrl(cfg.path)}: ${e.message}` };
+    if (e instanceof FileAccessError) return { ok: false, message: e.message };
     return { ok: false, message: `Cannot parse the first line of ${cfg.path}: ${(e as Error).message}` };
   }
   if (!firstRow) {
@@ -472,38 +485,28 @@ async function check(config: CsvSourceConfig): Promise<CheckResult> {
   };
 }
 
-/** A local file's stats, or why it cannot be read. */
-async function statLocalFile(file: string): Promise<fs.Stats | string> {
-  let stat: fs.Stats;
+/** Create/update checks: a local path must be inside the workspace's files roots. */
+function validate(config: CsvSourceConfig, ctx: DriverContext): ConfigError[] {
+  if (typeof config?.path !== 'string' || isHttpUrl(config.path)) return [];
   try {
-    stat = await fs.promises.stat(file);
+    ctx.files.inspect(config.path, 'read');
+    return [];
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return `File not found: ${file}`;
-    if (code === 'EACCES') return `Permission denied while accessing ${file}`;
-    if (code === 'ENOTDIR') return `Not a valid path (a parent is not a directory): ${file}`;
-    return `Cannot access ${file}: ${(e as Error).message}`;
+    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
+    throw e;
   }
-  if (stat.isDirectory()) return `${file} is a directory, not a file`;
-  if (!stat.isFile()) return `${file} is not a regular file`;
-  try {
-    await fs.promises.access(file, fs.constants.R_OK);
-  } catch {
-    return `File is not readable (permission denied): ${file}`;
-  }
-  return stat;
 }
 
 const SAMPLE_ROWS = 1000;
 
-async function discover(config: CsvSourceConfig): Promise<Catalog> {
+async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
   let names: string[] | null = null;
   const stats: ColumnStats[] = [];
   let sampled = 0;
   let width = 0;
   try {
-    outer: for await (const chunk of readRowChunks(cfg)) {
+    outer: for await (const chunk of readRowChunks(cfg, ctx.files)) {
       for (const row of chunk.rows) {
         if (isBlank(row)) continue;
         if (names === null && cfg.header) {
@@ -520,6 +523,7 @@ async function discover(config: CsvSourceConfig): Promise<Catalog> {
     }
   } catch (e) {
     if (e instanceof DriverError) throw e;
+    if (e instanceof FileAccessError) throw new DriverError(`CSV source: ${e.message}`);
     throw new DriverError(`CSV source: cannot read ${cfg.path}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code === 'EBUSY');
   }
   if (cfg.header && names === null) throw new DriverError(`CSV source: ${cfg.path} is empty: a header row was expected`);
@@ -646,7 +650,7 @@ async function* read(
   };
 
   try {
-    for await (const chunk of readRowChunks(cfg, signal)) {
+    for await (const chunk of readRowChunks(cfg, options.ctx.files, signal)) {
       const rows = chunk.rows;
       let payloadRows = 0;
       let payloadBytes = chunk.bytes;
@@ -728,6 +732,7 @@ async function* read(
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
     if (e instanceof DriverError) throw e;
+    if (e instanceof FileAccessError) throw new DriverError(`CSV source: ${e.message}`);
     const code = (e as NodeJS.ErrnoException).code;
     const permanent = code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR';
     throw new DriverError(`CSV source: cannot read ${cfg.path}: ${(e as Error).message}`, !permanent);
@@ -758,6 +763,7 @@ export const csvSource: SourceDriver<CsvSourceConfig> = {
   configSchema: csvConfigSchema,
   check,
   discover,
+  validate,
   read,
 };
 

@@ -1,12 +1,15 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
+import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
+import { targetInExistingFolder, writableFolder } from './local-files.js';
 import {
   DriverError,
   type Catalog,
   type CheckResult,
+  type ConfigError,
   type DataRecord,
+  type DriverContext,
   type DestinationDriver,
   type JsonSchema,
   type RejectedRecord,
@@ -41,6 +44,9 @@ import {
  *   JSON text; Dates → ISO strings. A record with a field outside the header is rejected (the
  *   header of a file cannot change).
  * - Records that cannot be serialized (BigInt inside JSON, circular) are rejected individually.
+ * - Every file (temporary ones included, always in the same folder) is opened through the
+ *   workspace's writable files roots: `path` is relative to its files folder or absolute inside
+ *   a root, and links leading elsewhere are refused at open.
  * - Two writers of one process may not target the same files (e.g. two streams without
  *   `{stream}` in the pattern): the second open fails with a clear error.
  */
@@ -65,8 +71,9 @@ export const fileConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       title: 'Path',
-      description: 'Output file; or, with filePattern, the output directory. The directory must exist.',
-      examples: ['/data/export/orders.csv', '/data/export'],
+      description:
+        "Output file; or, with filePattern, the output directory (. for the files folder itself). Relative to the workspace's files folder, or absolute inside a writable files root. The directory must exist.",
+      examples: ['export/orders.csv', 'export'],
     },
     filePattern: {
       type: 'string',
@@ -103,8 +110,11 @@ export const docs = `# Files (destination)
 Writes each stream to JSON Lines or CSV files, optionally rotated by size.
 
 \`\`\`json
-{ "path": "/data/export", "filePattern": "{stream}-{n}.csv", "format": "csv", "rotateBytes": 104857600 }
+{ "path": "export", "filePattern": "{stream}-{n}.csv", "format": "csv", "rotateBytes": 104857600 }
 \`\`\`
+
+- **Path**: relative to the workspace's files folder, or absolute inside one of its writable files
+  roots; \`..\`, links leading elsewhere, hard links and devices are refused.
 
 - **Names**: \`path\` alone is the output file. With \`filePattern\`, \`path\` is a directory and
   \`{stream}\` / \`{n}\` are replaced by the stream's destination name and the file number (1, 2, ...).
@@ -124,6 +134,7 @@ const TMP = '.sluice-tmp';
 const LABEL = 'File destination';
 
 interface ResolvedConfig {
+  /** The output folder as the user wrote it (relative to the workspace's files folder, or absolute inside a root). */
   dir: string;
   /** Name template inside `dir`, with {stream} and {n}. */
   template: string;
@@ -140,7 +151,7 @@ function resolveConfig(raw: FileDestinationConfig): ResolvedConfig {
   if (rotateBytes !== null && (!Number.isSafeInteger(rotateBytes) || rotateBytes < 1)) {
     throw new DriverError(`${LABEL}: "rotateBytes" must be a positive integer`);
   }
-  const full = path.resolve(raw.path);
+  const full = path.normalize(raw.path);
   let dir: string;
   let template: string;
   if (raw.filePattern !== undefined) {
@@ -198,6 +209,8 @@ function numberedRegex(template: string, stream: string): RegExp {
 }
 
 function ioError(context: string, e: unknown): DriverError {
+  if (e instanceof DriverError) return e;
+  if (e instanceof FileAccessError) return new DriverError(`${LABEL}: ${e.message}`);
   const code = (e as NodeJS.ErrnoException).code;
   const permanent = code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EROFS';
   return new DriverError(`${LABEL}: ${context}: ${(e as Error).message}`, !permanent);
@@ -244,20 +257,15 @@ function csvLine(cells: string[]): string {
 }
 
 /** Header of an existing CSV file (its first line), or null when the file is empty. */
-async function readCsvHeader(file: string): Promise<string[] | null> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(1024 * 1024);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    if (bytesRead === 0) return null;
-    const text = buf.toString('utf8', 0, bytesRead).replace(/^\uFEFF/, '');
-    const parsed = Papa.parse<string[]>(text, { preview: 1 });
-    const row = parsed.data[0];
-    if (!row || (row.length === 1 && row[0] === '')) return null;
-    return row;
-  } finally {
-    await fh.close();
-  }
+async function readCsvHeader(fh: fs.promises.FileHandle): Promise<string[] | null> {
+  const buf = Buffer.alloc(1024 * 1024);
+  const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+  if (bytesRead === 0) return null;
+  const text = buf.toString('utf8', 0, bytesRead).replace(/^\uFEFF/, '');
+  const parsed = Papa.parse<string[]>(text, { preview: 1 });
+  const row = parsed.data[0];
+  if (!row || (row.length === 1 && row[0] === '')) return null;
+  return row;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,8 +275,9 @@ const activeTargets = new Map<string, string>();
 
 interface OpenFile {
   n: number;
+  /** User form (as in messages). */
   final: string;
-  /** Where bytes go: `final` (APPEND) or `final + TMP` (OVERWRITE). */
+  /** Where bytes go, absolute and checked: `final` (APPEND) or `final + TMP` (OVERWRITE). */
   target: string;
   fh: fs.promises.FileHandle;
   size: number;
@@ -287,6 +296,9 @@ class FileWriter implements StreamWriter {
 
   constructor(
     private readonly cfg: ResolvedConfig,
+    private readonly files: FileAccess,
+    /** `cfg.dir`, absolute and checked. */
+    private readonly dirAbs: string,
     private readonly mode: WriteMode,
     private readonly stream: string,
     private readonly lockKey: string,
@@ -305,7 +317,7 @@ class FileWriter implements StreamWriter {
     if (!this.cfg.numbered) return 1;
     const re = numberedRegex(this.cfg.template, this.stream);
     let max = 0;
-    for (const name of await fs.promises.readdir(this.cfg.dir)) {
+    for (const name of await fs.promises.readdir(this.dirAbs)) {
       const m = re.exec(name);
       if (m) max = Math.max(max, Number(m[1]));
     }
@@ -326,58 +338,55 @@ class FileWriter implements StreamWriter {
   private async openFile(n: number): Promise<void> {
     const final = this.nameFor(n);
     if (this.mode === 'OVERWRITE') {
-      const target = `${final}${TMP}`;
+      // The temporary file sits beside the final one: same checked folder, same root.
       let fh: fs.promises.FileHandle;
+      let target: string;
       try {
-        fh = await fs.promises.open(target, 'w');
+        ({ handle: fh, path: target } = await this.files.openForWrite(`${final}${TMP}`, 'w'));
       } catch (e) {
-        throw ioError(`cannot create ${target}`, e);
+        throw ioError(`cannot create ${final}${TMP}`, e);
       }
       this.temps.push({ target, final });
       this.current = { n, final, target, fh, size: 0, records: 0, prefix: this.headerText() };
       return;
     }
     let fh: fs.promises.FileHandle;
+    let target: string;
     let size: number;
     let created = false;
     try {
-      try {
-        fh = await fs.promises.open(final, 'wx');
-        created = true;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        fh = await fs.promises.open(final, 'a');
-      }
+      created = !fs.existsSync(this.files.resolve(final, 'write'));
+      ({ handle: fh, path: target } = await this.files.openForWrite(final, 'a'));
       size = (await fh.stat()).size;
     } catch (e) {
       throw ioError(`cannot open ${final}`, e);
     }
-    if (created && this.cfg.fsync) await fsyncDirectory(this.cfg.dir);
+    if (created && this.cfg.fsync) await fsyncDirectory(this.dirAbs);
     let prefix = '';
     try {
       if (size > 0) {
         const last = Buffer.alloc(1);
-        const reader = await fs.promises.open(final, 'r');
+        const { handle: reader } = await this.files.openForRead(final);
         try {
           await reader.read(last, 0, 1, size - 1);
+          if (this.cfg.format === 'csv') {
+            const header = await readCsvHeader(reader);
+            if (header) {
+              this.columns = header;
+              this.columnSet = new Set(header);
+            }
+          }
         } finally {
           await reader.close();
         }
         if (last[0] !== 0x0a) prefix = this.cfg.format === 'csv' ? '\r\n' : '\n';
-        if (this.cfg.format === 'csv') {
-          const header = await readCsvHeader(final);
-          if (header) {
-            this.columns = header;
-            this.columnSet = new Set(header);
-          }
-        }
       }
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw ioError(`cannot inspect ${final}`, e);
     }
     if (size === 0) prefix = this.headerText();
-    this.current = { n, final, target: final, fh, size, records: size > 0 ? 1 : 0, prefix };
+    this.current = { n, final, target, fh, size, records: size > 0 ? 1 : 0, prefix };
   }
 
   private headerText(): string {
@@ -525,15 +534,16 @@ class FileWriter implements StreamWriter {
           await this.current.fh.close();
           this.current = null;
         }
-        for (const t of this.temps) await fs.promises.rename(t.target, t.final);
+        // Each final name is checked again right before: rename replaces the entry, never writes through it.
+        for (const t of this.temps) await fs.promises.rename(t.target, this.files.prepareWrite(t.final));
         if (this.cfg.numbered) {
           const re = numberedRegex(this.cfg.template, this.stream);
-          for (const name of await fs.promises.readdir(this.cfg.dir)) {
+          for (const name of await fs.promises.readdir(this.dirAbs)) {
             const m = re.exec(name);
-            if (m && Number(m[1]) > last) await fs.promises.rm(path.join(this.cfg.dir, name), { force: true });
+            if (m && Number(m[1]) > last) await fs.promises.rm(this.files.resolve(path.join(this.cfg.dir, name), 'write'), { force: true });
           }
         }
-        if (this.cfg.fsync) await fsyncDirectory(this.cfg.dir);
+        if (this.cfg.fsync) await fsyncDirectory(this.dirAbs);
       } else {
         await this.closeCurrent(true);
       }
@@ -562,8 +572,20 @@ async function openWriter(config: FileDestinationConfig, options: WriterOptions)
   if (!SUPPORTED_MODES.includes(options.writeMode)) {
     throw new DriverError(`${LABEL}: unsupported write mode ${options.writeMode} (supported: ${SUPPORTED_MODES.join(', ')})`);
   }
+  const files = options.ctx.files;
   const stream = sanitizeStream(options.stream.destinationName ?? options.stream.name);
-  const lockKey = path.join(cfg.dir, fileName(cfg.template, stream, 0));
+  let dirAbs: string;
+  try {
+    // The folder must exist (no folders are created) and lie inside a writable root.
+    dirAbs = path.dirname(
+      targetInExistingFolder(files, path.join(cfg.dir, fileName(cfg.template, stream, 1)), () =>
+        Object.assign(new Error(`no such directory: ${cfg.dir}`), { code: 'ENOENT' }),
+      ),
+    );
+  } catch (e) {
+    throw ioError(`cannot open the output in ${cfg.dir}`, e);
+  }
+  const lockKey = path.join(dirAbs, fileName(cfg.template, stream, 0));
   const holder = activeTargets.get(lockKey);
   if (holder !== undefined) {
     throw new DriverError(
@@ -571,7 +593,7 @@ async function openWriter(config: FileDestinationConfig, options: WriterOptions)
     );
   }
   const schema = options.stream.schema && options.stream.schema.length > 0 ? options.stream.schema.map((f) => f.name) : null;
-  const writer = new FileWriter(cfg, options.writeMode, stream, lockKey, cfg.format === 'csv' ? schema : null);
+  const writer = new FileWriter(cfg, files, dirAbs, options.writeMode, stream, lockKey, cfg.format === 'csv' ? schema : null);
   activeTargets.set(lockKey, options.stream.name);
   try {
     await writer.open();
@@ -582,33 +604,38 @@ async function openWriter(config: FileDestinationConfig, options: WriterOptions)
   return writer;
 }
 
-async function check(config: FileDestinationConfig): Promise<CheckResult> {
+async function check(config: FileDestinationConfig, ctx: DriverContext): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
   } catch (e) {
     return { ok: false, message: (e as Error).message };
   }
-  let stat: fs.Stats;
-  try {
-    stat = await fs.promises.stat(cfg.dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, message: code === 'ENOENT' ? `Directory does not exist: ${cfg.dir}` : `Cannot access directory ${cfg.dir}: ${(e as Error).message}` };
-  }
-  if (!stat.isDirectory()) return { ok: false, message: `${cfg.dir} is not a directory` };
-  const probe = path.join(cfg.dir, `.sluice-probe-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  try {
-    await fs.promises.writeFile(probe, '', { flag: 'wx' });
-    await fs.promises.unlink(probe);
-  } catch (e) {
-    return { ok: false, message: `Directory is not writable: ${cfg.dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
-  }
+  // Outside the roots every answer is the same refusal; inside, these messages are ordinary.
+  const problem = await writableFolder(ctx.files, cfg.dir);
+  if (problem) return { ok: false, message: problem };
   const example = fileName(cfg.template, 'orders', 1);
   return {
     ok: true,
     message: `${cfg.dir} is writable; ${cfg.format} files like ${example}${cfg.rotateBytes !== null ? `, rotated after ${cfg.rotateBytes} bytes` : ''}`,
   };
+}
+
+/** Create/update checks: the output inside the workspace's writable files roots. */
+function validate(config: FileDestinationConfig, ctx: DriverContext): ConfigError[] {
+  try {
+    resolveConfig(config);
+  } catch {
+    return []; // reported by check and at open
+  }
+  try {
+    if (config.filePattern !== undefined) ctx.files.resolveFolder(config.path, 'write');
+    else ctx.files.inspect(config.path, 'write');
+    return [];
+  } catch (e) {
+    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
+    throw e;
+  }
 }
 
 async function discover(): Promise<Catalog> {
@@ -625,6 +652,7 @@ export const fileDestination: DestinationDriver<FileDestinationConfig> = {
   supportedWriteModes: SUPPORTED_MODES,
   check,
   discover,
+  validate,
   openWriter,
 };
 

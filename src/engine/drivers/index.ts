@@ -21,7 +21,7 @@ import { webhookDestination } from './webhook.destination.js';
 import { postgresSource } from './postgres.source.js';
 import { postgresDestination } from './postgres.destination.js';
 import { sqliteSource } from './sqlite.source.js';
-import type { ConnectorRole, DestinationDriver, Driver, JsonSchema, SourceDriver } from './types.js';
+import type { ConfigError, ConnectorRole, DestinationDriver, Driver, JsonSchema, SourceDriver } from './types.js';
 
 export * from './types.js';
 
@@ -71,11 +71,6 @@ function validatorFor(driver: Driver): ValidateFunction {
     validators.set(driver, v);
   }
   return v;
-}
-
-export interface ConfigError {
-  path: string;
-  message: string;
 }
 
 export type ValidateConfigResult<C = Record<string, unknown>> = { ok: true; config: C } | { ok: false; errors: ConfigError[] };

@@ -5,14 +5,18 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
+import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { isHttpUrl, redactUrl, request } from './http-client.js';
+import { readableFile } from './local-files.js';
 import { JsonArrayScanner, JsonStructureError, LineSplitter } from './json-stream.js';
 import { FieldSampler, project, sanitizeName, splitPath } from './record-schema.js';
 import {
   DriverError,
   type Catalog,
   type CheckResult,
+  type ConfigError,
   type ConfiguredStream,
+  type DriverContext,
   type DataRecord,
   type JsonSchema,
   type ReadOptions,
@@ -63,8 +67,9 @@ export const jsonConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       title: 'File path or URL',
-      description: 'Local path (or file: URL) on the machine running the job, or an http(s) URL fetched with GET. May be gzip-compressed.',
-      examples: ['/data/products.jsonl', 'https://example.com/export/products.json.gz'],
+      description:
+        "Path relative to the workspace's files folder (absolute, or a file: URL, inside a files root), or an http(s) URL fetched with GET. May be gzip-compressed.",
+      examples: ['products.jsonl', 'https://example.com/export/products.json.gz'],
     },
     format: {
       type: 'string',
@@ -115,7 +120,9 @@ The data is streamed, never loaded whole.
 }
 \`\`\`
 
-- **url**: a local path, a \`file:\` URL or an http(s) URL (GET, with optional \`headers\`; retried
+- **url**: a path relative to the workspace's files folder (absolute paths and \`file:\` URLs must lie
+  inside one of the workspace's files roots; \`..\`, links leading elsewhere and devices are refused)
+  or an http(s) URL (GET, with optional \`headers\`; retried
   with backoff on 429/5xx/network errors). gzip content is detected by its magic bytes.
 - **format**: \`json\` (an array of objects, at \`recordsPath\` if set, e.g. \`{"data":{"items":[...]}}\`
   with \`data.items\`) or \`jsonl\` (one object per line; blank lines are skipped). Default: from
@@ -210,7 +217,7 @@ interface Opened {
   close(): void;
 }
 
-async function openSource(cfg: ResolvedConfig, signal?: AbortSignal): Promise<Opened> {
+async function openSource(cfg: ResolvedConfig, files: FileAccess, signal?: AbortSignal): Promise<Opened> {
   let raw: Readable;
   let contentType: string | null = null;
   if (cfg.url !== null) {
@@ -219,7 +226,9 @@ async function openSource(cfg: ResolvedConfig, signal?: AbortSignal): Promise<Op
     contentType = res.headers.get('content-type');
     raw = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
   } else {
-    raw = fs.createReadStream(cfg.file!, { highWaterMark: 256 * 1024 });
+    // The checked descriptor is read (the path is only its name); closing the stream closes it.
+    const { handle, path: abs } = await files.openForRead(cfg.file!);
+    raw = fs.createReadStream(abs, { fd: handle, highWaterMark: 256 * 1024 });
   }
   if (signal) addAbortSignal(signal, raw);
   return { chunks: decodeText(maybeGunzip(raw)), contentType, close: () => raw.destroy() };
@@ -393,6 +402,7 @@ function makeParser(cfg: ResolvedConfig, known: JsonFormat | null, skip: number,
 
 function structureError(cfg: ResolvedConfig, e: unknown): DriverError {
   if (e instanceof DriverError) return e;
+  if (e instanceof FileAccessError) return new DriverError(`${LABEL}: ${e.message}`);
   if (e instanceof JsonStructureError) return new DriverError(`${LABEL}: ${cfg.display}: ${e.message}`);
   const code = (e as NodeJS.ErrnoException).code;
   const permanent =
@@ -402,11 +412,11 @@ function structureError(cfg: ResolvedConfig, e: unknown): DriverError {
 }
 
 /** Reads up to `limit` records (good and bad) from the start of the document. */
-async function sample(cfg: ResolvedConfig, limit: number): Promise<{ records: DataRecord[]; errors: string[]; format: JsonFormat | null }> {
+async function sample(cfg: ResolvedConfig, files: FileAccess, limit: number): Promise<{ records: DataRecord[]; errors: string[]; format: JsonFormat | null }> {
   const records: DataRecord[] = [];
   const errors: string[] = [];
   let count = 0;
-  const opened = await openSource(cfg).catch((e: unknown) => {
+  const opened = await openSource(cfg, files).catch((e: unknown) => {
     throw structureError(cfg, e);
   });
   const parser = makeParser(cfg, cfg.format ?? formatFromContentType(opened.contentType), 0, null, {
@@ -437,7 +447,7 @@ async function sample(cfg: ResolvedConfig, limit: number): Promise<{ records: Da
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
-async function check(config: JsonSourceConfig): Promise<CheckResult> {
+async function check(config: JsonSourceConfig, ctx: DriverContext): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
@@ -445,26 +455,12 @@ async function check(config: JsonSourceConfig): Promise<CheckResult> {
     return { ok: false, message: (e as Error).message };
   }
   if (cfg.file !== null) {
-    let stat: fs.Stats;
-    try {
-      stat = await fs.promises.stat(cfg.file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { ok: false, message: `File not found: ${cfg.file}` };
-      if (code === 'EACCES') return { ok: false, message: `Permission denied while accessing ${cfg.file}` };
-      return { ok: false, message: `Cannot access ${cfg.file}: ${(e as Error).message}` };
-    }
-    if (stat.isDirectory()) return { ok: false, message: `${cfg.file} is a directory, not a file` };
-    if (!stat.isFile()) return { ok: false, message: `${cfg.file} is not a regular file` };
-    try {
-      await fs.promises.access(cfg.file, fs.constants.R_OK);
-    } catch {
-      return { ok: false, message: `File is not readable (permission denied): ${cfg.file}` };
-    }
+    const local = await readableFile(ctx.files, cfg.file);
+    if (typeof local === 'string') return { ok: false, message: local };
   }
   let got: Awaited<ReturnType<typeof sample>>;
   try {
-    got = await sample(cfg, 1);
+    got = await sample(cfg, ctx.files, 1);
   } catch (e) {
     return { ok: false, message: (e as Error).message };
   }
@@ -486,9 +482,27 @@ async function check(config: JsonSourceConfig): Promise<CheckResult> {
   };
 }
 
-async function discover(config: JsonSourceConfig): Promise<Catalog> {
+/** Create/update checks: a local path must be inside the workspace's files roots. */
+function validate(config: JsonSourceConfig, ctx: DriverContext): ConfigError[] {
+  let cfg: ResolvedConfig;
+  try {
+    cfg = resolveConfig(config);
+  } catch {
+    return []; // reported by check and at run
+  }
+  if (cfg.file === null) return [];
+  try {
+    ctx.files.inspect(cfg.file, 'read');
+    return [];
+  } catch (e) {
+    if (e instanceof FileAccessError) return [{ path: 'url', message: e.message }];
+    throw e;
+  }
+}
+
+async function discover(config: JsonSourceConfig, ctx: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
-  const got = await sample(cfg, SAMPLE_RECORDS);
+  const got = await sample(cfg, ctx.files, SAMPLE_RECORDS);
   if (got.records.length === 0 && got.errors.length > 0) {
     throw new DriverError(`${LABEL}: ${cfg.display}: no usable record in the sample; first problem: ${got.errors[0]}`);
   }
@@ -564,7 +578,7 @@ async function* read(config: JsonSourceConfig, streams: ConfiguredStream[], stat
   let opened: Opened | null = null;
   let parser: Parser | null = null;
   try {
-    opened = await openSource(cfg, signal);
+    opened = await openSource(cfg, options.ctx.files, signal);
     parser = makeParser(cfg, cfg.format ?? formatFromContentType(opened.contentType), startRow, selected, sink);
     for await (const text of opened.chunks) {
       parser.push(text);
@@ -612,6 +626,7 @@ export const jsonSource: SourceDriver<JsonSourceConfig> = {
   configSchema: jsonConfigSchema,
   check,
   discover,
+  validate,
   read,
 };
 

@@ -1,12 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import readline from 'node:readline';
+import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
+import { existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
 import {
   DriverError,
   type Catalog,
   type CheckResult,
+  type ConfigError,
   type DataRecord,
+  type DriverContext,
   type DestinationDriver,
   type JsonSchema,
   type RejectedRecord,
@@ -28,6 +31,8 @@ import { FieldSampler } from './record-schema.js';
  *   (atomic on POSIX file systems), so readers see the old file or the complete new one.
  *   `abort()` removes the temporary file.
  * - A record that cannot be serialized (BigInt, circular) is returned in `rejected`.
+ * - `path` lies inside the workspace's writable files roots; the file (and the temporary file,
+ *   in the same folder) is opened through them, so links leading elsewhere are refused at open.
  */
 
 export interface JsonlDestinationConfig {
@@ -45,8 +50,9 @@ export const jsonlConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       title: 'Output file',
-      description: 'Path of the .jsonl file to write; its directory must exist.',
-      examples: ['/data/export/orders.jsonl'],
+      description:
+        "Path of the .jsonl file to write, relative to the workspace's files folder (or absolute inside a writable files root); its directory must exist.",
+      examples: ['export/orders.jsonl'],
     },
     fsync: {
       type: 'boolean',
@@ -59,11 +65,14 @@ export const jsonlConfigSchema: JsonSchema = {
 
 export const docs = `# JSON Lines (destination)
 
-Writes records to a local file, one JSON object per line.
+Writes records to a file in the workspace's files folder, one JSON object per line.
 
 \`\`\`json
-{ "path": "/data/export/orders.jsonl", "fsync": true }
+{ "path": "export/orders.jsonl", "fsync": true }
 \`\`\`
+
+- **Path**: relative to the workspace's files folder, or absolute inside one of its writable files
+  roots; \`..\`, links leading elsewhere, hard links and devices are refused.
 
 - **APPEND**: each batch is appended in one write and (with \`fsync\`) flushed to disk before it
   is acknowledged.
@@ -78,6 +87,7 @@ Writes records to a local file, one JSON object per line.
 const SUPPORTED_MODES: WriteMode[] = ['APPEND', 'OVERWRITE'];
 
 interface ResolvedConfig {
+  /** As the user wrote it (relative to the workspace's files folder, or absolute inside a root). */
   path: string;
   fsync: boolean;
 }
@@ -85,7 +95,11 @@ interface ResolvedConfig {
 function resolveConfig(raw: JsonlDestinationConfig): ResolvedConfig {
   if (!raw || typeof raw !== 'object') throw new DriverError('JSONL destination: config must be an object');
   if (typeof raw.path !== 'string' || raw.path.length === 0) throw new DriverError('JSONL destination: "path" is required');
-  return { path: path.resolve(raw.path), fsync: raw.fsync ?? true };
+  return { path: raw.path, fsync: raw.fsync ?? true };
+}
+
+function refused(e: unknown): DriverError | null {
+  return e instanceof FileAccessError ? new DriverError(`JSONL destination: ${e.message}`) : null;
 }
 
 function ioError(context: string, e: unknown): DriverError {
@@ -112,7 +126,9 @@ class JsonlWriter implements StreamWriter {
   constructor(
     private readonly fh: fs.promises.FileHandle,
     private readonly cfg: ResolvedConfig,
+    private readonly files: FileAccess,
     private readonly mode: WriteMode,
+    /** Absolute, checked: the file itself (APPEND) or the temporary file beside it (OVERWRITE). */
     private readonly writePath: string,
     /** Prefix for the next write: a newline when the existing file ends in a torn line. */
     private prefix: string,
@@ -159,13 +175,15 @@ class JsonlWriter implements StreamWriter {
       if (this.mode === 'OVERWRITE') {
         await this.fh.sync();
         await this.fh.close();
-        await fs.promises.rename(this.writePath, this.cfg.path);
-        if (this.cfg.fsync) await fsyncDirectory(path.dirname(this.cfg.path));
+        // Checked again right before: rename replaces whatever entry is there, never writes through it.
+        const target = this.files.prepareWrite(this.cfg.path);
+        await fs.promises.rename(this.writePath, target);
+        if (this.cfg.fsync) await fsyncDirectory(path.dirname(target));
       } else {
         await this.fh.close();
       }
     } catch (e) {
-      throw ioError(`committing ${this.cfg.path} failed`, e);
+      throw refused(e) ?? ioError(`committing ${this.cfg.path} failed`, e);
     }
   }
 
@@ -182,27 +200,37 @@ async function openWriter(config: JsonlDestinationConfig, options: WriterOptions
   if (!SUPPORTED_MODES.includes(options.writeMode)) {
     throw new DriverError(`JSONL destination: unsupported write mode ${options.writeMode} (supported: ${SUPPORTED_MODES.join(', ')})`);
   }
+  const files = options.ctx.files;
+  try {
+    targetInExistingFolder(files, cfg.path, () =>
+      Object.assign(new Error(`no such directory: ${folderOf(cfg.path)}`), { code: 'ENOENT' }),
+    );
+  } catch (e) {
+    throw refused(e) ?? ioError(`cannot open ${cfg.path}`, e);
+  }
   if (options.writeMode === 'OVERWRITE') {
+    // The temporary file sits beside the target: same checked folder, same root.
     const tmp = `${cfg.path}.sluice-tmp`;
     try {
-      const fh = await fs.promises.open(tmp, 'w');
-      return new JsonlWriter(fh, cfg, 'OVERWRITE', tmp, '');
+      const { handle, path: abs } = await files.openForWrite(tmp, 'w');
+      return new JsonlWriter(handle, cfg, files, 'OVERWRITE', abs, '');
     } catch (e) {
-      throw ioError(`cannot create ${tmp}`, e);
+      throw refused(e) ?? ioError(`cannot create ${tmp}`, e);
     }
   }
   let fh: fs.promises.FileHandle;
+  let abs: string;
   try {
-    fh = await fs.promises.open(cfg.path, 'a');
+    ({ handle: fh, path: abs } = await files.openForWrite(cfg.path, 'a'));
   } catch (e) {
-    throw ioError(`cannot open ${cfg.path}`, e);
+    throw refused(e) ?? ioError(`cannot open ${cfg.path}`, e);
   }
   let prefix = '';
   try {
     const { size } = await fh.stat();
     if (size > 0) {
       const last = Buffer.alloc(1);
-      const reader = await fs.promises.open(cfg.path, 'r');
+      const { handle: reader } = await files.openForRead(cfg.path);
       try {
         await reader.read(last, 0, 1, size - 1);
       } finally {
@@ -212,62 +240,73 @@ async function openWriter(config: JsonlDestinationConfig, options: WriterOptions
     }
   } catch (e) {
     await fh.close();
-    throw ioError(`cannot inspect ${cfg.path}`, e);
+    throw refused(e) ?? ioError(`cannot inspect ${cfg.path}`, e);
   }
-  return new JsonlWriter(fh, cfg, 'APPEND', cfg.path, prefix);
+  return new JsonlWriter(fh, cfg, files, 'APPEND', abs, prefix);
 }
 
-async function check(config: JsonlDestinationConfig): Promise<CheckResult> {
+/** Create/update checks: the output path inside the workspace's writable files roots. */
+function validate(config: JsonlDestinationConfig, ctx: DriverContext): ConfigError[] {
+  if (typeof config?.path !== 'string') return [];
+  try {
+    ctx.files.inspect(config.path, 'write');
+    return [];
+  } catch (e) {
+    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
+    throw e;
+  }
+}
+
+async function check(config: JsonlDestinationConfig, ctx: DriverContext): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
   } catch (e) {
     return { ok: false, message: (e as Error).message };
   }
-  const dir = path.dirname(cfg.path);
-  let dirStat: fs.Stats;
+  // Outside the roots every answer is the same refusal; inside, these messages are ordinary.
   try {
-    dirStat = await fs.promises.stat(dir);
+    ctx.files.resolve(cfg.path, 'write');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, message: code === 'ENOENT' ? `Directory does not exist: ${dir}` : `Cannot access directory ${dir}: ${(e as Error).message}` };
+    if (e instanceof FileAccessError) return { ok: false, message: e.message };
+    throw e;
   }
-  if (!dirStat.isDirectory()) return { ok: false, message: `${dir} is not a directory` };
-  const probe = path.join(dir, `.sluice-probe-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  const dir = folderOf(cfg.path);
+  const dirProblem = await writableFolder(ctx.files, dir);
+  if (dirProblem) return { ok: false, message: dirProblem };
+  const existing = existingTarget(ctx.files, cfg.path);
+  if (existing === null) return { ok: true, message: `${dir} is writable; ${path.basename(cfg.path)} will be created` };
+  if (typeof existing === 'string') return { ok: false, message: existing };
   try {
-    await fs.promises.writeFile(probe, '', { flag: 'wx' });
-    await fs.promises.unlink(probe);
+    const { handle } = await ctx.files.openForWrite(cfg.path, 'a');
+    await handle.close();
   } catch (e) {
-    return { ok: false, message: `Directory is not writable: ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+    if (e instanceof FileAccessError) return { ok: false, message: e.message };
+    return { ok: false, message: `${cfg.path} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
   }
-  let stat: fs.Stats | null;
-  try {
-    stat = await fs.promises.stat(cfg.path);
-  } catch {
-    stat = null;
-  }
-  if (stat === null) return { ok: true, message: `${dir} is writable; ${path.basename(cfg.path)} will be created` };
-  if (!stat.isFile()) return { ok: false, message: `${cfg.path} exists and is not a regular file` };
-  try {
-    await fs.promises.access(cfg.path, fs.constants.W_OK);
-  } catch {
-    return { ok: false, message: `${cfg.path} is not writable (permission denied)` };
-  }
-  return { ok: true, message: `${cfg.path} exists (${stat.size} bytes) and is writable` };
+  return { ok: true, message: `${cfg.path} exists (${existing.size} bytes) and is writable` };
 }
 
 const SAMPLE_LINES = 1000;
-async function discover(config: JsonlDestinationConfig): Promise<Catalog> {
+async function discover(config: JsonlDestinationConfig, ctx: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
   let stat: fs.Stats;
   try {
-    stat = await fs.promises.stat(cfg.path);
-  } catch {
+    // Inside the roots (checked first), a file not written yet has no fields.
+    stat = await fs.promises.stat(ctx.files.resolve(cfg.path, 'read'));
+  } catch (e) {
+    if (e instanceof FileAccessError) throw refused(e)!;
     return { streams: [] };
   }
   if (!stat.isFile()) throw new DriverError(`JSONL destination: ${cfg.path} is not a regular file`);
   const sampler = new FieldSampler();
-  const input = fs.createReadStream(cfg.path, { encoding: 'utf8' });
+  let input: fs.ReadStream;
+  try {
+    const { handle, path: abs } = await ctx.files.openForRead(cfg.path);
+    input = fs.createReadStream(abs, { fd: handle, encoding: 'utf8' });
+  } catch (e) {
+    throw refused(e) ?? ioError(`cannot read ${cfg.path}`, e);
+  }
   const lines = readline.createInterface({ input, crlfDelay: Infinity });
   try {
     let n = 0;
@@ -304,6 +343,7 @@ export const jsonlDestination: DestinationDriver<JsonlDestinationConfig> = {
   supportedWriteModes: SUPPORTED_MODES,
   check,
   discover,
+  validate,
   openWriter,
 };
 

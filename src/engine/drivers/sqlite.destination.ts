@@ -1,12 +1,15 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import crypto from 'node:crypto';
 import Database from 'better-sqlite3';
+import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
+import { existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
+import { openSqliteFile } from './sqlite-open.js';
 import {
   DriverError,
   type Catalog,
   type CheckResult,
+  type ConfigError,
   type DataRecord,
+  type DriverContext,
   type DestinationDriver,
   type FieldSchema,
   type FieldType,
@@ -56,8 +59,9 @@ export const sqliteConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       title: 'Database file',
-      description: 'Path of the SQLite database file; created if absent (its directory must exist).',
-      examples: ['/data/warehouse.db'],
+      description:
+        "Path of the SQLite database file relative to the workspace's files folder (or absolute inside a writable files root); created if absent (its directory must exist).",
+      examples: ['warehouse.db'],
     },
     table: {
       type: 'string',
@@ -78,11 +82,15 @@ export const sqliteConfigSchema: JsonSchema = {
 
 export const docs = `# SQLite (destination)
 
-Writes each stream into a table of a local SQLite database file (created if absent).
+Writes each stream into a table of a SQLite database file in the workspace's files folder
+(created if absent).
 
 \`\`\`json
-{ "path": "/data/warehouse.db", "table": "orders", "journalMode": "WAL" }
+{ "path": "warehouse.db", "table": "orders", "journalMode": "WAL" }
 \`\`\`
+
+- **Path**: relative to the workspace's files folder, or absolute inside one of its writable files
+  roots; \`..\`, links leading elsewhere, hard links and devices are refused.
 
 - **Table**: \`table\`, else the stream's destination name, else the stream name (sanitized to
   [A-Za-z0-9_]). Created from the stream schema as a STRICT table (integer → INTEGER,
@@ -292,11 +300,14 @@ function resolveConfig(raw: SqliteDestinationConfig): ResolvedConfig {
   return { path: raw.path, table: raw.table ? sanitizeTableName(raw.table) : null, journalMode };
 }
 
-function openDatabase(cfg: ResolvedConfig): Database.Database {
+async function openDatabase(cfg: ResolvedConfig, files: FileAccess): Promise<Database.Database> {
   let db: Database.Database;
   try {
-    db = new Database(cfg.path, { timeout: 10_000 });
+    targetInExistingFolder(files, cfg.path, () => new DriverError(`SQLite destination: cannot open ${cfg.path}: its directory does not exist`));
+    db = (await openSqliteFile(files, cfg.path, 'write', { timeout: 10_000 })).db;
   } catch (e) {
+    if (e instanceof DriverError) throw e;
+    if (e instanceof FileAccessError) throw new DriverError(`SQLite destination: ${e.message}`);
     throw wrapError(`cannot open ${cfg.path}`, e);
   }
   try {
@@ -797,7 +808,7 @@ async function openWriter(config: SqliteDestinationConfig, options: WriterOption
   }
   const table = cfg.table ?? sanitizeTableName(stream.destinationName ?? stream.name);
   const target = writeMode === 'OVERWRITE' ? `${table}__sluice_tmp` : table;
-  const db = openDatabase(cfg);
+  const db = await openDatabase(cfg, options.ctx.files);
   try {
     if (writeMode === 'OVERWRITE') db.exec(`DROP TABLE IF EXISTS ${q(target)}`);
     return new SqliteWriter(db, writeMode, table, target, pk, schema);
@@ -810,50 +821,47 @@ async function openWriter(config: SqliteDestinationConfig, options: WriterOption
 // ---------------------------------------------------------------------------------------------
 // check / discover.
 
-async function probeDirectory(dir: string): Promise<string | null> {
-  let stat: fs.Stats;
+/** Create/update checks: the database path inside the workspace's writable files roots. */
+function validate(config: SqliteDestinationConfig, ctx: DriverContext): ConfigError[] {
+  if (typeof config?.path !== 'string') return [];
   try {
-    stat = await fs.promises.stat(dir);
+    ctx.files.inspect(config.path, 'write');
+    return [];
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? `Directory does not exist: ${dir}` : `Cannot access directory ${dir}: ${(e as Error).message}`;
+    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
+    throw e;
   }
-  if (!stat.isDirectory()) return `${dir} is not a directory`;
-  const probe = path.join(dir, `.sluice-probe-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  try {
-    await fs.promises.writeFile(probe, '', { flag: 'wx' });
-    await fs.promises.unlink(probe);
-  } catch (e) {
-    return `Directory is not writable: ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-  }
-  return null;
 }
 
-async function check(config: SqliteDestinationConfig): Promise<CheckResult> {
+async function check(config: SqliteDestinationConfig, ctx: DriverContext): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
   } catch (e) {
     return { ok: false, message: (e as Error).message };
   }
-  const file = path.resolve(cfg.path);
-  const dirProblem = await probeDirectory(path.dirname(file));
-  if (dirProblem) return { ok: false, message: dirProblem };
-  let stat: fs.Stats | null = null;
+  // Outside the roots every answer is the same refusal; inside, these messages are ordinary.
+  const file = cfg.path;
   try {
-    stat = await fs.promises.stat(file);
-  } catch {
-    stat = null;
+    ctx.files.resolve(file, 'write');
+  } catch (e) {
+    if (e instanceof FileAccessError) return { ok: false, message: e.message };
+    throw e;
   }
-  if (stat === null) return { ok: true, message: `${file} does not exist yet and will be created` };
-  if (!stat.isFile()) return { ok: false, message: `${file} exists and is not a regular file` };
+  const dirProblem = await writableFolder(ctx.files, folderOf(file));
+  if (dirProblem) return { ok: false, message: dirProblem };
+  const existing = existingTarget(ctx.files, file);
+  if (existing === null) return { ok: true, message: `${file} does not exist yet and will be created` };
+  if (typeof existing === 'string') return { ok: false, message: existing };
   let db: Database.Database | null = null;
   try {
-    db = new Database(file, { fileMustExist: true, timeout: 2_000 });
+    db = (await openSqliteFile(ctx.files, file, 'write', { timeout: 2_000 })).db;
     const tables = (db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'`).get() as { n: number }).n;
     db.exec('BEGIN IMMEDIATE');
     db.exec('ROLLBACK');
     return { ok: true, message: `${file} is a writable SQLite database with ${tables} table(s)` };
   } catch (e) {
+    if (e instanceof FileAccessError) return { ok: false, message: e.message };
     const code = (e as { code?: string }).code ?? '';
     if (code === 'SQLITE_NOTADB') return { ok: false, message: `${file} is not a SQLite database` };
     if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
@@ -868,13 +876,15 @@ async function check(config: SqliteDestinationConfig): Promise<CheckResult> {
   }
 }
 
-async function discover(config: SqliteDestinationConfig): Promise<Catalog> {
+async function discover(config: SqliteDestinationConfig, ctx: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
-  if (!fs.existsSync(cfg.path)) return { streams: [] };
   let db: Database.Database;
   try {
-    db = new Database(cfg.path, { readonly: true, fileMustExist: true, timeout: 5_000 });
+    // Inside the roots (checked first), a database not created yet has no tables.
+    if (!fs.existsSync(ctx.files.resolve(cfg.path, 'read'))) return { streams: [] };
+    db = (await openSqliteFile(ctx.files, cfg.path, 'read', { timeout: 5_000 })).db;
   } catch (e) {
+    if (e instanceof FileAccessError) throw new DriverError(`SQLite destination: ${e.message}`);
     throw wrapError(`cannot open ${cfg.path}`, e);
   }
   try {
@@ -916,6 +926,7 @@ export const sqliteDestination: DestinationDriver<SqliteDestinationConfig> = {
   supportedWriteModes: SUPPORTED_MODES,
   check,
   discover,
+  validate,
   openWriter,
 };
 

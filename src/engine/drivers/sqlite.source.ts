@@ -1,11 +1,15 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
+import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { fieldTypeOfDeclared } from './sqlite.destination.js';
+import { openSqliteFile } from './sqlite-open.js';
 import {
   DriverError,
   type Catalog,
   type CheckResult,
+  type ConfigError,
   type ConfiguredStream,
+  type DriverContext,
   type DataRecord,
   type FieldType,
   type JsonSchema,
@@ -21,6 +25,10 @@ import {
  * SQLite source (better-sqlite3, read-only connection).
  *
  * Contract:
+ * - The file is opened read-only (`fileMustExist`) inside the workspace's files roots
+ *   (sqlite-open.ts). A custom query is exactly one statement that SQLite reports read-only and
+ *   that returns rows as a subquery (a SELECT, WITH or VALUES): ATTACH, PRAGMA, DML and several
+ *   statements are refused when the connector is saved (VALIDATION_FAILED) and at run (DriverError).
  * - One stream per table (all tables unless `tables` lists some; listed views are accepted)
  *   plus one per custom query.
  * - Keyset pages exactly like the PostgreSQL source: `WHERE (cursor, pk) > (?, ?) ORDER BY
@@ -60,8 +68,8 @@ export const sqliteSourceConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       title: 'Database file',
-      description: 'Path of the SQLite database file (opened read-only).',
-      examples: ['/data/app.db'],
+      description: "Path of the SQLite database file relative to the workspace's files folder (or absolute inside a files root); opened read-only.",
+      examples: ['app.db'],
     },
     tables: {
       type: 'array',
@@ -80,7 +88,7 @@ export const sqliteSourceConfigSchema: JsonSchema = {
         required: ['name', 'sql'],
         properties: {
           name: { type: 'string', minLength: 1, title: 'Stream name', description: 'Name of the stream.' },
-          sql: { type: 'string', minLength: 1, title: 'SQL', description: 'A single SELECT statement.' },
+          sql: { type: 'string', minLength: 1, title: 'SQL', description: 'A single read-only SELECT (or WITH / VALUES) statement; ATTACH, PRAGMA and writes are refused.' },
           cursorField: { type: 'string', minLength: 1, title: 'Cursor field', description: 'Column of the result usable as an incremental cursor.' },
           primaryKey: {
             type: 'array',
@@ -97,16 +105,20 @@ export const sqliteSourceConfigSchema: JsonSchema = {
 
 export const docs = `# SQLite (source)
 
-Reads tables (and optional custom queries) of a local SQLite database, opened read-only.
+Reads tables (and optional custom queries) of a SQLite database in the workspace's files folder,
+opened read-only.
 
 \`\`\`json
 {
-  "path": "/data/app.db",
+  "path": "app.db",
   "tables": ["orders", "customers"],
   "queries": [{ "name": "recent", "sql": "SELECT id, total, updated_at FROM orders WHERE total > 0", "cursorField": "updated_at", "primaryKey": ["id"] }]
 }
 \`\`\`
 
+- **Path**: relative to the workspace's files folder, or absolute inside one of its files roots.
+- **Custom queries**: exactly one read-only statement (SELECT, WITH or VALUES); \`ATTACH\`, \`PRAGMA\`,
+  writes and several statements are refused. Extension loading is off.
 - **Streams**: one per table (or per listed table/view) plus one per custom query. Field types come
   from the declared column types (SQLite affinity: INT → integer, CHAR/CLOB/TEXT → string,
   REAL/FLOA/DOUB/NUMERIC → number, BOOL → boolean, DATE/TIME → datetime, JSON → json). Declared
@@ -155,17 +167,127 @@ function qi(identifier: string): string {
   return `"${identifier.replace(/"/g, '""')}"`;
 }
 
-function openDatabase(cfg: ResolvedConfig): Database.Database {
-  if (!fs.existsSync(cfg.path)) throw new DriverError(`${WHO}: file not found: ${cfg.path}`);
+async function openDatabase(cfg: ResolvedConfig, files: FileAccess): Promise<Database.Database> {
+  let db: Database.Database | null = null;
   try {
-    const db = new Database(cfg.path, { readonly: true, fileMustExist: true, timeout: 10_000 });
+    // Inside the roots (checked first), a missing file is an ordinary answer.
+    if (!fs.existsSync(files.resolve(cfg.path, 'read'))) throw new DriverError(`${WHO}: file not found: ${cfg.path}`);
+    db = (await openSqliteFile(files, cfg.path, 'read', { timeout: 10_000 })).db;
     db.prepare('SELECT count(*) FROM sqlite_master').get(); // fails fast on a non-database file
     return db;
   } catch (e) {
+    db?.close();
+    if (e instanceof DriverError) throw e;
+    if (e instanceof FileAccessError) throw new DriverError(`${WHO}: ${e.message}`);
     const code = (e as { code?: string }).code ?? '';
     if (code === 'SQLITE_NOTADB') throw new DriverError(`${WHO}: ${cfg.path} is not a SQLite database`);
     throw new DriverError(`${WHO}: cannot open ${cfg.path}: ${(e as Error).message}`, code.startsWith('SQLITE_BUSY'));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom queries: one read-only statement.
+
+/** True when `sql` holds more than one statement (a `;` outside strings, identifiers and comments followed by more SQL). */
+export function hasSeveralStatements(sql: string): boolean {
+  let i = 0;
+  const n = sql.length;
+  let ended = false;
+  while (i < n) {
+    const c = sql[i]!;
+    if (c === '-' && sql[i + 1] === '-') {
+      const nl = sql.indexOf('\n', i);
+      i = nl === -1 ? n : nl + 1;
+      continue;
+    }
+    if (c === '/' && sql[i + 1] === '*') {
+      const close = sql.indexOf('*/', i + 2);
+      i = close === -1 ? n : close + 2;
+      continue;
+    }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (ended && c !== ';') return true;
+    if (c === ';') {
+      ended = true;
+      i++;
+      continue;
+    }
+    const closer = c === "'" ? "'" : c === '"' ? '"' : c === '`' ? '`' : c === '[' ? ']' : null;
+    if (closer !== null) {
+      let j = i + 1;
+      for (;;) {
+        const k = sql.indexOf(closer, j);
+        if (k === -1) return false; // unterminated: SQLite's own error
+        if (closer !== ']' && sql[k + 1] === closer) {
+          j = k + 2; // doubled quote
+          continue;
+        }
+        i = k + 1;
+        break;
+      }
+      continue;
+    }
+    i++;
+  }
+  return false;
+}
+
+const NOT_READ_ONLY = 'must be a single read-only SELECT statement (ATTACH, PRAGMA, writes and several statements are refused)';
+
+/**
+ * Why a custom query is refused, or null. `strict` (the real database): the statement must
+ * compile. Otherwise (a config being saved, checked against an empty database) unknown tables,
+ * columns or functions are left to the run, but the shape is judged.
+ */
+function queryProblem(db: Database.Database, sql: string, strict: boolean): string | null {
+  if (hasSeveralStatements(sql)) return NOT_READ_ONLY;
+  const syntaxOnly = (e: unknown) => {
+    const m = (e as Error).message;
+    return /syntax error|incomplete input|more than one statement|unrecognized token/i.test(m);
+  };
+  try {
+    const stmt = db.prepare(sql);
+    if (!stmt.readonly || !stmt.reader) return NOT_READ_ONLY;
+  } catch (e) {
+    if (syntaxOnly(e) || strict) return syntaxOnly(e) ? NOT_READ_ONLY : `is not a valid SELECT: ${(e as Error).message}`;
+  }
+  try {
+    db.prepare(`SELECT * FROM (${sql}\n) AS sluice_q`);
+  } catch (e) {
+    if (syntaxOnly(e)) return NOT_READ_ONLY;
+    if (strict) return `is not a valid SELECT: ${(e as Error).message}`;
+  }
+  return null;
+}
+
+/** Create/update checks: the database path inside the files roots, each custom query one read-only statement. */
+function validate(config: SqliteSourceConfig, ctx: DriverContext): ConfigError[] {
+  const errors: ConfigError[] = [];
+  if (typeof config?.path === 'string') {
+    try {
+      ctx.files.inspect(config.path, 'read');
+    } catch (e) {
+      if (!(e instanceof FileAccessError)) throw e;
+      errors.push({ path: 'path', message: e.message });
+    }
+  }
+  const queries = Array.isArray(config?.queries) ? config.queries : [];
+  if (queries.length > 0) {
+    const scratch = new Database(':memory:');
+    try {
+      queries.forEach((q, i) => {
+        if (typeof q?.sql !== 'string') return;
+        const problem = queryProblem(scratch, q.sql.trim().replace(/;\s*$/, '').trim(), false);
+        if (problem) errors.push({ path: `queries.${i}.sql`, message: problem });
+      });
+    } finally {
+      scratch.close();
+    }
+  }
+  return errors;
 }
 
 interface Column {
@@ -238,6 +360,8 @@ function loadSources(db: Database.Database, cfg: ResolvedConfig, wanted: Set<str
 }
 
 function describeQuery(db: Database.Database, q: SqliteQueryStream): StreamSource {
+  const problem = queryProblem(db, q.sql, true);
+  if (problem) throw new DriverError(`${WHO}: query "${q.name}" ${problem}`);
   let stmt: Database.Statement;
   try {
     stmt = db.prepare(`SELECT * FROM (${q.sql}\n) AS sluice_q`);
@@ -277,7 +401,7 @@ function describeQuery(db: Database.Database, q: SqliteQueryStream): StreamSourc
 // ---------------------------------------------------------------------------------------------
 // check / discover.
 
-async function check(config: SqliteSourceConfig): Promise<CheckResult> {
+async function check(config: SqliteSourceConfig, ctx: DriverContext): Promise<CheckResult> {
   let cfg: ResolvedConfig;
   try {
     cfg = resolveConfig(config);
@@ -286,7 +410,7 @@ async function check(config: SqliteSourceConfig): Promise<CheckResult> {
   }
   let db: Database.Database;
   try {
-    db = openDatabase(cfg);
+    db = await openDatabase(cfg, ctx.files);
   } catch (e) {
     return { ok: false, message: (e as Error).message.replace(`${WHO}: `, '') };
   }
@@ -319,9 +443,9 @@ async function check(config: SqliteSourceConfig): Promise<CheckResult> {
   }
 }
 
-async function discover(config: SqliteSourceConfig): Promise<Catalog> {
+async function discover(config: SqliteSourceConfig, ctx: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
-  const db = openDatabase(cfg);
+  const db = await openDatabase(cfg, ctx.files);
   try {
     const streams: StreamDescriptor[] = [...loadSources(db, cfg, null).values()].map((s) => ({
       name: s.name,
@@ -568,7 +692,7 @@ async function* read(config: SqliteSourceConfig, streams: ConfiguredStream[], st
   const signal = options.signal;
   signal?.throwIfAborted();
   const batchSize = Math.max(1, Math.floor(options.batchSize) || 1000);
-  const db = openDatabase(cfg);
+  const db = await openDatabase(cfg, options.ctx.files);
   try {
     const sources = loadSources(db, cfg, new Set(streams.map((s) => s.name)));
     for (const configured of streams) {
@@ -605,6 +729,7 @@ export const sqliteSource: SourceDriver<SqliteSourceConfig> = {
   configSchema: sqliteSourceConfigSchema,
   check,
   discover,
+  validate,
   read,
 };
 

@@ -100,6 +100,8 @@ export interface ReadOptions {
   batchSize: number;
   /** Aborted when the job is cancelled; sources stop promptly and release resources. */
   signal?: AbortSignal;
+  /** The caller's files (and, later, other resources): every local path goes through it. */
+  ctx: DriverContext;
 }
 
 /** A record the destination refused; the rest of the batch is committed. */
@@ -129,6 +131,8 @@ export interface StreamWriter {
 export interface WriterOptions {
   writeMode: WriteMode;
   stream: ConfiguredStream;
+  /** The caller's files: every local path goes through it. */
+  ctx: DriverContext;
 }
 
 /**
@@ -138,6 +142,12 @@ export interface WriterOptions {
  */
 export interface DriverContext {
   files: FileAccess;
+}
+
+/** A problem with one config property (`path` is dotted, relative to the config). */
+export interface ConfigError {
+  path: string;
+  message: string;
 }
 
 interface DriverBase<C> {
@@ -150,8 +160,14 @@ interface DriverBase<C> {
   docs: string;
   /** JSON Schema of the config. Secret fields carry `"secret": true`. */
   configSchema: JsonSchema;
-  check(config: C): Promise<CheckResult>;
-  discover(config: C): Promise<Catalog>;
+  check(config: C, ctx: DriverContext): Promise<CheckResult>;
+  discover(config: C, ctx: DriverContext): Promise<Catalog>;
+  /**
+   * Checks made when a connector is created or updated, without connecting anywhere: local
+   * paths inside the caller's files roots, statements allowed. Each problem becomes a
+   * VALIDATION_FAILED entry at `config.<path>`. The same rules are enforced again at open.
+   */
+  validate?(config: C, ctx: DriverContext): ConfigError[];
 }
 
 export interface SourceDriver<C = any> extends DriverBase<C> {

@@ -6,6 +6,7 @@
  */
 import type { ConfiguredStream, StreamStates, WriteMode } from '../drivers/types.js';
 import type { MappingSpec } from '../mapping/mapping.js';
+import type { FileScope } from '../../security/file-roots.js';
 
 export interface JobPlan {
   jobId: string;
@@ -13,6 +14,11 @@ export interface JobPlan {
   source: { driver: string; config: unknown };
   destination: { driver: string; config: unknown };
   streams: ConfiguredStream[];
+  /**
+   * The files the pipeline's workspace may touch (plain data; the worker builds its FileAccess
+   * from it). Null only together with `configError`.
+   */
+  files: FileScope | null;
   /** Confirmed per-stream state to resume from. */
   state: StreamStates;
   mapping: MappingSpec | null;

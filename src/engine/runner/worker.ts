@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getDestinationDriver, getSourceDriver } from '../drivers/index.js';
+import { driverContext } from '../drivers/context.js';
 import type { DataRecord, StreamWriter, ConfiguredStream, SourceMessage, StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
@@ -59,7 +60,7 @@ function isRetryable(e: Error & { retryable?: boolean; code?: string }): boolean
 
 export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> {
   scrub = scrubberFor(plan.secrets ?? []);
-  if (plan.configError) throw Object.assign(new Error(plan.configError), { retryable: false });
+  if (plan.configError || !plan.files) throw Object.assign(new Error(plan.configError ?? 'the job has no files scope'), { retryable: false });
   const source = getSourceDriver(plan.source.driver);
   const destination = getDestinationDriver(plan.destination.driver);
   if (!source) throw Object.assign(new Error(`unknown source driver ${plan.source.driver}`), { retryable: false });
@@ -73,9 +74,10 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   };
   const overwriteStreams = new Set(plan.streams.filter((s) => modeOf(s) === 'OVERWRITE').map((s) => s.name));
   const abort = new AbortController();
+  const ctx = driverContext(plan.files);
 
   // Output schema per stream, so the destination can create its table with proper types.
-  const catalog = await source.discover(plan.source.config).catch(() => null);
+  const catalog = await source.discover(plan.source.config, ctx).catch(() => null);
   const streams: ConfiguredStream[] = plan.streams.map((s) => {
     const discovered = catalog?.streams.find((d) => d.name === s.name);
     let fields = discovered?.fields ?? null;
@@ -133,7 +135,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   try {
     const messages = plan.replay
       ? replayMessages(plan.replay, plan.batchSize)
-      : source.read(plan.source.config, streams, startState, { batchSize: plan.batchSize, signal: abort.signal });
+      : source.read(plan.source.config, streams, startState, { batchSize: plan.batchSize, signal: abort.signal, ctx });
     for await (const msg of messages) {
       if (msg.type === 'log') {
         post({ type: 'log', level: msg.level, message: msg.message });
@@ -193,7 +195,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
         if (out.length) {
           let writer: StreamWriter | undefined = writers.get(stream);
           if (writer === undefined) {
-            const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured });
+            const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured, ctx });
             writers.set(stream, opened);
             writer = opened;
           }

@@ -13,15 +13,17 @@ import type { PrismaClient } from '../../db/client.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import type { HttpAuth } from '../../engine/drivers/http-auth.js';
 import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
-import type { Catalog, CheckResult, ConnectorRole, Driver } from '../../engine/drivers/types.js';
+import type { Catalog, CheckResult, ConnectorRole, Driver, DriverContext } from '../../engine/drivers/types.js';
+import { driverContext } from '../../engine/drivers/context.js';
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { KeyRingError, type KeyRing } from '../../security/keyring.js';
+import type { FileRootsOptions, FileScope } from '../../security/file-roots.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { AuthenticationService } from '../authentication/authentication.service.js';
 import { driverSecretPaths, mergeSecrets, openSecrets, resealSecrets, sealSecrets, secretValues } from './secrets.js';
-import { requireWorkspaceId } from '../workspace/scope.js';
+import { requireWorkspaceId, workspaceFileScope } from '../workspace/scope.js';
 
 export interface CreateConnectorInput {
   name: string;
@@ -46,6 +48,8 @@ export interface UpdateConnectorInput {
 export interface ConnectorForDriver {
   id?: string;
   name?: string;
+  /** Whose files the driver may touch. */
+  workspaceId: string;
   driver: string;
   config: unknown;
   authenticationId?: string | null;
@@ -57,6 +61,10 @@ export interface DriverConfig {
   secrets: string[];
   /** `text` without any of the secrets. */
   scrub(text: string): string;
+  /** The files of the connector's workspace: plain data for a job plan or a worker. */
+  files: FileScope;
+  /** The context for driver calls made here (built from `files`). */
+  ctx: DriverContext;
 }
 
 /** Resolves a connector's config for its driver (ConnectorService.driverConfig). */
@@ -83,7 +91,14 @@ export class ConnectorService {
     private readonly jobs: ConnectorJobs,
     private readonly ring: KeyRing,
     private readonly authentications: AuthenticationService,
+    private readonly files: FileRootsOptions,
   ) {}
+
+  /** The driver context of a workspace (its files folder; the extra roots for the default one). */
+  contextFor(workspaceId: string): { files: FileScope; ctx: DriverContext } {
+    const files = workspaceFileScope(this.files, workspaceId);
+    return { files, ctx: driverContext(files) };
+  }
 
   /**
    * The config a driver gets: secrets decrypted, and the referenced authentication (decrypted)
@@ -93,7 +108,8 @@ export class ConnectorService {
   async driverConfig(c: ConnectorForDriver, db: Pick<PrismaClient, 'authentication'> = this.db): Promise<DriverConfig> {
     const paths = driverSecretPaths(c.driver);
     const config = openSecrets(paths, c.config, this.ring);
-    return forDriver(paths, config, c.authenticationId ? await this.authentications.httpAuth(c.authenticationId, db) : null);
+    const auth = c.authenticationId ? await this.authentications.httpAuth(c.authenticationId, db) : null;
+    return { ...forDriver(paths, config, auth), ...this.contextFor(c.workspaceId) };
   }
 
   /** `driverConfig` that reports a failure as a message (for check/discover results) instead of throwing. */
@@ -134,8 +150,11 @@ export class ConnectorService {
     return c;
   }
 
-  /** Validates a config for a driver; returns it with defaults filled in. */
-  validate(driverName: string, config: unknown, role?: ConnectorRole | null): { driver: Driver; config: Record<string, unknown> } {
+  /**
+   * Validates a config for a driver; returns it with defaults filled in. The driver's own
+   * checks (local paths inside the workspace's files roots, statements) run too.
+   */
+  validate(driverName: string, config: unknown, role?: ConnectorRole | null, workspaceId = requireWorkspaceId()): { driver: Driver; config: Record<string, unknown> } {
     const driver = getDriver(driverName);
     if (!driver) {
       const known = listDrivers().map((d) => d.name).join(', ');
@@ -149,6 +168,13 @@ export class ConnectorService {
       throw new ValidationError(
         `invalid config for driver "${driverName}"`,
         result.errors.map((e) => ({ path: e.path ? `config.${e.path}` : 'config', message: e.message })),
+      );
+    }
+    const problems = driver.validate?.(result.config as never, this.contextFor(workspaceId).ctx) ?? [];
+    if (problems.length) {
+      throw new ValidationError(
+        `invalid config for driver "${driverName}"`,
+        problems.map((e) => ({ path: e.path ? `config.${e.path}` : 'config', message: e.message })),
       );
     }
     return { driver, config: result.config as Record<string, unknown> };
@@ -187,7 +213,7 @@ export class ConnectorService {
     if (input.config !== undefined && input.config !== null) {
       // Placeholders keep the stored secrets (their ciphertext, unchanged); new values are encrypted.
       const merged = mergeSecrets(paths, input.config, current.config, this.ring);
-      config = sealSecrets(paths, this.validate(current.driver, merged.config).config, this.ring, merged.kept) as typeof config;
+      config = sealSecrets(paths, this.validate(current.driver, merged.config, null, current.workspaceId).config, this.ring, merged.kept) as typeof config;
     } else {
       // Any write encrypts what is still legacy clear text (or under an old key).
       config = resealSecrets(paths, current.config, this.ring).config as typeof config;
@@ -259,7 +285,7 @@ export class ConnectorService {
     const startedAt = new Date();
     const driver = this.definition(c.driver);
     const dc = await this.driverConfigOrError(c);
-    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await runCheck(driver, dc.config, dc.scrub);
+    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await runCheck(driver, dc.config, dc.scrub, dc.ctx);
     return this.events.transaction(async (tx, emit) => {
       const connector = await tx.connector.update({
         where: { id },
@@ -297,7 +323,7 @@ export class ConnectorService {
     const authentication = await this.checkAuthentication(v.driver, authenticationId);
     // The validated plaintext goes to the driver as is: an incoming `enc:v1:` string stays a literal value.
     const dc = forDriver(paths, v.config, authentication && this.authentications.toHttpAuth(authentication));
-    return runCheck(v.driver, dc.config, dc.scrub);
+    return runCheck(v.driver, dc.config, dc.scrub, this.contextFor(requireWorkspaceId()).ctx);
   }
 
   async discover(id: string): Promise<{ catalog: Catalog; jobId: string }> {
@@ -310,7 +336,7 @@ export class ConnectorService {
     if ('error' in dc) error = dc.error;
     else {
       try {
-        catalog = await driver.discover(dc.config as never);
+        catalog = await driver.discover(dc.config as never, dc.ctx);
       } catch (err) {
         error = dc.scrub((err as Error).message);
       }
@@ -346,7 +372,7 @@ export class ConnectorService {
  * A plaintext config ready for its driver: the authentication's credentials (if any) as `auth`,
  * overriding inline ones, and every secret value to keep out of messages.
  */
-function forDriver(paths: readonly string[], config: unknown, authentication: { auth: HttpAuth; secrets: string[] } | null): DriverConfig {
+function forDriver(paths: readonly string[], config: unknown, authentication: { auth: HttpAuth; secrets: string[] } | null): Omit<DriverConfig, 'files' | 'ctx'> {
   const secrets = secretValues(paths, config);
   if (authentication) {
     config = { ...((config ?? {}) as Record<string, unknown>), auth: authentication.auth };
@@ -362,11 +388,11 @@ function requireName(name: string): string {
   return n;
 }
 
-async function runCheck(driver: Driver, config: unknown, scrub: (text: string) => string): Promise<CheckResult> {
+async function runCheck(driver: Driver, config: unknown, scrub: (text: string) => string, ctx: DriverContext): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const r = await Promise.race([
-      driver.check(config as never),
+      driver.check(config as never, ctx),
       new Promise<CheckResult>((resolve) => {
         timer = setTimeout(() => resolve({ ok: false, message: `check timed out after ${CHECK_TIMEOUT_MS / 1000}s` }), CHECK_TIMEOUT_MS);
       }),

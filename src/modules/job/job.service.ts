@@ -20,6 +20,7 @@ import type { JobProgressMessage, PipelineStateMessage, PubSub } from '../../pub
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import type { DriverConfigResolver } from '../connector/connector.service.js';
+import type { FileScope } from '../../security/file-roots.js';
 import { recordTransition } from '../pipeline/pipeline.transitions.js';
 import type { PipelineState } from '../pipeline/lifecycle.js';
 import { runAsSystem } from '../workspace/scope.js';
@@ -418,9 +419,10 @@ export class JobService implements RunnerHost {
       let destination: unknown = {};
       let secrets: string[] = [];
       let configError: string | undefined;
+      let files: FileScope | null = null;
       try {
         const [s, d] = [await this.driverConfig(p.source, tx), await this.driverConfig(p.destination, tx)];
-        [source, destination, secrets] = [s.config, d.config, [...s.secrets, ...d.secrets]];
+        [source, destination, secrets, files] = [s.config, d.config, [...s.secrets, ...d.secrets], s.files];
       } catch (err) {
         configError = `cannot prepare the connectors' credentials: ${(err as Error).message}`;
       }
@@ -433,6 +435,7 @@ export class JobService implements RunnerHost {
         source: { driver: p.source.driver, config: source },
         destination: { driver: p.destination.driver, config: destination },
         streams: p.streams as unknown as ConfiguredStream[],
+        files,
         state,
         executionTimeoutMs: p.executionTimeoutMs,
         mapping,

@@ -142,7 +142,7 @@ export class MappingService {
       scrub = dc.scrub;
       let streamName = input.stream ?? null;
       if (!streamName) {
-        const catalog = await getSourceDriver(source.driver)!.discover(dc.config as never);
+        const catalog = await getSourceDriver(source.driver)!.discover(dc.config as never, dc.ctx);
         streamName = catalog.streams[0]?.name ?? null;
         if (!streamName) return [];
       }
@@ -152,6 +152,7 @@ export class MappingService {
         streams: [{ name: streamName, syncMode: 'FULL_REFRESH' }],
         mapping: input.spec,
         limit: input.limit,
+        ctx: dc.ctx,
       });
     } catch (err) {
       throw new ConnectorFailedError(`reading from "${source.name}" failed: ${scrub((err as Error).message)}`, source.id);

@@ -334,7 +334,7 @@ export class PipelineService {
     try {
       const dc = await this.driverConfig(source);
       scrub = dc.scrub;
-      return await previewSource({ driver: source.driver, config: dc.config, streams, mapping: (mapping?.spec ?? null) as MappingSpec | null, limit });
+      return await previewSource({ driver: source.driver, config: dc.config, streams, mapping: (mapping?.spec ?? null) as MappingSpec | null, limit, ctx: dc.ctx });
     } catch (err) {
       throw new ConnectorFailedError(`reading from "${source.name}" failed: ${scrub((err as Error).message)}`, source.id);
     }
@@ -404,7 +404,7 @@ export class PipelineService {
     try {
       const dc = await this.driverConfig(source!);
       scrub = dc.scrub;
-      catalog = srcDriver ? await srcDriver.discover(dc.config as never) : null;
+      catalog = srcDriver ? await srcDriver.discover(dc.config as never, dc.ctx) : null;
     } catch (err) {
       discoverError = scrub((err as Error).message);
     }

@@ -14,6 +14,7 @@
  *   streams are re-bound with `bindIterator`.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { FileRootsOptions, FileScope } from '../../security/file-roots.js';
 
 export type ApiKeyScopeName = 'READ' | 'WRITE' | 'ADMIN';
 
@@ -53,6 +54,11 @@ export function currentScope(): Scope | undefined {
 export function currentWorkspaceId(): string | null {
   const s = storage.getStore();
   return s?.kind === 'workspace' ? s.auth.workspaceId : null;
+}
+
+/** The files a workspace's connectors may touch: its own folder (and, for the default workspace, the extra roots). */
+export function workspaceFileScope(files: FileRootsOptions, workspaceId: string): FileScope {
+  return { ...files, workspaceId, isDefault: workspaceId === DEFAULT_WORKSPACE_ID };
 }
 
 const RANK: Record<ApiKeyScopeName, number> = { READ: 1, WRITE: 2, ADMIN: 3 };
