@@ -25,6 +25,10 @@ const PG_URL = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
+// One files root for every server started here: connectors' files live in its default workspace folder.
+const filesRoot = path.join(work, 'files');
+const files = path.join(filesRoot, 'default');
+fs.mkdirSync(files, { recursive: true });
 
 interface Result {
   id: string;
@@ -111,7 +115,7 @@ class Server {
     const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: root,
       // The bench drives thousands of operations from one caller and polls while loading: no rate limit.
-      env: { ...process.env, SLUICE_PORT: String(port), SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn', SLUICE_RATE_LIMIT: '0', ...extraEnv },
+      env: { ...process.env, SLUICE_PORT: String(port), SLUICE_DATA_DIR: dataDir, SLUICE_FILES_ROOT: filesRoot, SLUICE_LOG_LEVEL: 'warn', SLUICE_RATE_LIMIT: '0', ...extraEnv },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     const url = `http://127.0.0.1:${port}/graphql`;
@@ -282,7 +286,7 @@ const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
       const s = await Server.start();
       try {
         const src = await connector(s, 'csv', 'csv', { path: csv });
-        const dst = await connector(s, 'sqlite', 'sqlite', { path: path.join(work, 'sluice.db'), table: 'users' });
+        const dst = await connector(s, 'sqlite', 'sqlite', { path: path.join(files, 'sluice.db'), table: 'users' });
         const m = await s.q(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { ... on CreateMappingPayload { mapping { id } } } }`, {
           i: { name: 'ten fields', spec: mapping10 },
         });
@@ -479,7 +483,7 @@ const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
 
 async function main() {
   log(`[bench] ${ROWS} rows; work dir ${work}; Sluice's own database: ${process.env.BENCH_EMBEDDED === '1' || !(await pgAvailable()) ? 'embedded PGlite' : 'PostgreSQL'} (BENCH_EMBEDDED=1 for PGlite)`);
-  const csv = path.join(work, 'users.csv');
+  const csv = path.join(files, 'users.csv');
   const tGen = time(() => writeCsv(csv, ROWS));
   log(`[bench] wrote ${csv} (${Math.round(fs.statSync(csv).size / 1e6)} MB) in ${tGen.toFixed(1)} s`);
   for (const sc of scenarios) {

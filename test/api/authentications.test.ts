@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clearTokenCache, HttpCredentials } from '../../src/engine/drivers/http-auth.js';
-import { eventually, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
 
 const PLACEHOLDER = '**********';
 const SECRETS = {
@@ -122,6 +122,8 @@ function startApi(): Promise<Api> {
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 
 const ERR = `__typename ... on Error { code message ... on ValidationError { fieldErrors { path message } } ... on InUseError { usedBy } ... on ConflictError { currentVersion } }`;
 const AUTH = `id name type version params {
@@ -197,9 +199,9 @@ async function runJob(sourceId: string, name: string) {
 }
 
 beforeAll(async () => {
-  dir = tempDir('sluice-auth-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-auth-'));
   api = await startApi();
-  s = await startTestServer({ env: { SLUICE_OUTBOUND_ALLOW: '127.0.0.1' } });
+  s = await startTestServer({ dataDir: filesData, env: { SLUICE_OUTBOUND_ALLOW: '127.0.0.1' } });
 });
 
 afterAll(async () => {

@@ -7,10 +7,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let csvPath: string;
 
 const gid = (type: string, id: string) => Buffer.from(`${type}:${id}`, 'utf8').toString('base64');
@@ -62,7 +64,7 @@ async function eventsOf(filter: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  dir = tempDir('sluice-connectors-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-connectors-'));
   csvPath = path.join(dir, 'orders.csv');
   fs.writeFileSync(
     csvPath,
@@ -74,7 +76,7 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
 });
 afterAll(async () => {
   await s?.stop();

@@ -6,14 +6,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 
 beforeAll(async () => {
-  dir = tempDir('sluice-dp-');
-  s = await startTestServer();
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-dp-'));
+  s = await startTestServer({ dataDir: filesData });
 });
 afterAll(async () => {
   await s?.stop();

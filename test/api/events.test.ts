@@ -7,11 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, subscribe, tempDir, type TestServer } from '../helpers/server.js';
+import { startTestServer, subscribe, testDataDir, type TestServer } from '../helpers/server.js';
 import { DEFAULT_WORKSPACE_ID } from '../../src/modules/workspace/scope.js';
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let csvPath: string;
 
 interface Ev {
@@ -61,10 +63,10 @@ let pipelineId: string;
 let checkJobId: string;
 
 beforeAll(async () => {
-  dir = tempDir('sluice-events-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-events-'));
   csvPath = path.join(dir, 'people.csv');
   fs.writeFileSync(csvPath, 'id,name\n1,Ann\n2,Bob\n3,Cy\n');
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
   sourceId = await createConnector('events source');
   const dst = await s.q(`mutation($i: CreateConnectorInput!) { createConnector(input: $i) { ... on CreateConnectorPayload { connector { id } } } }`, {
     i: { name: 'events destination', driver: 'jsonl', config: { path: path.join(dir, 'out.jsonl') } },

@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 type State = 'STOP' | 'INIT' | 'READY' | 'PAUSE';
 type Action = 'START' | 'STOP' | 'PAUSE' | 'RESUME' | 'RESET';
@@ -21,17 +21,19 @@ const BIG_BATCH = 500;
 let s: TestServer;
 let ws: Client;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let smallCsv: string;
 let bigCsv: string;
 let n = 0;
 
 beforeAll(async () => {
-  dir = tempDir('sluice-lifecycle-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-lifecycle-'));
   smallCsv = path.join(dir, 'small.csv');
   bigCsv = path.join(dir, 'big.csv');
   writeCsv(smallCsv, SMALL_ROWS);
   writeCsv(bigCsv, BIG_ROWS);
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
   ws = s.ws();
 });
 afterAll(async () => {

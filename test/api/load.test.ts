@@ -6,17 +6,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 const ROWS = 100_000;
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 
 beforeAll(async () => {
-  dir = tempDir('sluice-load-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-load-'));
   writeCsv(path.join(dir, 'users.csv'), ROWS);
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
 });
 afterAll(async () => {
   await s?.stop();

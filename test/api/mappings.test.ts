@@ -6,10 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 
 const ERR = `
   __typename
@@ -58,9 +60,9 @@ async function countMappings(): Promise<number> {
 const norm = (spec: Record<string, unknown>) => ({ mapping: {}, unset: [], cast: {}, passThrough: false, ...spec });
 
 beforeAll(async () => {
-  dir = tempDir('sluice-mappings-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-mappings-'));
   fs.writeFileSync(path.join(dir, 'in.csv'), 'id,name\n1,a\n');
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
 });
 afterAll(async () => {
   await s?.stop();

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -21,6 +21,8 @@ type Gql = <T = any>(query: string, variables?: Record<string, unknown>) => Prom
 
 let s: TestServer | null = null;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let csv: string;
 let mappingId: string;
 let n = 0;
@@ -31,11 +33,11 @@ const sq: Gql = (query, variables) => s!.q(query, variables);
 const base = () => s!.url.replace(/\/graphql$/, '');
 
 beforeAll(async () => {
-  dir = tempDir('sluice-push-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-push-'));
   // The pipelines' source: a CSV with a header and no rows (its initial load reads nothing).
   csv = path.join(dir, 'events.csv');
   fs.writeFileSync(csv, 'id,name,amount\n');
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
   const m = await sq(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { __typename ... on CreateMappingPayload { mapping { id } } } }`, {
     i: { name: 'events', spec: { mapping: { event_id: 'id', label: 'name', amount: 'amount' }, cast: { event_id: 'int', amount: 'float' }, passThrough: false } },
   });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIG_ROWS = 300_000;
@@ -24,13 +24,15 @@ type Gql = <T = any>(query: string, variables?: Record<string, unknown>) => Prom
 let s: TestServer | null = null;
 let dataDir: string;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let bigCsv: string;
 let n = 0;
 
 const children = new Set<ChildProcess>();
 
 beforeAll(() => {
-  dir = tempDir('sluice-restart-files-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-restart-files-'));
   bigCsv = path.join(dir, 'big.csv');
   writeCsv(bigCsv, BIG_ROWS);
 });
@@ -181,7 +183,7 @@ async function spawnServer(dataDir: string): Promise<{ child: ChildProcess; q: G
 
 describe('restarts', () => {
   it('a stop and a start on the same data folder keep every object, the job counters and the event log', async () => {
-    s = await startTestServer();
+    s = await startTestServer({ dataDir: filesData });
     dataDir = s.dataDir;
     const q = sq;
     const csv = path.join(dir, 'small.csv');

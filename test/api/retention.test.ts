@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 import { EVENT_TYPES } from '../../src/modules/event/event.types.js';
 
 let s: TestServer;
@@ -18,7 +18,7 @@ let rxUrl: string;
 const received: string[] = [];
 
 beforeAll(async () => {
-  const dir = tempDir('sluice-ret-');
+  const { dataDir: filesData, filesDir: dir } = testDataDir('sluice-ret-');
   csv = path.join(dir, 'people.csv');
   writeCsv(csv, 2);
   rx = http.createServer((req, res) => {
@@ -30,8 +30,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => rx.listen(0, '127.0.0.1', r));
   rxUrl = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/`;
-  s = await startTestServer({
-    env: {
+  s = await startTestServer({ dataDir: filesData, env: {
       SLUICE_EVENT_RETENTION_DAYS: '0',
       SLUICE_EVENT_RETENTION_COUNT: '15',
       SLUICE_RETENTION_INTERVAL_MS: '100',

@@ -10,16 +10,18 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let nullDst: string;
 let n = 0;
 
 beforeAll(async () => {
-  dir = tempDir('sluice-sched-');
-  s = await startTestServer();
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-sched-'));
+  s = await startTestServer({ dataDir: filesData });
   nullDst = await connector('discard', 'null', {});
 });
 afterAll(async () => {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 interface Received {
   id: string;
@@ -91,13 +91,15 @@ const ENV = {
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 let csv: string;
 
 beforeAll(async () => {
-  dir = tempDir('sluice-wh-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-wh-'));
   csv = path.join(dir, 'people.csv');
   writeCsv(csv, 3);
-  s = await startTestServer({ env: ENV });
+  s = await startTestServer({ dataDir: filesData, env: ENV });
 });
 afterAll(async () => {
   await s?.stop();
@@ -119,7 +121,8 @@ async function createEndpoint(srv: TestServer, input: Record<string, unknown>): 
 async function createConnector(srv: TestServer, name: string): Promise<string> {
   const r = await srv.q(
     `mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } } }`,
-    { i: { name, driver: 'csv', config: { path: csv } } },
+    // Relative to the files folder of whichever server `srv` is (the main one holds the file).
+    { i: { name, driver: 'csv', config: { path: path.basename(csv) } } },
   );
   expect(r.createConnector.__typename).toBe('CreateConnectorPayload');
   return r.createConnector.connector.id;

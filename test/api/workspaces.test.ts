@@ -9,10 +9,12 @@ import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestServer, subscribe, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 /** Workspace A is the default workspace; B is created by the test. */
 let keyA: string;
 let keyB: string;
@@ -34,9 +36,9 @@ async function mutate(key: string, field: string, inputType: string, input: unkn
 }
 
 beforeAll(async () => {
-  dir = tempDir('sluice-ws-');
+  ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-ws-'));
   writeCsv(path.join(dir, 'in.csv'), 20);
-  s = await startTestServer();
+  s = await startTestServer({ dataDir: filesData });
   // Local access (the test runs on the same machine) is the default workspace's ADMIN.
   const mk = async (name: string, scope: string) => {
     const r = await s.q(`mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { __typename ... on CreateApiKeyPayload { key apiKey { id prefix scope } } } }`, {
@@ -219,7 +221,8 @@ describe('tenant isolation', () => {
       const all = subscribe(client, 'subscription { events(filter: { types: [CONNECTOR_UPDATED, AUDIT_MUTATION, CONNECTOR_CREATED] }) { id type connectorId } }');
       await new Promise((r) => setTimeout(r, 200));
       await mutate(keyA, 'updateConnector', 'UpdateConnectorInput', { id: A.source, name: 'A source renamed' });
-      const c = await mutate(keyB, 'createConnector', 'CreateConnectorInput', { name: 'B source', driver: 'csv', config: { path: path.join(dir, 'in.csv') } }, '... on CreateConnectorPayload { connector { id } }');
+      // B's path is relative to B's own files folder (A's folder is out of its reach).
+      const c = await mutate(keyB, 'createConnector', 'CreateConnectorInput', { name: 'B source', driver: 'csv', config: { path: 'in.csv' } }, '... on CreateConnectorPayload { connector { id } }');
       const got = await all.waitFor((m) => m.some((e: any) => e.events.type === 'CONNECTOR_CREATED'));
       all.stop();
       expect(got.every((m: any) => m.events.connectorId !== A.source)).toBe(true);
@@ -407,7 +410,7 @@ describe('who is served without a key', () => {
       const ok = createClient({ url: boot.wsUrl, webSocketImpl: WebSocket, connectionParams: bearer(key), lazy: true, retryAttempts: 0 });
       const sub = subscribe(ok, `subscription { events(filter: { types: [CONNECTOR_CREATED] }) { type } }`);
       await new Promise((r) => setTimeout(r, 200));
-      const res = await boot.gql(`mutation { createConnector(input: { name: "x", driver: "csv", config: { path: "${path.join(dir, 'in.csv')}" } }) { __typename } }`, {}, bearer(key));
+      const res = await boot.gql(`mutation { createConnector(input: { name: "x", driver: "csv", config: { path: "in.csv" } }) { __typename } }`, {}, bearer(key));
       expect(res.data?.createConnector.__typename).toBe('CreateConnectorPayload');
       const got = await sub.waitFor((m) => m.length >= 1);
       expect(got[0].events.type).toBe('CONNECTOR_CREATED');

@@ -6,18 +6,20 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, PG_URL } from '../helpers/postgres.js';
-import { eventually, startTestServer, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { eventually, startTestServer, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
 describe.skipIf(!PG_URL)('Sluice on PostgreSQL', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let s: TestServer;
   let dir: string;
+/** The data folder of the first server (its files folder is `dir`). */
+let filesData: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    dir = tempDir('sluice-pg-');
+    ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-pg-'));
     writeCsv(path.join(dir, 'in.csv'), 20_000);
-    s = await startTestServer({ env: { DATABASE_URL: db.url } });
+    s = await startTestServer({ dataDir: filesData, env: { DATABASE_URL: db.url } });
   });
   afterAll(async () => {
     await s?.stop().catch(() => undefined);

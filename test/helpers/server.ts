@@ -17,6 +17,8 @@ export interface TestServer {
   url: string;
   wsUrl: string;
   dataDir: string;
+  /** The default workspace's files folder (created): connectors' local paths live here. */
+  filesDir: string;
   config: Config;
   /** Every log line (JSON) when started with `captureLogs`; empty otherwise. */
   logs: string[];
@@ -29,6 +31,17 @@ export interface TestServer {
 
 export function tempDir(prefix = 'sluice-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * A fresh data folder and its default workspace's files folder (created), for tests that write
+ * connector files before the server starts: start it with `{ dataDir }`.
+ */
+export function testDataDir(prefix = 'sluice-test-'): { dataDir: string; filesDir: string } {
+  const dataDir = tempDir(prefix);
+  const filesDir = path.join(dataDir, 'files', 'default');
+  fs.mkdirSync(filesDir, { recursive: true });
+  return { dataDir, filesDir };
 }
 
 export async function startTestServer(options: { dataDir?: string; env?: Record<string, string>; captureLogs?: boolean } = {}): Promise<TestServer> {
@@ -49,6 +62,8 @@ export async function startTestServer(options: { dataDir?: string; env?: Record<
     ? pino({ level: config.logLevel, base: { service: 'sluice' } }, { write: (line: string) => void logs.push(line) })
     : createLogger(config.logLevel);
   const app = await startApp(config, log);
+  const filesDir = path.join(config.files.root, 'default');
+  fs.mkdirSync(filesDir, { recursive: true });
   const url = app.url;
   const wsUrl = url.replace(/^http/, 'ws');
   const clients: Client[] = [];
@@ -67,6 +82,7 @@ export async function startTestServer(options: { dataDir?: string; env?: Record<
     url,
     wsUrl,
     dataDir,
+    filesDir,
     config,
     logs,
     gql,
