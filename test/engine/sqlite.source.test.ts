@@ -269,3 +269,32 @@ describe('sqlite source: nullable declared keys', () => {
     expect(states(msgs)).toEqual([{ pk: [1] }, { pk: [2] }, { pk: [3] }, { pk: [4] }]);
   });
 });
+
+describe('sqlite source: read-only by construction', () => {
+  it('refuses a statement that is not one read-only SELECT at run, even when it got past validation', async () => {
+    for (const sql of [`ATTACH '${file}' AS other`, 'PRAGMA user_version = 3', 'DELETE FROM items', 'SELECT 1; DELETE FROM items', 'SELECT * FROM items) AS a; DELETE FROM log; SELECT * FROM (SELECT 1']) {
+      const config = { ...cfg, queries: [{ name: 'q', sql }] };
+      await expect(collect(config, [{ name: 'q', syncMode: 'FULL_REFRESH' }]), sql).rejects.toThrow(/single read-only SELECT/);
+      const c = await sqliteSource.check(config, ctx);
+      expect(c.ok, sql).toBe(false);
+    }
+    // Nothing was written.
+    const db = new Database(file, { readonly: true });
+    expect((db.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n).toBe(10);
+    expect((db.prepare('SELECT count(*) AS n FROM log').get() as { n: number }).n).toBe(50);
+    expect(db.pragma('user_version', { simple: true })).toBe(0);
+    db.close();
+  });
+
+  it('keeps extension loading off: load_extension() is not authorised', async () => {
+    const config = { ...cfg, queries: [{ name: 'ext', sql: "SELECT load_extension('/nonexistent/libevil') AS x" }] };
+    await expect(collect(config, [{ name: 'ext', syncMode: 'FULL_REFRESH' }])).rejects.toThrow(/not authorized/);
+  });
+
+  it('validate (create/update) names the offending query and the path', () => {
+    expect(sqliteSource.validate!({ path: 'app.db', queries: [{ name: 'a', sql: 'SELECT 1' }, { name: 'b', sql: 'SELECT * FROM t; DROP TABLE t' }] }, ctx)).toEqual([
+      { path: 'queries.1.sql', message: expect.stringContaining('single read-only SELECT') },
+    ]);
+    expect(sqliteSource.validate!({ path: '/etc/hosts' }, ctx)).toEqual([{ path: 'path', message: 'path "/etc/hosts" is outside the files root of this workspace' }]);
+  });
+});
