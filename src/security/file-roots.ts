@@ -127,6 +127,13 @@ export class FileAccess {
    * (for write) in a read-only root. The file itself need not exist.
    */
   resolve(userPath: string, mode: AccessMode): string {
+    const { abs, root, real, realRoot } = this.locate(userPath, mode);
+    if (abs === root.path || real === realRoot) throw new FileAccessError(userPath, 'is a folder, not a file');
+    return abs;
+  }
+
+  /** The checks of `resolve`, for a file or a folder (the root itself included). */
+  private locate(userPath: string, mode: AccessMode): { abs: string; root: ExtraRoot; real: string; realRoot: string } {
     if (typeof userPath !== 'string' || userPath.length === 0) throw new FileAccessError(String(userPath), 'is empty');
     if (userPath.includes('\0')) throw new FileAccessError(userPath.replace(/\0/g, '\\0'), 'contains a NUL byte');
     this.ensureDir();
@@ -138,8 +145,30 @@ export class FileAccess {
     const real = this.realPathOf(abs);
     const realRoot = realOrSelf(root.path);
     if (!inside(real, realRoot) || this.refusedArea(real)) throw new FileAccessError(userPath);
-    if (abs === root.path || real === realRoot) throw new FileAccessError(userPath, 'is a folder, not a file');
-    return abs;
+    return { abs, root, real, realRoot };
+  }
+
+  /**
+   * The lstat of an existing path (null when missing), a symlink replaced by its target's stat
+   * once the target is known to lie inside the roots; a dangling link is refused (a writer
+   * would create its target wherever it points).
+   */
+  private statInside(userPath: string, abs: string): fs.Stats | null {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(abs);
+    } catch {
+      return null;
+    }
+    if (!st.isSymbolicLink()) return st;
+    let target: string;
+    try {
+      target = fs.realpathSync(abs);
+    } catch {
+      throw new FileAccessError(userPath);
+    }
+    if (!this.rootOf(target) || this.refusedArea(target)) throw new FileAccessError(userPath);
+    return fs.statSync(abs);
   }
 
   /**
@@ -174,28 +203,7 @@ export class FileAccess {
     // Re-check after creating folders (a symlinked ancestor would show now).
     const real = this.realPathOf(abs);
     if (!this.rootOf(real) || this.refusedArea(real)) throw new FileAccessError(userPath);
-    let st: fs.Stats | null = null;
-    try {
-      st = fs.lstatSync(abs);
-    } catch {
-      st = null;
-    }
-    if (st) {
-      if (st.isSymbolicLink()) {
-        // A dangling link would let a writer create its target wherever it points.
-        let target: string;
-        try {
-          target = fs.realpathSync(abs);
-        } catch {
-          throw new FileAccessError(userPath);
-        }
-        if (!this.rootOf(target) || this.refusedArea(target)) throw new FileAccessError(userPath);
-        st = fs.statSync(abs);
-      }
-      if (st.isDirectory()) throw new FileAccessError(userPath, 'is a folder, not a file');
-      if (!st.isFile()) throw new FileAccessError(userPath, 'is not a regular file');
-      if (st.nlink > 1) throw new FileAccessError(userPath, 'has more than one hard link');
-    }
+    this.checkExistingFile(userPath, abs);
     return abs;
   }
 
@@ -241,15 +249,7 @@ export class FileAccess {
    * files named by a pattern into it. Refused like `resolve`; an existing path must be a folder.
    */
   resolveFolder(userPath: string, mode: AccessMode): string {
-    if (typeof userPath !== 'string' || userPath.length === 0) throw new FileAccessError(String(userPath), 'is empty');
-    if (userPath.includes('\0')) throw new FileAccessError(userPath.replace(/\0/g, '\\0'), 'contains a NUL byte');
-    this.ensureDir();
-    const abs = path.isAbsolute(userPath) ? path.resolve(userPath) : path.resolve(this.dir, userPath);
-    const root = this.rootOf(abs);
-    if (!root) throw new FileAccessError(userPath);
-    if (mode === 'write' && root.readOnly) throw new FileAccessError(userPath, 'is in a read-only files root');
-    const real = this.realPathOf(abs);
-    if (!inside(real, realOrSelf(root.path)) || this.refusedArea(real)) throw new FileAccessError(userPath);
+    const { abs } = this.locate(userPath, mode);
     let st: fs.Stats | null = null;
     try {
       st = fs.statSync(abs);
@@ -267,28 +267,17 @@ export class FileAccess {
    */
   inspect(userPath: string, mode: AccessMode): string {
     const abs = this.resolve(userPath, mode);
-    let st: fs.Stats | null;
-    try {
-      st = fs.lstatSync(abs);
-    } catch {
-      st = null;
-    }
-    if (st?.isSymbolicLink()) {
-      let target: string;
-      try {
-        target = fs.realpathSync(abs);
-      } catch {
-        throw new FileAccessError(userPath);
-      }
-      if (!this.rootOf(target) || this.refusedArea(target)) throw new FileAccessError(userPath);
-      st = fs.statSync(abs);
-    }
-    if (st) {
-      if (st.isDirectory()) throw new FileAccessError(userPath, 'is a folder, not a file');
-      if (!st.isFile()) throw new FileAccessError(userPath, 'is not a regular file');
-      if (st.nlink > 1) throw new FileAccessError(userPath, 'has more than one hard link');
-    }
+    this.checkExistingFile(userPath, abs);
     return abs;
+  }
+
+  /** What is at `abs`, if anything, must be a regular file with one link (links followed inside the roots only). */
+  private checkExistingFile(userPath: string, abs: string): void {
+    const st = this.statInside(userPath, abs);
+    if (!st) return;
+    if (st.isDirectory()) throw new FileAccessError(userPath, 'is a folder, not a file');
+    if (!st.isFile()) throw new FileAccessError(userPath, 'is not a regular file');
+    if (st.nlink > 1) throw new FileAccessError(userPath, 'has more than one hard link');
   }
 
   /**

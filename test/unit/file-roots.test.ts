@@ -127,6 +127,32 @@ describe('file roots', () => {
     expect(await refusal(() => a.openForRead('bad\0name'))).toContain('NUL');
   });
 
+  it('refuses a dangling link for writing, and a file swapped while a library opens it by name', async () => {
+    fs.symlinkSync(path.join(base, 'not-yet.txt'), path.join(a.dir, 'dangling.jsonl'));
+    expect(await refusal(() => a.prepareWrite('dangling.jsonl'))).toContain(OUTSIDE);
+    expect(await refusal(() => a.inspect('dangling.jsonl', 'write'))).toContain(OUTSIDE);
+    expect(fs.existsSync(path.join(base, 'not-yet.txt'))).toBe(false);
+    fs.writeFileSync(path.join(a.dir, 'db.sqlite'), '');
+    let closed = false;
+    const message = await refusal(() =>
+      a.openByName(
+        'db.sqlite',
+        'read',
+        (abs) => {
+          // The library opens by name; the path is swapped for a link meanwhile.
+          fs.rmSync(abs);
+          fs.symlinkSync(path.join(dataDir, 'secret-keys.json'), abs);
+          return abs;
+        },
+        () => (closed = true),
+      ),
+    );
+    expect(message).toContain('changed while it was being opened');
+    expect(closed).toBe(true);
+    expect(a.resolveFolder('.', 'write')).toBe(a.dir);
+    expect(await refusal(() => a.resolveFolder('in.csv', 'write'))).toContain('not a folder');
+  });
+
   it('parses SLUICE_FILES_EXTRA_ROOTS', () => {
     expect(parseExtraRoots('/a, /b:ro')).toEqual([
       { path: '/a', readOnly: false },

@@ -5,7 +5,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import Papa from 'papaparse';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { HttpError, isHttpUrl, redactUrl, request } from './http-client.js';
-import { readableFile } from './local-files.js';
+import { pathProblems, readableFile } from './local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -487,14 +487,7 @@ async function check(config: CsvSourceConfig, ctx: DriverContext): Promise<Check
 
 /** Create/update checks: a local path must be inside the workspace's files roots. */
 function validate(config: CsvSourceConfig, ctx: DriverContext): ConfigError[] {
-  if (typeof config?.path !== 'string' || isHttpUrl(config.path)) return [];
-  try {
-    ctx.files.inspect(config.path, 'read');
-    return [];
-  } catch (e) {
-    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
-    throw e;
-  }
+  return typeof config?.path === 'string' && isHttpUrl(config.path) ? [] : pathProblems(ctx.files, 'path', config?.path, 'read');
 }
 
 const SAMPLE_ROWS = 1000;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { targetInExistingFolder, writableFolder } from './local-files.js';
+import { pathProblems, targetInExistingFolder, writableFolder } from './local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -628,14 +628,7 @@ function validate(config: FileDestinationConfig, ctx: DriverContext): ConfigErro
   } catch {
     return []; // reported by check and at open
   }
-  try {
-    if (config.filePattern !== undefined) ctx.files.resolveFolder(config.path, 'write');
-    else ctx.files.inspect(config.path, 'write');
-    return [];
-  } catch (e) {
-    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
-    throw e;
-  }
+  return pathProblems(ctx.files, 'path', config.path, 'write', config.filePattern !== undefined ? 'folder' : 'file');
 }
 
 async function discover(): Promise<Catalog> {

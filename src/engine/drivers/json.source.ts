@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { isHttpUrl, redactUrl, request } from './http-client.js';
-import { readableFile } from './local-files.js';
+import { pathProblems, readableFile } from './local-files.js';
 import { JsonArrayScanner, JsonStructureError, LineSplitter } from './json-stream.js';
 import { FieldSampler, project, sanitizeName, splitPath } from './record-schema.js';
 import {
@@ -490,14 +490,7 @@ function validate(config: JsonSourceConfig, ctx: DriverContext): ConfigError[] {
   } catch {
     return []; // reported by check and at run
   }
-  if (cfg.file === null) return [];
-  try {
-    ctx.files.inspect(cfg.file, 'read');
-    return [];
-  } catch (e) {
-    if (e instanceof FileAccessError) return [{ path: 'url', message: e.message }];
-    throw e;
-  }
+  return cfg.file === null ? [] : pathProblems(ctx.files, 'url', cfg.file, 'read');
 }
 
 async function discover(config: JsonSourceConfig, ctx: DriverContext): Promise<Catalog> {

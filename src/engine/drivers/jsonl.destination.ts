@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
+import { pathProblems, existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -247,14 +247,7 @@ async function openWriter(config: JsonlDestinationConfig, options: WriterOptions
 
 /** Create/update checks: the output path inside the workspace's writable files roots. */
 function validate(config: JsonlDestinationConfig, ctx: DriverContext): ConfigError[] {
-  if (typeof config?.path !== 'string') return [];
-  try {
-    ctx.files.inspect(config.path, 'write');
-    return [];
-  } catch (e) {
-    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
-    throw e;
-  }
+  return pathProblems(ctx.files, 'path', config?.path, 'write');
 }
 
 async function check(config: JsonlDestinationConfig, ctx: DriverContext): Promise<CheckResult> {

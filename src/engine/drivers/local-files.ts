@@ -8,17 +8,33 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
+import { FileAccessError, type AccessMode, type FileAccess } from '../../security/file-roots.js';
+import type { ConfigError } from './types.js';
+
+/**
+ * Create/update check of one config field holding a local file path: inside the roots and,
+ * when something is there, a regular file with one link (FileAccess.inspect).
+ */
+export function pathProblems(files: FileAccess, field: string, userPath: unknown, mode: AccessMode, kind: 'file' | 'folder' = 'file'): ConfigError[] {
+  if (typeof userPath !== 'string') return [];
+  const refused = attempt(() => (kind === 'file' ? files.inspect(userPath, mode) : files.resolveFolder(userPath, mode)));
+  return typeof refused === 'string' ? [] : [{ path: field, message: refused.message }];
+}
+
+/** `fn`'s result, or its FileAccessError (other errors are thrown). */
+function attempt(fn: () => string): string | FileAccessError {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof FileAccessError) return e;
+    throw e;
+  }
+}
 
 /** Why a file to read cannot be used, or its size. */
 export async function readableFile(files: FileAccess, userPath: string): Promise<{ size: number } | string> {
-  let abs: string;
-  try {
-    abs = files.resolve(userPath, 'read');
-  } catch (e) {
-    if (e instanceof FileAccessError) return e.message;
-    throw e;
-  }
+  const abs = attempt(() => files.resolve(userPath, 'read'));
+  if (abs instanceof FileAccessError) return abs.message;
   let stat: fs.Stats;
   try {
     stat = await fs.promises.stat(abs);
@@ -48,13 +64,8 @@ export async function readableFile(files: FileAccess, userPath: string): Promise
 
 /** Why files cannot be written into a folder, or null. The folder is not created. */
 export async function writableFolder(files: FileAccess, userDir: string): Promise<string | null> {
-  let abs: string;
-  try {
-    abs = files.resolveFolder(userDir, 'write');
-  } catch (e) {
-    if (e instanceof FileAccessError) return e.message;
-    throw e;
-  }
+  const abs = attempt(() => files.resolveFolder(userDir, 'write'));
+  if (abs instanceof FileAccessError) return abs.message;
   let stat: fs.Stats;
   try {
     stat = await fs.promises.stat(abs);

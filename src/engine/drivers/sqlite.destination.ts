@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
+import { pathProblems, existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
 import { openSqliteFile } from './sqlite-open.js';
 import {
   DriverError,
@@ -823,14 +823,7 @@ async function openWriter(config: SqliteDestinationConfig, options: WriterOption
 
 /** Create/update checks: the database path inside the workspace's writable files roots. */
 function validate(config: SqliteDestinationConfig, ctx: DriverContext): ConfigError[] {
-  if (typeof config?.path !== 'string') return [];
-  try {
-    ctx.files.inspect(config.path, 'write');
-    return [];
-  } catch (e) {
-    if (e instanceof FileAccessError) return [{ path: 'path', message: e.message }];
-    throw e;
-  }
+  return pathProblems(ctx.files, 'path', config?.path, 'write');
 }
 
 async function check(config: SqliteDestinationConfig, ctx: DriverContext): Promise<CheckResult> {

@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { fieldTypeOfDeclared } from './sqlite.destination.js';
 import { openSqliteFile } from './sqlite-open.js';
+import { pathProblems } from './local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -265,15 +266,7 @@ function queryProblem(db: Database.Database, sql: string, strict: boolean): stri
 
 /** Create/update checks: the database path inside the files roots, each custom query one read-only statement. */
 function validate(config: SqliteSourceConfig, ctx: DriverContext): ConfigError[] {
-  const errors: ConfigError[] = [];
-  if (typeof config?.path === 'string') {
-    try {
-      ctx.files.inspect(config.path, 'read');
-    } catch (e) {
-      if (!(e instanceof FileAccessError)) throw e;
-      errors.push({ path: 'path', message: e.message });
-    }
-  }
+  const errors = pathProblems(ctx.files, 'path', config?.path, 'read');
   const queries = Array.isArray(config?.queries) ? config.queries : [];
   if (queries.length > 0) {
     const scratch = new Database(':memory:');
