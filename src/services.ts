@@ -1,11 +1,13 @@
 /** The service container: one instance of each domain service, wired to the seams. */
 import type { RetentionConfig, WebhookConfig } from './config.js';
+import type { FileRootsOptions } from './security/file-roots.js';
 import type { Database } from './db/client.js';
 import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
 import type { Logger } from './logger.js';
 import { AuthenticationService } from './modules/authentication/authentication.service.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
+import { FileService } from './modules/file/file.service.js';
 import { EventService } from './modules/event/event.service.js';
 import { RetentionService } from './modules/event/retention.service.js';
 import { JobService } from './modules/job/job.service.js';
@@ -40,6 +42,8 @@ export interface Services {
   authentications: AuthenticationService;
   /** Key rotation (rotateEncryptionKey, npm run secrets:rotate). */
   secrets: SecretsRotationService;
+  /** The workspaces' own files (upload, list, delete). */
+  files: FileService;
 }
 
 export function createServices(deps: {
@@ -51,6 +55,7 @@ export function createServices(deps: {
   webhooks: WebhookConfig;
   retention: RetentionConfig;
   keyring: KeyRing;
+  files: FileRootsOptions;
 }): Services {
   const db = deps.database.prisma;
   const events = new EventService(db, deps.pubsub);
@@ -90,5 +95,6 @@ export function createServices(deps: {
     keyring: deps.keyring,
     authentications,
     secrets: new SecretsRotationService(db, deps.keyring, deps.log),
+    files: new FileService(events, deps.files),
   };
 }
