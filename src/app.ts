@@ -54,8 +54,9 @@ async function start(config: Config, log: Logger): Promise<App> {
       keyring,
       files: config.files,
     });
+    services.files.ensureDefaultFolder();
     if (config.bootstrapApiKey) await services.workspaces.ensureBootstrapKey(config.bootstrapApiKey);
-    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, log, services });
+    server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, maxUploadBytes: config.maxUploadBytes, log, services });
     const recovered = await services.jobs.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
     const schedules = await services.triggers.start();

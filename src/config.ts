@@ -75,6 +75,7 @@ const EnvSchema = z.object({
     })
     .optional(),
   SLUICE_FILES_ROOT: z.string().min(1).optional(),
+  SLUICE_MAX_UPLOAD_BYTES: int(1, Number.MAX_SAFE_INTEGER).default('1073741824'),
   SLUICE_FILES_EXTRA_ROOTS: z
     .string()
     .optional()
@@ -114,6 +115,8 @@ export interface Config {
   retention: RetentionConfig;
   /** Where connectors' local files live: one folder per workspace, plus the default workspace's extra roots. */
   files: FileRootsOptions;
+  /** `POST /files/<name>` bodies above this are refused with 413 (SLUICE_MAX_UPLOAD_BYTES). */
+  maxUploadBytes: number;
   /** Private/loopback/link-local addresses outbound requests may reach anyway (IPs, CIDRs, host names); empty: none. */
   outboundAllow: string[];
   /**
@@ -236,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKeys: e.SLUICE_SECRET_KEYS ?? null,
     outboundAllow: e.SLUICE_OUTBOUND_ALLOW,
     files: filesConfig(path.resolve(e.SLUICE_DATA_DIR), e.SLUICE_FILES_ROOT, e.SLUICE_FILES_EXTRA_ROOTS),
+    maxUploadBytes: e.SLUICE_MAX_UPLOAD_BYTES,
   };
 }
 

@@ -7,6 +7,7 @@ import { Runner } from './engine/runner/runner.js';
 import type { Logger } from './logger.js';
 import { AuthenticationService } from './modules/authentication/authentication.service.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
+import { FileService } from './modules/file/file.service.js';
 import { EventService } from './modules/event/event.service.js';
 import { RetentionService } from './modules/event/retention.service.js';
 import { JobService } from './modules/job/job.service.js';
@@ -41,6 +42,8 @@ export interface Services {
   authentications: AuthenticationService;
   /** Key rotation (rotateEncryptionKey, npm run secrets:rotate). */
   secrets: SecretsRotationService;
+  /** The workspaces' own files (upload, list, delete). */
+  files: FileService;
 }
 
 export function createServices(deps: {
@@ -93,5 +96,6 @@ export function createServices(deps: {
     keyring: deps.keyring,
     authentications,
     secrets: new SecretsRotationService(db, deps.keyring, deps.log),
+    files: new FileService(events, deps.files),
   };
 }

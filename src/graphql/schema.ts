@@ -11,6 +11,7 @@ import '../modules/pipeline/preview.graphql.js';
 import '../modules/job/job.graphql.js';
 import '../modules/event/event.graphql.js';
 import '../modules/webhook/webhook.graphql.js';
+import '../modules/file/file.graphql.js';
 import '../modules/system/system.graphql.js';
 import '../modules/workspace/workspace.graphql.js';
 import { withMutationAudit } from '../modules/workspace/access.graphql.js';

@@ -65,7 +65,7 @@ const HardeningCode = {
 } as const;
 
 /** Headers any one of which marks a request as not a browser's "simple" (CSRF-able) request. */
-const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'graphql-preflight'];
+export const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'graphql-preflight'];
 
 /** Largest `first` / `last` of a connection (the same bound Pothos uses, see PAGE). */
 const MAX_PAGE_SIZE = PAGE.maxSize;
@@ -216,18 +216,18 @@ interface RateLimitContext {
 }
 
 /** The caller: its API key, or (without one) its remote address. */
-function rateLimitKey(ctx: RateLimitContext): string {
+export function rateLimitKey(ctx: RateLimitContext): string {
   const keyId = ctx.auth?.apiKeyId;
   return keyId ? `key:${keyId}` : `local:${ctx.req?.socket?.remoteAddress ?? 'unknown'}`;
 }
 
-interface RateLimiter {
+export interface RateLimiter {
   /** Counts one operation for `key`; returns the seconds to wait when over the limit, else null. */
   consume(key: string): Promise<number | null>;
 }
 
 /** In-memory, per process (rate-limiter-flexible: a Redis-backed limiter drops in for several instances). */
-function createRateLimiter(points: number, windowMs: number): RateLimiter | null {
+export function createRateLimiter(points: number, windowMs: number): RateLimiter | null {
   if (points <= 0) return null;
   const limiter = new RateLimiterMemory({ points, duration: windowMs / 1000 });
   return {
@@ -300,7 +300,7 @@ export function corsOptions(config: HardeningConfig): false | { origin: string[]
 }
 
 /** A browser page of another origin (not in SLUICE_CORS_ORIGINS) may not talk to the server; other clients send no Origin. */
-function originAllowed(origin: string | undefined, host: string | undefined, config: HardeningConfig): boolean {
+export function originAllowed(origin: string | undefined, host: string | undefined, config: HardeningConfig): boolean {
   if (!origin) return true;
   if (config.corsOrigins.includes(origin)) return true;
   try {
@@ -319,8 +319,9 @@ type AnyPlugin = YogaPlugin<any>;
 /**
  * The yoga/envelop plugins, in order: request-level checks (CSRF), parse/validate limits, then
  * the checks before execution (rate limit first, so a refused caller costs nothing more).
+ * `limiter`: the caller budget, shared with the server's other routes (uploads) when given.
  */
-export function hardeningPlugins(config: HardeningConfig): AnyPlugin[] {
+export function hardeningPlugins(config: HardeningConfig, limiter = createRateLimiter(config.rateLimit, config.rateLimitWindowMs)): AnyPlugin[] {
   const plugins: AnyPlugin[] = [useCsrfPrevention()];
   // Each limit reports a validation error with its own code (instead of armor's generic
   // throw); the token limit has to stop the parser, so it throws its own coded error. 0: off.
@@ -335,7 +336,6 @@ export function hardeningPlugins(config: HardeningConfig): AnyPlugin[] {
   });
   plugins.push(...(armor.protect().plugins as AnyPlugin[]), useNoSuggestions());
   if (!config.introspection) plugins.push({ onValidate: ({ addValidationRule }) => addValidationRule(NoIntrospectionRule) });
-  const limiter = createRateLimiter(config.rateLimit, config.rateLimitWindowMs);
   if (limiter) plugins.push(useRateLimit(limiter));
   plugins.push(usePageSizeLimit(MAX_PAGE_SIZE));
   return plugins;

@@ -19,7 +19,8 @@ import { getSchema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
-import { acceptBody, corsOptions, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
+import { handleFileUpload } from './files.js';
+import { acceptBody, corsOptions, createRateLimiter, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
 import { useScopeCheck } from '../modules/workspace/access.graphql.js';
 import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
 import { bindIterator, runAsSystem, runInWorkspace, type AuthContext } from '../modules/workspace/scope.js';
@@ -32,6 +33,8 @@ export interface ServerOptions {
   hardening: HardeningConfig;
   /** Serve keyless requests from this machine (see credentials.ts). */
   localAccess: boolean;
+  /** `POST /files/<name>` bodies above this are refused with 413 (see files.ts). */
+  maxUploadBytes: number;
   log: Logger;
   services: Services;
 }
@@ -91,6 +94,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { log, services } = options;
 
   const authenticator = new Authenticator(services.workspaces, options.localAccess);
+  // One caller budget for GraphQL operations and uploads.
+  const limiter = createRateLimiter(options.hardening.rateLimit, options.hardening.rateLimitWindowMs);
 
   const makeContext = (requestId: string, auth: AuthContext | undefined): GraphQLContext => {
     // Every path into yoga authenticates first; a context without a caller is a wiring bug.
@@ -119,7 +124,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       error: (...args) => log.error(args.map(String).join(' ')),
     },
     context: ({ request, requestId, auth }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID(), auth),
-    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening), useScopeCheck()],
+    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening, limiter), useScopeCheck()],
   });
 
   const server = http.createServer(async (req, res) => {
@@ -157,6 +162,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();
     res.setHeader('x-request-id', requestId);
+    const upload = /^\/files(?:\/(.*))?$/.exec(path ?? '');
+    if (upload) {
+      const route = { authenticator, hardening: options.hardening, limiter, maxUploadBytes: options.maxUploadBytes, services, log };
+      handleFileUpload(req, res, upload[1] ?? '', requestId, route).catch((err: unknown) => {
+        log.error({ err, requestId }, 'upload failed');
+        if (!res.headersSent) sendError(res, 500, 'Unexpected error.', { code: 'INTERNAL_SERVER_ERROR', requestId }, { connection: 'close' });
+        else res.destroy();
+      });
+      return;
+    }
     let credentials;
     try {
       credentials = await authenticator.resolve(req);

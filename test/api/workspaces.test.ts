@@ -4,6 +4,7 @@
  * scopes (a READ key's mutations are refused and change nothing; a key never grants more than
  * it has); revocation; the audit trail; and who is served without a key.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createClient } from 'graphql-ws';
@@ -123,7 +124,9 @@ describe('tenant isolation', () => {
       authentication: A.authentication!,
     };
     const lists = ['connectors', 'mappings', 'pipelines', 'jobs', 'events', 'webhookEndpoints', 'apiKeys', 'authentications'];
-    const uncovered = fields.filter((f: string) => !global.includes(f) && !(f in lookups) && !lists.includes(f));
+    // Files have names, not ids: A's file is absent from B's list.
+    const named = ['files'];
+    const uncovered = fields.filter((f: string) => !global.includes(f) && !(f in lookups) && !lists.includes(f) && !named.includes(f));
     expect(uncovered, 'every root field must be covered by this test').toEqual([]);
     for (const [field, id] of Object.entries(lookups)) {
       if (!fields.includes(field)) continue;
@@ -142,6 +145,10 @@ describe('tenant isolation', () => {
       expect(leaked, `${field} from B`).toEqual([]);
       if (field !== 'apiKeys' && field !== 'events') expect(b[field].totalCount, `${field} count from B`).toBe(0);
     }
+    fs.writeFileSync(path.join(s.config.files.root, 'default', 'iso.csv'), 'a\n');
+    const [bFiles, aFiles] = await Promise.all([as(keyB, `{ files(first: 100) { totalCount nodes { name } } }`), as(keyA, `{ files(first: 100) { totalCount nodes { name } } }`)]);
+    expect(aFiles.files.nodes.map((f: { name: string }) => f.name)).toContain('iso.csv');
+    expect(bFiles.files).toEqual({ totalCount: 0, nodes: [] });
     // B's own events and keys are only B's.
     const bEvents = await as(keyB, `{ events(first: 100, filter: { types: [WORKSPACE_CREATED, AUDIT_MUTATION] }) { nodes { id type } } }`);
     expect(bEvents.events.nodes.length).toBeGreaterThan(0);
@@ -184,12 +191,15 @@ describe('tenant isolation', () => {
       ['deletePipeline', 'PipelineActionInput', { id: A.pipeline }],
       ['deleteMapping', 'MappingIdInput', { id: A.mapping }],
       ['deleteConnector', 'ConnectorIdInput', { id: A.source }],
+      ['deleteFile', 'DeleteFileInput', { name: 'iso.csv' }],
     ];
     const snapshot = () =>
       as(keyA, `{ connectors(first: 100) { nodes { id name paused version } } mappings(first: 100) { nodes { id name version } }
         pipelines(first: 100) { nodes { id name state version enabled } } jobs(first: 100) { totalCount nodes { id status } }
         webhookEndpoints(first: 100) { nodes { id url enabled } } apiKeys(first: 100) { nodes { id revoked } } }`);
     const before = await snapshot();
+    const isoFile = path.join(s.config.files.root, 'default', 'iso.csv');
+    fs.writeFileSync(isoFile, 'a\n');
     for (const [field, type, input] of calls) {
       const r = await s.gql(`mutation($i: ${type}!) { ${field}(input: $i) { __typename ... on Error { code message } } }`, { i: input }, bearer(keyB));
       const code = r.data?.[field]?.code ?? r.errors?.[0]?.extensions?.code;
@@ -200,6 +210,7 @@ describe('tenant isolation', () => {
       } else expect(code, `${field} from B: ${JSON.stringify(r)}`).toBe('NOT_FOUND');
     }
     expect(await snapshot()).toEqual(before);
+    expect(fs.readFileSync(isoFile, 'utf8')).toBe('a\n');
   });
 
   it('subscriptions naming another workspace’s object are refused at subscribe time; the events feed never carries them', async () => {

@@ -40,6 +40,8 @@ export const EVENT_TYPES = [
   'WORKSPACE_CREATED',
   'API_KEY_CREATED',
   'API_KEY_REVOKED',
+  'FILE_UPLOADED',
+  'FILE_DELETED',
   /** One per mutation (allowed or refused), naming the key that made it. */
   'AUDIT_MUTATION',
 ] as const;

@@ -11,6 +11,7 @@
  *   code, or FORBIDDEN) and the request id. Inputs are never recorded (they may hold secrets).
  */
 import type { Plugin } from '@envelop/core';
+import { typeBrandKey } from '@pothos/core';
 import {
   Kind,
   getOperationAST,
@@ -59,7 +60,8 @@ function mutationFields(document: DocumentNode, operationName: string | null | u
   return [...rootFields(op.selectionSet, fragments)];
 }
 
-async function audit(ctx: GraphQLContext, field: string, outcome: string): Promise<void> {
+/** Writes one AUDIT_MUTATION event for `field` (also used by HTTP routes that change state, e.g. uploads). */
+export async function audit(ctx: Pick<GraphQLContext, 'auth' | 'services' | 'requestId'>, field: string, outcome: string): Promise<void> {
   const { auth } = ctx;
   await ctx.services.events.append({
     type: 'AUDIT_MUTATION',
@@ -90,6 +92,9 @@ export function useScopeCheck(): Plugin<GraphQLContext> {
 
 function outcomeOf(value: unknown): string {
   if (value instanceof AppError) return value.code;
+  // A typed error in a result union is a Pothos proxy that hides its prototype chain; its brand is the error class.
+  const brand = value && typeof value === 'object' ? (value as Record<symbol, unknown>)[typeBrandKey] : undefined;
+  if (typeof brand === 'function' && brand.prototype instanceof AppError) return (value as AppError).code;
   if (value instanceof Error) return 'ERROR';
   return 'OK';
 }
