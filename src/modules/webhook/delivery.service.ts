@@ -50,7 +50,7 @@ export function retryDelay(n: number, baseMs: number, random: () => number = Mat
   return Math.round(mult * baseMs * (0.8 + 0.4 * random()));
 }
 
-/** The secrets to sign with now: the current one, plus the previous one during a rotation overlap. */
+/** The secrets to sign with now, as stored: the current one first, plus the previous one during a rotation overlap. */
 export function activeSecrets(ep: Pick<EndpointRow, 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, now = new Date()): string[] {
   const out = [ep.secret];
   if (ep.previousSecret && ep.previousSecretExpiresAt && ep.previousSecretExpiresAt > now) out.push(ep.previousSecret);
@@ -240,12 +240,13 @@ export class DeliveryService {
   }
 
   /** One signed POST; never throws (an aborted stop shows as a failed result). */
-  async attempt(ep: Pick<EndpointRow, 'url' | 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, messageId: string, body: string, signal?: AbortSignal): Promise<AttemptResult> {
+  async attempt(ep: Pick<EndpointRow, 'id' | 'url' | 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, messageId: string, body: string, signal?: AbortSignal): Promise<AttemptResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     try {
       // Inside the try: a secret that cannot be decrypted is a failed attempt, recorded like any other.
-      const headers = { ...signedHeaders(activeSecrets(ep).map((s) => this.webhooks.openSecret(s)), messageId, body), 'content-type': 'application/json' };
+      const secrets = activeSecrets(ep).map((s, i) => this.webhooks.openSecret(ep.id, i === 0 ? 'secret' : 'previousSecret', s));
+      const headers = { ...signedHeaders(secrets, messageId, body), 'content-type': 'application/json' };
       const res = await request(
         ep.url,
         { method: 'POST', headers, body },
