@@ -11,22 +11,13 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { bindingOf, CIPHERTEXT_PREFIX, isBound, isCiphertext, KEY_FILE_NAME, keyIdOf, KeyRing, KeyRingError, parseKeyList, UNBOUND_PREFIX } from '../../src/security/keyring.js';
 import { scrubSecrets } from '../../src/security/secrets-redact.js';
+import { sealV1 } from '../helpers/keyring.js';
 
 const b64 = () => crypto.randomBytes(32).toString('base64');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-keyring-'));
 const posix = process.platform !== 'win32';
 /** The binding most tests seal and open with. */
 const B = bindingOf('connector', '0190d1a2-0000-7000-8000-000000000001', 'config.password');
-
-/** A v1 (unbound) ciphertext as Sluice wrote them before binding: only the header is authenticated. */
-function sealV1(id: string, keyB64: string, plaintext: string): string {
-  const iv = crypto.randomBytes(12);
-  const header = `enc:v1:${id}`;
-  const cipher = crypto.createCipheriv('aes-256-gcm', Buffer.from(keyB64, 'base64'), iv, { authTagLength: 16 });
-  cipher.setAAD(Buffer.from(header, 'utf8'));
-  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return `${header}:${iv.toString('base64url')}:${cipher.getAuthTag().toString('base64url')}:${ct.toString('base64url')}`;
-}
 
 describe('encryption', () => {
   const a1 = b64();
