@@ -14,6 +14,9 @@ export type Gql = <T = any>(query: string, variables?: Record<string, unknown>) 
 
 export interface ChildServer {
   child: ChildProcess;
+  /** `http://127.0.0.1:<port>` */
+  base: string;
+  /** The GraphQL endpoint. */
   url: string;
   q: Gql;
   exited: Promise<void>;
@@ -64,7 +67,8 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
   let log = '';
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const url = `http://127.0.0.1:${port}/graphql`;
+  const base = `http://127.0.0.1:${port}`;
+  const url = `${base}/graphql`;
   const q: Gql = async (query, variables) => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
     const body = (await res.json()) as { data?: any; errors?: unknown[] };
@@ -79,5 +83,5 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
     60_000,
     100,
   );
-  return { child, url, q, exited, output: () => log };
+  return { child, base, url, q, exited, output: () => log };
 }
