@@ -56,6 +56,8 @@ async function start(config: Config, log: Logger): Promise<App> {
     });
     services.files.ensureDefaultFolder();
     if (config.bootstrapApiKey) await services.workspaces.ensureBootstrapKey(config.bootstrapApiKey);
+    // Data migration after the SQL ones: secrets stored before ciphertexts were bound to their rows get bound (idempotent).
+    await services.secrets.bindUnbound();
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, maxUploadBytes: config.maxUploadBytes, log, services });
     const recovered = await services.jobs.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');

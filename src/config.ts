@@ -60,6 +60,8 @@ const EnvSchema = z.object({
   SLUICE_WEBHOOK_MAX_AGE_MS: int(1, 30 * 86_400_000).default('86400000'),
   SLUICE_WEBHOOK_DISABLE_AFTER_MS: int(1, 365 * 86_400_000).default('432000000'),
   SLUICE_WEBHOOK_POLL_MS: int(10, 600_000).default('1000'),
+  SLUICE_WEBHOOK_LEASE_MS: int(500, 600_000).default('30000'),
+  SLUICE_WEBHOOK_HEARTBEAT_MS: int(100, 600_000).optional(),
   SLUICE_EVENT_RETENTION_DAYS: int(0, 36_500).default('30'),
   SLUICE_EVENT_RETENTION_COUNT: int(0, Number.MAX_SAFE_INTEGER).default('0'),
   SLUICE_RETENTION_INTERVAL_MS: int(10, 86_400_000).default('3600000'),
@@ -160,6 +162,10 @@ export interface WebhookConfig {
   disableAfterMs: number;
   /** How often the delivery loop looks for due deliveries. */
   pollMs: number;
+  /** A claimed delivery is held this long past the last heartbeat; a dead process's claim is free again after it. */
+  leaseMs: number;
+  /** How often a live process renews the leases of the deliveries it holds (less than `leaseMs`). */
+  heartbeatMs: number;
 }
 
 export interface RetentionConfig {
@@ -197,6 +203,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const e = parsed.data;
+  const heartbeatMs = e.SLUICE_WEBHOOK_HEARTBEAT_MS ?? Math.max(100, Math.floor(e.SLUICE_WEBHOOK_LEASE_MS / 3));
+  if (heartbeatMs >= e.SLUICE_WEBHOOK_LEASE_MS) {
+    throw new ConfigError([`SLUICE_WEBHOOK_HEARTBEAT_MS=${JSON.stringify(String(heartbeatMs))}: must be less than SLUICE_WEBHOOK_LEASE_MS (${e.SLUICE_WEBHOOK_LEASE_MS})`]);
+  }
   return {
     host: e.SLUICE_HOST,
     port: e.SLUICE_PORT,
@@ -230,6 +240,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAgeMs: e.SLUICE_WEBHOOK_MAX_AGE_MS,
       disableAfterMs: e.SLUICE_WEBHOOK_DISABLE_AFTER_MS,
       pollMs: e.SLUICE_WEBHOOK_POLL_MS,
+      leaseMs: e.SLUICE_WEBHOOK_LEASE_MS,
+      heartbeatMs,
     },
     retention: {
       days: e.SLUICE_EVENT_RETENTION_DAYS,

@@ -40,7 +40,7 @@ export interface Services {
   /** Encryption of secrets at rest. */
   keyring: KeyRing;
   authentications: AuthenticationService;
-  /** Key rotation (rotateEncryptionKey, npm run secrets:rotate). */
+  /** Key rotation (rotateEncryptionKey, npm run secrets:rotate) and the start-up binding of older secrets to their rows. */
   secrets: SecretsRotationService;
   /** The workspaces' own files (upload, list, delete). */
   files: FileService;

@@ -2,13 +2,19 @@
  * The key ring: authenticated encryption of secrets at rest (AES-256-GCM, node:crypto).
  *
  * Contract:
- * - Ciphertext is a self-describing string `enc:v1:<keyId>:<iv>:<tag>:<ciphertext>` (base64url
- *   parts, 96-bit random IV, 128-bit tag). The header `enc:v1:<keyId>` is authenticated data,
- *   so a ciphertext cannot be moved under another key id; any change fails decryption.
+ * - Ciphertext is a self-describing string `enc:v2:<keyId>:<iv>:<tag>:<ciphertext>` (base64url
+ *   parts, 96-bit random IV, 128-bit tag), bound to its owner: the additional authenticated
+ *   data is the header `enc:v2:<keyId>` plus the owner's binding `<table>:<row id>:<field path>`
+ *   (`bindingOf`). So a ciphertext cannot be moved under another key id, nor copied into another
+ *   row or another field: opening it there fails (KeyRingError naming the binding), it never
+ *   yields the plaintext. Any change fails decryption.
+ * - `enc:v1:<keyId>:…` is the earlier, unbound format (only the header is authenticated). It
+ *   still decrypts (the binding is ignored), `needsReseal` is true for it, and the start-up
+ *   migration (secrets-rotation.ts, `bindAll`) re-seals every stored v1 value as v2.
  * - `encrypt` always uses the primary key; `decrypt` picks the key named in the value. A value
- *   without the `enc:v1:` prefix is legacy clear text (stored before encryption existed) and
- *   is returned as is; `needsReseal` tells the caller to encrypt it at the next write.
- * - Errors name key ids, never key material or plaintext.
+ *   without an `enc:v1:`/`enc:v2:` prefix is legacy clear text (stored before encryption
+ *   existed) and is returned as is; `needsReseal` tells the caller to encrypt it at the next write.
+ * - Errors name key ids and bindings, never key material or plaintext.
  * - Keys come from `SLUICE_SECRET_KEYS` (`id:base64-32-bytes,...`, first = primary; the
  *   operator owns them and rotation only re-encrypts under the primary), or else from the key
  *   file `<dataDir>/secret-keys.json`, generated on first start with mode 0600. The file is
@@ -25,7 +31,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const CIPHERTEXT_PREFIX = 'enc:v1:';
+/** The current, owner-bound format. */
+export const CIPHERTEXT_PREFIX = 'enc:v2:';
+/** The earlier format, not bound to an owner: still decrypts, re-sealed as v2 at start. */
+export const UNBOUND_PREFIX = 'enc:v1:';
 export const KEY_FILE_NAME = 'secret-keys.json';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -109,16 +118,34 @@ export function generateKey(): SecretKey {
   return { id: newKeyId(), key: crypto.randomBytes(KEY_BYTES) };
 }
 
-/** True when `value` is a key-ring ciphertext (as opposed to legacy clear text). */
+/** True when `value` is a key-ring ciphertext, bound (v2) or not (v1), as opposed to legacy clear text. */
 export function isCiphertext(value: unknown): value is string {
+  return typeof value === 'string' && (value.startsWith(CIPHERTEXT_PREFIX) || value.startsWith(UNBOUND_PREFIX));
+}
+
+/** True when `value` is a ciphertext bound to its owner (v2). */
+export function isBound(value: unknown): value is string {
   return typeof value === 'string' && value.startsWith(CIPHERTEXT_PREFIX);
 }
 
 /** The key id a ciphertext names, or null for anything else. */
 export function keyIdOf(value: unknown): string | null {
   if (!isCiphertext(value)) return null;
-  const id = value.slice(CIPHERTEXT_PREFIX.length).split(':', 1)[0] ?? '';
+  const id = value.slice(CIPHERTEXT_PREFIX.length).split(':', 1)[0] ?? ''; // both prefixes are 7 characters
   return KEY_ID.test(id) ? id : null;
+}
+
+/**
+ * The binding of a stored secret: which row of which table holds it, in which field, e.g.
+ * `connector:<id>:config.auth.token`, `authentication:<id>:config.clientSecret`,
+ * `webhook:<id>:secret`. A ciphertext opens only under the binding it was sealed with.
+ */
+export function bindingOf(table: string, rowId: string, field: string): string {
+  return `${table}:${rowId}:${field}`;
+}
+
+function checkBinding(binding: string): void {
+  if (typeof binding !== 'string' || binding === '') throw new KeyRingError('a secret must be sealed and opened with its owner binding');
 }
 
 interface KeyFile {
@@ -184,46 +211,60 @@ export class KeyRing {
     return this.keys.map((k) => k.id);
   }
 
-  encrypt(plaintext: string): string {
+  /** `plaintext` sealed under the primary key, bound to `binding` (see `bindingOf`). */
+  encrypt(plaintext: string, binding: string): string {
+    checkBinding(binding);
     const { id, key } = this.keys[0]!;
     const iv = crypto.randomBytes(IV_BYTES);
     const header = `${CIPHERTEXT_PREFIX}${id}`;
     const cipher = crypto.createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(Buffer.from(header, 'utf8'));
+    cipher.setAAD(aad(header, binding));
     const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return `${header}:${iv.toString('base64url')}:${cipher.getAuthTag().toString('base64url')}:${ct.toString('base64url')}`;
   }
 
-  /** The plaintext of a ciphertext; legacy clear text (no `enc:v1:` prefix) is returned as is. */
-  decrypt(value: string): string {
+  /**
+   * The plaintext of a ciphertext stored at `binding`. A v2 value sealed for another binding
+   * (another row or field) fails with a KeyRingError; a v1 value (unbound) opens anywhere;
+   * legacy clear text (no prefix) is returned as is.
+   */
+  decrypt(value: string, binding: string): string {
+    checkBinding(binding);
     if (!isCiphertext(value)) return value;
-    const parts = value.slice(CIPHERTEXT_PREFIX.length).split(':');
+    const bound = isBound(value);
+    const prefix = bound ? CIPHERTEXT_PREFIX : UNBOUND_PREFIX;
+    const parts = value.slice(prefix.length).split(':');
     const [id, ivS, tagS, ctS] = parts;
     if (parts.length !== 4 || !id || !KEY_ID.test(id) || !B64URL.test(ivS!) || !B64URL.test(tagS!) || !B64URL.test(ctS!)) {
-      throw new KeyRingError('malformed encrypted secret');
+      throw new KeyRingError(`malformed encrypted secret (${binding})`);
     }
     const key = this.keyFor(id);
     const iv = Buffer.from(ivS!, 'base64url');
     const tag = Buffer.from(tagS!, 'base64url');
-    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new KeyRingError(`malformed encrypted secret (key "${id}")`);
+    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new KeyRingError(`malformed encrypted secret (key "${id}", ${binding})`);
     try {
       const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-      decipher.setAAD(Buffer.from(`${CIPHERTEXT_PREFIX}${id}`, 'utf8'));
+      const header = `${prefix}${id}`;
+      decipher.setAAD(bound ? aad(header, binding) : Buffer.from(header, 'utf8'));
       decipher.setAuthTag(tag);
       return Buffer.concat([decipher.update(Buffer.from(ctS!, 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      throw new KeyRingError(`an encrypted secret failed authentication with key "${id}" (tampered, truncated or encrypted with another key of that id)`);
+      throw new KeyRingError(
+        bound
+          ? `the encrypted secret of ${binding} failed authentication with key "${id}": it was sealed for another row or field, or was tampered with`
+          : `an encrypted secret (${binding}) failed authentication with key "${id}" (tampered, truncated or encrypted with another key of that id)`,
+      );
     }
   }
 
-  /** Whether a stored value should be (re-)encrypted: clear text, or not under the primary key. */
+  /** Whether a stored value should be (re-)encrypted: clear text, unbound (v1), or not under the primary key. */
   needsReseal(value: string): boolean {
-    return keyIdOf(value) !== this.primaryId;
+    return !isBound(value) || keyIdOf(value) !== this.primaryId;
   }
 
-  /** The value encrypted under the primary key (unchanged when it already is). */
-  reseal(value: string): string {
-    return this.needsReseal(value) ? this.encrypt(this.decrypt(value)) : value;
+  /** The value stored at `binding`, sealed under the primary key for it (unchanged when it already is). */
+  reseal(value: string, binding: string): string {
+    return this.needsReseal(value) ? this.encrypt(this.decrypt(value, binding), binding) : value;
   }
 
   private keyFor(id: string): Buffer {
@@ -269,6 +310,11 @@ export class KeyRing {
     this.keys = [primary!];
     return old.map((k) => k.id);
   }
+}
+
+/** The additional authenticated data of a v2 ciphertext (a key id never contains ':'). */
+function aad(header: string, binding: string): Buffer {
+  return Buffer.from(`${header}:${binding}`, 'utf8');
 }
 
 function readKeyFile(file: string): KeyFile | null {

@@ -5,19 +5,13 @@
  * bad payloads, and the durable acknowledgement: records answered 202 survive a graceful stop
  * and a SIGKILL of the real process, and arrive exactly once when the destination resumes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killChildren, killGroup, spawnServer, type Gql } from '../helpers/child-server.js';
 import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-type Gql = <T = any>(query: string, variables?: Record<string, unknown>) => Promise<T>;
 
 let s: TestServer | null = null;
 let dir: string;
@@ -26,7 +20,6 @@ let filesData: string;
 let csv: string;
 let mappingId: string;
 let n = 0;
-const children = new Set<ChildProcess>();
 
 /** Queries whichever in-process server is running now. */
 const sq: Gql = (query, variables) => s!.q(query, variables);
@@ -44,7 +37,7 @@ beforeAll(async () => {
   mappingId = m.createMapping.mapping.id;
 });
 afterAll(async () => {
-  for (const c of children) killGroup(c, 'SIGKILL');
+  killChildren();
   await s?.stop();
 });
 
@@ -127,61 +120,6 @@ const pushEvents = async (id: string, q: Gql = sq) =>
   (await q(`query($id: ID!) { events(filter: { pipelineId: $id, types: [PUSH_ACCEPTED] }) { totalCount nodes { data } } }`, { id })).events;
 
 const pushBatches = (uuid: string) => s!.app.services.database.prisma.pushBatch.count({ where: { pipelineId: uuid } });
-
-// ---------------------------------------------------------------------------------------------
-// The real server as a child process (for the SIGKILL)
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal); // tsx runs the program in a child node process: signal the group
-  } catch {
-    /* already gone */
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function spawnServer(dataDir: string): Promise<{ child: ChildProcess; base: string; q: Gql; exited: Promise<void> }> {
-  const port = await freePort();
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, SLUICE_PORT: String(port), SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  children.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => children.delete(child));
-  let log = '';
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const base = `http://127.0.0.1:${port}`;
-  const q: Gql = async (query, variables) => {
-    const res = await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-    const body = (await res.json()) as { data?: any; errors?: unknown[] };
-    if (body.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
-    return body.data;
-  };
-  await eventually(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log}`);
-      return (await q(`{ health { status } }`)).health.status === 'ok';
-    },
-    60_000,
-    100,
-  );
-  return { child, base, q, exited };
-}
 
 // ---------------------------------------------------------------------------------------------
 

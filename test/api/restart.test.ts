@@ -7,19 +7,14 @@
  * The tests share one data folder (and one embedded database) in sequence: each starts the
  * server the previous one left running, so only the first pays for creating the database.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killChildren, killGroup, spawnServer, type Gql } from '../helpers/child-server.js';
 import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIG_ROWS = 300_000;
 const BATCH = 500;
-
-type Gql = <T = any>(query: string, variables?: Record<string, unknown>) => Promise<T>;
 
 let s: TestServer | null = null;
 let dataDir: string;
@@ -29,8 +24,6 @@ let filesData: string;
 let bigCsv: string;
 let n = 0;
 
-const children = new Set<ChildProcess>();
-
 beforeAll(() => {
   ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-restart-files-'));
   bigCsv = path.join(dir, 'big.csv');
@@ -38,7 +31,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const c of children) killGroup(c, 'SIGKILL');
+  killChildren();
   await s?.stop();
 });
 
@@ -122,62 +115,6 @@ function table(db: string): { n: number; d: number; max: number | null } {
 
 /** Queries whichever in-process server is running now. */
 const sq: Gql = (query, variables) => s!.q(query, variables);
-
-// ---------------------------------------------------------------------------------------------
-// The real server as a child process
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    // tsx runs the program in a child node process: signal the whole group we created.
-    process.kill(-child.pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function spawnServer(dataDir: string): Promise<{ child: ChildProcess; q: Gql; exited: Promise<void> }> {
-  const port = await freePort();
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, SLUICE_PORT: String(port), SLUICE_DATA_DIR: dataDir, SLUICE_LOG_LEVEL: 'warn', SLUICE_PROGRESS_INTERVAL_MS: '200' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  children.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => children.delete(child));
-  let log = '';
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const url = `http://127.0.0.1:${port}/graphql`;
-  const q: Gql = async (query, variables) => {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-    const body = (await res.json()) as { data?: any; errors?: unknown[] };
-    if (body.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
-    return body.data;
-  };
-  await eventually(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log}`);
-      return (await q(`{ health { status } }`)).health.status === 'ok';
-    },
-    60_000,
-    100,
-  );
-  return { child, q, exited };
-}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ function expectNoSecret(where: string, text: string, secrets = allSecrets()) {
   for (const sec of secrets) for (const f of forms(sec)) expect(text.includes(f), `${where} contains a secret (${sec.slice(0, 12)}…)`).toBe(false);
 }
 
-const ciphertexts = (text: string) => new Set(text.match(/enc:v1:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+/g) ?? []);
+const ciphertexts = (text: string) => new Set(text.match(/enc:v2:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+/g) ?? []);
 
 function keyFile(): { keys: { id: string; key: string }[] } {
   return JSON.parse(fs.readFileSync(path.join(s.dataDir, 'secret-keys.json'), 'utf8')) as { keys: { id: string; key: string }[] };
@@ -288,7 +288,7 @@ describe('secrets at rest and in transit', () => {
     // inline query key, sink key, echo key, pg connection string, 3 authentications, 2 webhook secrets
     expect(cts.size).toBe(9);
     const primary = keyFile().keys[0]!.id;
-    for (const c of cts) expect(c.startsWith(`enc:v1:${primary}:`)).toBe(true);
+    for (const c of cts) expect(c.startsWith(`enc:v2:${primary}:`)).toBe(true);
     // The key material itself is nowhere in the database.
     for (const k of keyFile().keys) expect(text).not.toContain(k.key);
     if (process.platform !== 'win32') expect(fs.statSync(path.join(s.dataDir, 'secret-keys.json')).mode & 0o777).toBe(0o600);
@@ -340,7 +340,7 @@ describe('secrets at rest and in transit', () => {
     expect(oldCts.size).toBe(8);
     expect(newCts.size).toBe(9);
     for (const c of oldCts) expect(after.includes(c), 'an old ciphertext survived the rotation').toBe(false);
-    for (const c of newCts) expect(c.startsWith(`enc:v1:${res.keyId}:`)).toBe(true);
+    for (const c of newCts) expect(c.startsWith(`enc:v2:${res.keyId}:`)).toBe(true);
 
     // Jobs, checks and signing still work.
     const job = await runPipeline(ids.pipeline);
@@ -424,7 +424,7 @@ describe('configured keys (SLUICE_SECRET_KEYS)', () => {
       const r = (await t.q(`mutation { rotateEncryptionKey { ${ROTATE} } }`)).rotateEncryptionKey;
       expect(r).toMatchObject({ __typename: 'RotateEncryptionKeyPayload', keyId: 'b', retiredKeyIds: [], authentications: 1, webhooks: 0 });
       const rows = await t.app.services.database.prisma.$queryRawUnsafe<{ t: string }[]>(`SELECT t::text AS t FROM "Authentication" t`);
-      expect(rows[0]!.t).toContain('enc:v1:b:');
+      expect(rows[0]!.t).toContain('enc:v2:b:');
     });
 
     await withServer(dataDir, `b:${B}`, async (t) => {

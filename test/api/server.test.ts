@@ -122,7 +122,7 @@ describe('loadConfig', () => {
       maxConcurrentJobs: 4,
       progressIntervalMs: 250,
       shutdownTimeoutMs: 15000,
-      webhooks: { timeoutMs: 15000, retryBaseMs: 5000, maxAgeMs: 86_400_000, disableAfterMs: 432_000_000, pollMs: 1000 },
+      webhooks: { timeoutMs: 15000, retryBaseMs: 5000, maxAgeMs: 86_400_000, disableAfterMs: 432_000_000, pollMs: 1000, leaseMs: 30_000, heartbeatMs: 10_000 },
       retention: { days: 30, count: 0, intervalMs: 3_600_000 },
       // Secure by default: keyless access only from this machine, no private outbound address.
       localAccess: true,
@@ -150,6 +150,8 @@ describe('loadConfig', () => {
         SLUICE_WEBHOOK_MAX_AGE_MS: '3600000',
         SLUICE_WEBHOOK_DISABLE_AFTER_MS: '7200000',
         SLUICE_WEBHOOK_POLL_MS: '500',
+        SLUICE_WEBHOOK_LEASE_MS: '20000',
+        SLUICE_WEBHOOK_HEARTBEAT_MS: '4000',
         SLUICE_EVENT_RETENTION_DAYS: '7',
         SLUICE_EVENT_RETENTION_COUNT: '1000000',
         SLUICE_RETENTION_INTERVAL_MS: '60000',
@@ -164,7 +166,7 @@ describe('loadConfig', () => {
       maxConcurrentJobs: 8,
       progressIntervalMs: 100,
       shutdownTimeoutMs: 5000,
-      webhooks: { timeoutMs: 20000, retryBaseMs: 1000, maxAgeMs: 3_600_000, disableAfterMs: 7_200_000, pollMs: 500 },
+      webhooks: { timeoutMs: 20000, retryBaseMs: 1000, maxAgeMs: 3_600_000, disableAfterMs: 7_200_000, pollMs: 500, leaseMs: 20_000, heartbeatMs: 4000 },
       retention: { days: 7, count: 1_000_000, intervalMs: 60_000 },
     });
   });
@@ -200,6 +202,8 @@ describe('loadConfig', () => {
     ['SLUICE_PORT', '-1', 'SLUICE_PORT="-1": expected a whole number'],
     ['SLUICE_MAX_CONCURRENT_JOBS', '0', 'SLUICE_MAX_CONCURRENT_JOBS="0": must be at least 1'],
     ['SLUICE_PROGRESS_INTERVAL_MS', '10', 'SLUICE_PROGRESS_INTERVAL_MS="10": must be at least 50'],
+    ['SLUICE_WEBHOOK_LEASE_MS', '100', 'SLUICE_WEBHOOK_LEASE_MS="100": must be at least 500'],
+    ['SLUICE_WEBHOOK_HEARTBEAT_MS', '30000', 'SLUICE_WEBHOOK_HEARTBEAT_MS="30000": must be less than SLUICE_WEBHOOK_LEASE_MS (30000)'],
   ])('%s=%s is rejected', (name, value, problem) => {
     expect(problemsOf({ [name]: value })).toEqual([problem]);
   });

@@ -7,7 +7,8 @@
  *   clientSecret*, scope?, audience?, clientAuthentication BASIC|BODY).
  * - Exactly one typed params object is given on create; at most one on update (none: only the
  *   name changes). Anything else is a ValidationError with the field's path.
- * - Secrets are stored as key-ring ciphertext and never returned: `masked` gives PLACEHOLDER.
+ * - Secrets are stored as key-ring ciphertext bound to the row and field
+ *   (`authentication:<id>:config.<field>`) and never returned: `masked` gives PLACEHOLDER.
  *   On update, PLACEHOLDER keeps the stored secret of the same type (its ciphertext is kept
  *   as is); a type change needs every secret anew.
  * - Deleting an authentication a connector references is IN_USE.
@@ -20,7 +21,8 @@ import { authSecrets, type HttpAuth } from '../../engine/drivers/http-auth.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
 import type { KeyRing } from '../../security/keyring.js';
-import { maskSecrets, mergeSecrets, resealSecrets, sealSecrets } from '../connector/secrets.js';
+import { newRowId } from '../../db/ids.js';
+import { maskSecrets, mergeSecrets, ownerOf, resealSecrets, sealSecrets, type ResealOptions } from '../connector/secrets.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
@@ -186,9 +188,13 @@ function normalize(field: ParamsField, type: AuthenticationType, p: Record<strin
   return out;
 }
 
-/** Rotation: the stored params with every secret re-encrypted under the primary key. */
-export function resealAuthentication(row: Pick<AuthenticationRow, 'type' | 'config'>, ring: KeyRing): { config: StoredParams; changed: number } {
-  return resealSecrets(SECRET_FIELDS[row.type], row.config ?? {}, ring) as { config: StoredParams; changed: number };
+/** Rotation and start-up: the stored params with the secrets that need it re-sealed under the primary key, bound to the row. */
+export function resealAuthentication(
+  row: Pick<AuthenticationRow, 'id' | 'type' | 'config'>,
+  ring: KeyRing,
+  options: ResealOptions = {},
+): { config: StoredParams; changed: number; unreadable: string[] } {
+  return resealSecrets(SECRET_FIELDS[row.type], row.config ?? {}, ring, ownerOf('authentication', row.id), options) as { config: StoredParams; changed: number; unreadable: string[] };
 }
 
 export class AuthenticationService {
@@ -221,7 +227,7 @@ export class AuthenticationService {
   }
 
   /** Encrypts the secret fields; a placeholder keeps the stored value of the same type. */
-  private seal(field: ParamsField, type: AuthenticationType, plain: StoredParams, current: AuthenticationRow | null): StoredParams {
+  private seal(id: string, field: ParamsField, type: AuthenticationType, plain: StoredParams, current: AuthenticationRow | null): StoredParams {
     const paths = SECRET_FIELDS[type];
     const otherType = current && current.type !== type;
     // Kept raw: the stored ciphertext stays as is; legacy clear text gets encrypted now.
@@ -230,15 +236,17 @@ export class AuthenticationService {
       at: field,
       message: otherType ? `the placeholder keeps a stored secret, but this authentication is ${current.type}: send the value` : 'the placeholder keeps a stored secret, but none is stored: send the value',
     });
-    return sealSecrets(paths, merged.config, this.ring, merged.kept) as StoredParams;
+    return sealSecrets(paths, merged.config, this.ring, ownerOf('authentication', id), merged.kept, field) as StoredParams;
   }
 
   async create(input: CreateAuthenticationInput): Promise<AuthenticationRow> {
     const name = requireName(input.name);
     const picked = pickParams(input, true)!;
-    const config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), null);
+    // The id exists before the insert: the secrets are sealed bound to it.
+    const id = newRowId();
+    const config = this.seal(id, picked.field, picked.type, normalize(picked.field, picked.type, picked.params), null);
     return this.write(
-      (tx) => tx.authentication.create({ data: { workspaceId: requireWorkspaceId(), name, type: picked.type, config: config as Prisma.InputJsonValue } }),
+      (tx) => tx.authentication.create({ data: { id, workspaceId: requireWorkspaceId(), name, type: picked.type, config: config as Prisma.InputJsonValue } }),
       (row) => ({ type: 'AUTHENTICATION_CREATED', message: `authentication "${row.name}" (${row.type}) created`, data: { authenticationId: row.id, type: row.type } }),
     );
   }
@@ -250,10 +258,10 @@ export class AuthenticationService {
     const data: Prisma.AuthenticationUpdateManyMutationInput = { name, version: { increment: 1 } };
     if (picked) {
       data.type = picked.type;
-      data.config = this.seal(picked.field, picked.type, normalize(picked.field, picked.type, picked.params), current) as Prisma.InputJsonValue;
+      data.config = this.seal(current.id, picked.field, picked.type, normalize(picked.field, picked.type, picked.params), current) as Prisma.InputJsonValue;
     } else {
-      // Any write encrypts what is still legacy clear text (or under an old key).
-      data.config = resealAuthentication(current, this.ring).config as Prisma.InputJsonValue;
+      // Any write encrypts what is still legacy clear text (or unbound, or under an old key); a value that does not open stays as it is.
+      data.config = resealAuthentication(current, this.ring, { skipUnreadable: true }).config as Prisma.InputJsonValue;
     }
     const res = await this.write(
       (tx) => tx.authentication.updateMany({ where: { id: current.id, version: input.expectedVersion ?? current.version }, data }),
@@ -292,14 +300,15 @@ export class AuthenticationService {
     return this.toHttpAuth(row);
   }
 
-  toHttpAuth(row: Pick<AuthenticationRow, 'type' | 'config'>): { auth: HttpAuth; secrets: string[] } {
+  toHttpAuth(row: Pick<AuthenticationRow, 'id' | 'type' | 'config'>): { auth: HttpAuth; secrets: string[] } {
     const auth = this.decrypted(row);
     return { auth, secrets: authSecrets(auth) };
   }
 
-  private decrypted(row: Pick<AuthenticationRow, 'type' | 'config'>): HttpAuth {
+  private decrypted(row: Pick<AuthenticationRow, 'id' | 'type' | 'config'>): HttpAuth {
     const c = (row.config ?? {}) as StoredParams;
-    const secret = (f: string) => (typeof c[f] === 'string' ? this.ring.decrypt(c[f]) : '');
+    const owner = ownerOf('authentication', row.id);
+    const secret = (f: string) => (typeof c[f] === 'string' ? this.ring.decrypt(c[f], `${owner}.${f}`) : '');
     const s = (f: string) => (typeof c[f] === 'string' ? c[f] : '');
     switch (row.type) {
       case 'BASIC':

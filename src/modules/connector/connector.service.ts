@@ -22,7 +22,8 @@ import { KeyRingError, type KeyRing } from '../../security/keyring.js';
 import type { FileRootsOptions, FileScope } from '../../security/file-roots.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { AuthenticationService } from '../authentication/authentication.service.js';
-import { driverSecretPaths, mergeSecrets, openSecrets, resealSecrets, sealSecrets, secretValues } from './secrets.js';
+import { driverSecretPaths, mergeSecrets, openSecrets, ownerOf, resealSecrets, sealSecrets, secretValues } from './secrets.js';
+import { newRowId } from '../../db/ids.js';
 import { requireWorkspaceId, workspaceFileScope } from '../workspace/scope.js';
 
 export interface CreateConnectorInput {
@@ -46,7 +47,8 @@ export interface UpdateConnectorInput {
 
 /** What a driver needs of a connector row. */
 export interface ConnectorForDriver {
-  id?: string;
+  /** The row id: its secrets are bound to it. */
+  id: string;
   name?: string;
   /** Whose files the driver may touch. */
   workspaceId: string;
@@ -107,7 +109,7 @@ export class ConnectorService {
    */
   async driverConfig(c: ConnectorForDriver, db: Pick<PrismaClient, 'authentication'> = this.db): Promise<DriverConfig> {
     const paths = driverSecretPaths(c.driver);
-    const config = openSecrets(paths, c.config, this.ring);
+    const config = openSecrets(paths, c.config, this.ring, ownerOf('connector', c.id));
     const auth = c.authenticationId ? await this.authentications.httpAuth(c.authenticationId, db) : null;
     return { ...forDriver(paths, config, auth), ...this.contextFor(c.workspaceId) };
   }
@@ -184,13 +186,16 @@ export class ConnectorService {
     const name = requireName(input.name);
     const paths = driverSecretPaths(input.driver);
     // Placeholders have nothing to keep in a new connector: mergeSecrets refuses them.
-    const merged = mergeSecrets(paths, input.config, null, this.ring);
+    const merged = mergeSecrets(paths, input.config, null, null);
     const { driver, config } = this.validate(input.driver, merged.config, input.role);
     const authenticationId = (await this.checkAuthentication(driver, input.authenticationId))?.id ?? null;
-    const sealed = sealSecrets(paths, config, this.ring);
+    // The id exists before the insert: the secrets are sealed bound to it.
+    const id = newRowId();
+    const sealed = sealSecrets(paths, config, this.ring, ownerOf('connector', id));
     return this.events.transaction(async (tx, emit) => {
       const c = await tx.connector.create({
         data: {
+          id,
           workspaceId: requireWorkspaceId(),
           name,
           driver: driver.name,
@@ -212,11 +217,12 @@ export class ConnectorService {
     let config: typeof current.config;
     if (input.config !== undefined && input.config !== null) {
       // Placeholders keep the stored secrets (their ciphertext, unchanged); new values are encrypted.
-      const merged = mergeSecrets(paths, input.config, current.config, this.ring);
-      config = sealSecrets(paths, this.validate(current.driver, merged.config, null, current.workspaceId).config, this.ring, merged.kept) as typeof config;
+      const owner = ownerOf('connector', current.id);
+      const merged = mergeSecrets(paths, input.config, current.config, { ring: this.ring, owner });
+      config = sealSecrets(paths, this.validate(current.driver, merged.config, null, current.workspaceId).config, this.ring, owner, merged.kept) as typeof config;
     } else {
-      // Any write encrypts what is still legacy clear text (or under an old key).
-      config = resealSecrets(paths, current.config, this.ring).config as typeof config;
+      // Any write encrypts what is still legacy clear text (or unbound, or under an old key); a value that does not open stays as it is.
+      config = resealSecrets(paths, current.config, this.ring, ownerOf('connector', current.id), { skipUnreadable: true }).config as typeof config;
     }
     const authenticationId =
       input.authenticationId === undefined
@@ -318,10 +324,10 @@ export class ConnectorService {
   /** Checks a config that is not saved (Airbyte's check for a new source), optionally with a stored authentication. */
   async checkConfig(driverName: string, config: unknown, authenticationId?: string | null): Promise<CheckResult> {
     const paths = driverSecretPaths(driverName);
-    const merged = mergeSecrets(paths, config, null, this.ring);
+    const merged = mergeSecrets(paths, config, null, null);
     const v = this.validate(driverName, merged.config);
     const authentication = await this.checkAuthentication(v.driver, authenticationId);
-    // The validated plaintext goes to the driver as is: an incoming `enc:v1:` string stays a literal value.
+    // The validated plaintext goes to the driver as is: an incoming `enc:…` string stays a literal value.
     const dc = forDriver(paths, v.config, authentication && this.authentications.toHttpAuth(authentication));
     return runCheck(v.driver, dc.config, dc.scrub, this.contextFor(requireWorkspaceId()).ctx);
   }

@@ -1,12 +1,14 @@
 /**
  * Write-only, encrypted config fields: what a driver's spec marks `"secret": true`.
  *
- * - Stored: every non-empty secret string is key-ring ciphertext (`enc:v1:…`); a value without
- *   that prefix is legacy clear text from before encryption and is encrypted at the next write
- *   or key rotation.
+ * - Stored: every non-empty secret string is key-ring ciphertext (`enc:v2:…`) bound to its row
+ *   and field: `<owner>.<path>`, the owner being `<table>:<row id>:<column>` (`ownerOf`), e.g.
+ *   `connector:<id>:config.auth.token`. Copied into another row or field it does not open. A
+ *   value without a prefix is legacy clear text from before encryption, `enc:v1:…` an unbound
+ *   ciphertext from before binding: both are sealed as v2 at the next write, key rotation or start.
  * - Returned: PLACEHOLDER instead of the value. Sending PLACEHOLDER back keeps the stored
  *   ciphertext unchanged; any other incoming value is plaintext and is encrypted (an incoming
- *   `enc:v1:…` string is a literal value, never decrypted).
+ *   `enc:…` string is a literal value, never decrypted).
  * - Decrypted only for a driver (`openSecrets`), right before it uses the config.
  *
  * Every helper takes the secret paths (dots; `*` = every key of a map, `[]` = every item): a
@@ -15,7 +17,7 @@
 import { getDriver, secretPaths } from '../../engine/drivers/index.js';
 import type { FieldError } from '../../errors.js';
 import { ValidationError } from '../../errors.js';
-import { isCiphertext, type KeyRing } from '../../security/keyring.js';
+import { bindingOf, isCiphertext, KeyRingError, type KeyRing } from '../../security/keyring.js';
 import { PLACEHOLDER } from '../../security/secrets-redact.js';
 
 type Container = Record<string, unknown> | unknown[];
@@ -63,6 +65,13 @@ function collect(node: unknown, segs: string[], i: number, at: string, out: Loca
   }
   if (Object.prototype.hasOwnProperty.call(o, seg)) visit(o, seg);
 }
+
+/** The owner of a row's secrets: `<table>:<row id>:<column>`; each field's binding appends `.<path>`. */
+export function ownerOf(table: 'connector' | 'authentication', rowId: string, column = 'config'): string {
+  return bindingOf(table, rowId, column);
+}
+
+const bindingAt = (owner: string, l: Location) => `${owner}.${l.path}`;
 
 /** The secret paths of a driver's config (none for an unknown driver). */
 export function driverSecretPaths(driverName: string): string[] {
@@ -138,12 +147,29 @@ const MISSING_IN_CONFIG: MissingSecret = {
   message: 'the placeholder keeps a stored secret, but none is stored here: send the value',
 };
 
+/** A stored secret that does not open where it is (a KeyRingError) as a validation error at `path`. */
+function unreadable<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof KeyRingError)) throw err;
+    throw new ValidationError('stored secret unreadable', [{ path, message: `the stored secret cannot be decrypted (${err.message}): send the value` }]);
+  }
+}
+
 /**
  * Step 1 of a write: `incoming` with placeholders resolved against `stored`: decrypted with
- * `ring` (for validation), or raw when `ring` is null. A placeholder where nothing is stored is
- * a validation error, reported as `missing` says.
+ * `open.ring` for the row `open.owner` (for validation), or raw when `open` is null. A
+ * placeholder where nothing is stored, or where the stored value does not decrypt, is a
+ * validation error, reported as `missing` says.
  */
-export function mergeSecrets(paths: readonly string[], incoming: unknown, stored: unknown, ring: KeyRing | null, missing: MissingSecret = MISSING_IN_CONFIG): MergedConfig {
+export function mergeSecrets(
+  paths: readonly string[],
+  incoming: unknown,
+  stored: unknown,
+  open: { ring: KeyRing; owner: string } | null,
+  missing: MissingSecret = MISSING_IN_CONFIG,
+): MergedConfig {
   const kept = new Map<string, string>();
   if (!incoming || typeof incoming !== 'object') return { config: incoming, kept };
   const copy = structuredClone(incoming);
@@ -156,52 +182,83 @@ export function mergeSecrets(paths: readonly string[], incoming: unknown, stored
       continue;
     }
     kept.set(l.path, old);
-    set(l, ring ? ring.decrypt(old) : old);
+    set(l, open ? unreadable(`${missing.at}.${l.path}`, () => open.ring.decrypt(old, bindingAt(open.owner, l))) : old);
   }
   if (errors.length) throw new ValidationError(missing.title, errors);
   return { config: copy, kept };
 }
 
 /**
- * Step 2 of a write: the validated plaintext config with every secret encrypted. A secret kept
- * through a placeholder keeps its stored ciphertext as is (legacy clear text gets encrypted).
+ * Step 2 of a write: the validated plaintext config of the row `owner` with every secret
+ * sealed for its field. A secret kept through a placeholder keeps its stored ciphertext when it
+ * is current (v2 under the primary key); older forms (clear text, v1, an old key) are re-sealed
+ * for the field (`errorAt` prefixes the path of the validation error when one does not decrypt).
  */
-export function sealSecrets(paths: readonly string[], config: unknown, ring: KeyRing, kept: Map<string, string> = new Map()): unknown {
+export function sealSecrets(paths: readonly string[], config: unknown, ring: KeyRing, owner: string, kept: Map<string, string> = new Map(), errorAt = 'config'): unknown {
   if (!config || typeof config !== 'object') return config;
   const copy = structuredClone(config);
   for (const l of locations(paths, copy)) {
     const v = get(l);
     const old = kept.get(l.path);
-    if (old !== undefined && isCiphertext(old)) set(l, old);
-    else if (typeof v === 'string' && v !== '') set(l, ring.encrypt(v));
+    if (old !== undefined && isCiphertext(old)) set(l, unreadable(`${errorAt}.${l.path}`, () => ring.reseal(old, bindingAt(owner, l))));
+    else if (typeof v === 'string' && v !== '') set(l, ring.encrypt(v, bindingAt(owner, l)));
   }
   return copy;
 }
 
-/** The config a driver gets: every secret decrypted (legacy clear text passes through). */
-export function openSecrets(paths: readonly string[], config: unknown, ring: KeyRing): unknown {
+/**
+ * The config a driver gets: every secret of the row `owner` decrypted (legacy clear text passes
+ * through). A ciphertext that does not open for its field throws KeyRingError.
+ */
+export function openSecrets(paths: readonly string[], config: unknown, ring: KeyRing, owner: string): unknown {
   if (!config || typeof config !== 'object') return config;
   const copy = structuredClone(config);
   for (const l of locations(paths, copy)) {
     const v = get(l);
-    if (typeof v === 'string') set(l, ring.decrypt(v));
+    if (typeof v === 'string') set(l, ring.decrypt(v, bindingAt(owner, l)));
   }
   return copy;
 }
 
-/** Rotation: every secret re-encrypted under the primary key. `changed` counts rewritten values. */
-export function resealSecrets(paths: readonly string[], config: unknown, ring: KeyRing): { config: unknown; changed: number } {
-  if (!config || typeof config !== 'object') return { config, changed: 0 };
+export interface ResealOptions {
+  /** Which stored values to re-seal (default: `ring.needsReseal`: clear text, v1, an old key). */
+  needs?: (value: string) => boolean;
+  /** Leave a value that does not decrypt as it is and list its binding in `unreadable` (default: throw the KeyRingError). */
+  skipUnreadable?: boolean;
+}
+
+/**
+ * Every secret of the row `owner` that needs it re-sealed under the primary key for its field.
+ * `changed` counts rewritten values; `unreadable` lists the bindings left as they were.
+ */
+export function resealSecrets(
+  paths: readonly string[],
+  config: unknown,
+  ring: KeyRing,
+  owner: string,
+  options: ResealOptions = {},
+): { config: unknown; changed: number; unreadable: string[] } {
+  const unreadableAt: string[] = [];
+  if (!config || typeof config !== 'object') return { config, changed: 0, unreadable: unreadableAt };
+  const needs = options.needs ?? ((v: string) => ring.needsReseal(v));
   const copy = structuredClone(config);
   let changed = 0;
   for (const l of locations(paths, copy)) {
     const v = get(l);
-    if (typeof v === 'string' && v !== '' && ring.needsReseal(v)) {
-      set(l, ring.reseal(v));
-      changed++;
+    if (typeof v !== 'string' || v === '' || !needs(v)) continue;
+    const binding = bindingAt(owner, l);
+    let plain: string;
+    try {
+      plain = ring.decrypt(v, binding);
+    } catch (err) {
+      if (!(err instanceof KeyRingError) || !options.skipUnreadable) throw err;
+      unreadableAt.push(binding);
+      continue;
     }
+    set(l, ring.encrypt(plain, binding));
+    changed++;
   }
-  return { config: copy, changed };
+  return { config: copy, changed, unreadable: unreadableAt };
 }
 
 /** The plaintext secret values of a decrypted config (to scrub them from messages). */

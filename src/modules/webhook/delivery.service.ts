@@ -13,8 +13,14 @@
  * - 410 Gone disables the endpoint at once; an endpoint with no success for `disableAfterMs`
  *   is disabled; both write WEBHOOK_DISABLED.
  * - Per endpoint, deliveries go out one at a time in event order; endpoints are served
- *   independently, so a slow or dead endpoint never blocks the others. Rows are claimed
- *   with a lease (`FOR UPDATE SKIP LOCKED`), so several processes can run the loop.
+ *   independently, so a slow or dead endpoint never blocks the others.
+ * - Several processes can run the loop. A process claims due rows (`FOR UPDATE SKIP LOCKED`)
+ *   with a lease (`leaseUntil`, `leaseOwner`: `leaseMs` ahead) and renews the leases of every
+ *   row it still holds each `heartbeatMs`, so an attempt slower than the lease is never sent
+ *   twice while its process lives. An endpoint with a live lease on any row is not claimed by
+ *   another process (its order is kept). A killed process stops renewing: its rows are claimed
+ *   again once the lease has passed (30 s by default), with nothing else to clean up. A row
+ *   whose lease this process lost (renewal found it held by another) is not sent by it again.
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -50,7 +56,7 @@ export function retryDelay(n: number, baseMs: number, random: () => number = Mat
   return Math.round(mult * baseMs * (0.8 + 0.4 * random()));
 }
 
-/** The secrets to sign with now: the current one, plus the previous one during a rotation overlap. */
+/** The secrets to sign with now, as stored: the current one first, plus the previous one during a rotation overlap. */
 export function activeSecrets(ep: Pick<EndpointRow, 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, now = new Date()): string[] {
   const out = [ep.secret];
   if (ep.previousSecret && ep.previousSecretExpiresAt && ep.previousSecretExpiresAt > now) out.push(ep.previousSecret);
@@ -91,6 +97,11 @@ export class DeliveryService {
   private readonly busy = new Set<string>();
   private readonly workers = new Set<Promise<void>>();
   private live: AsyncIterableIterator<unknown> | null = null;
+  /** This loop's lease owner id (new at every start). */
+  private owner = randomUUID();
+  /** Rows this process holds a lease on: claimed, not yet recorded or released. */
+  private readonly held = new Set<string>();
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly db: PrismaClient,
@@ -105,7 +116,9 @@ export class DeliveryService {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.owner = randomUUID();
     this.abort = new AbortController();
+    this.heartbeat = setInterval(() => void this.renewLeases(), this.config.heartbeatMs);
     // Every attempt in flight listens on this signal.
     setMaxListeners(MAX_WORKERS * 4, this.abort.signal);
     // Committed events may have queued deliveries: look at once instead of waiting for the poll.
@@ -128,6 +141,35 @@ export class DeliveryService {
     while (this.ticking || this.workers.size) {
       await Promise.allSettled([...this.workers]);
       if (this.ticking) await new Promise((r) => setTimeout(r, 5));
+    }
+    // The workers released their rows; only then may the leases stop being renewed.
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  /**
+   * The heartbeat: pushes the lease of every row this process holds `leaseMs` ahead. A row
+   * not renewed (another process holds it now, or it is gone) is dropped: it is not sent from here.
+   */
+  private async renewLeases(): Promise<void> {
+    const ids = [...this.held];
+    if (!ids.length) return;
+    const until = new Date(Date.now() + this.config.leaseMs);
+    try {
+      const renewed = await runAsSystem(
+        () => this.db.$queryRaw<{ id: string }[]>`
+          UPDATE "WebhookDelivery" SET "leaseUntil" = CAST(${until.toISOString()} AS timestamp(3))
+          WHERE "leaseOwner" = ${this.owner} AND "id"::text IN (${Prisma.join(ids)})
+          RETURNING "id"::text AS "id"`,
+      );
+      const kept = new Set(renewed.map((r) => r.id));
+      for (const id of ids) {
+        if (kept.has(id) || !this.held.has(id)) continue;
+        this.held.delete(id);
+        this.log.warn({ deliveryId: id }, 'webhook delivery lease lost (another process holds it now); not sending it from here');
+      }
+    } catch (err) {
+      if (!this.stopped) this.log.warn({ err }, 'could not renew webhook delivery leases');
     }
   }
 
@@ -174,20 +216,23 @@ export class DeliveryService {
   private async claimAndSpawn(): Promise<boolean> {
     if (this.workers.size >= MAX_WORKERS) return false;
     const now = new Date();
-    const lease = new Date(now.getTime() + this.config.timeoutMs * CLAIM_LIMIT + 10_000);
+    const lease = new Date(now.getTime() + this.config.leaseMs);
     const busy = [...this.busy];
     const notBusy = busy.length ? Prisma.sql`AND d2."endpointId"::text NOT IN (${Prisma.join(busy)})` : Prisma.empty;
     // Timestamps are UTC without time zone (Prisma's convention): pass them as UTC text.
+    const at = Prisma.sql`CAST(${now.toISOString()} AS timestamp(3))`;
     const claimed = await this.db.$queryRaw<{ id: string }[]>`
-      UPDATE "WebhookDelivery" SET "nextAttemptAt" = CAST(${lease.toISOString()} AS timestamp(3))
+      UPDATE "WebhookDelivery" SET "leaseUntil" = CAST(${lease.toISOString()} AS timestamp(3)), "leaseOwner" = ${this.owner}
       WHERE "id" IN (
         SELECT d2."id" FROM "WebhookDelivery" d2 JOIN "WebhookEndpoint" e ON e."id" = d2."endpointId"
-        WHERE d2."status" = 'PENDING' AND d2."nextAttemptAt" <= CAST(${now.toISOString()} AS timestamp(3)) AND e."enabled" ${notBusy}
+        WHERE d2."status" = 'PENDING' AND d2."nextAttemptAt" <= ${at} AND (d2."leaseUntil" IS NULL OR d2."leaseUntil" <= ${at}) AND e."enabled" ${notBusy}
+          AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" d3 WHERE d3."endpointId" = d2."endpointId" AND d3."leaseUntil" > ${at} AND d3."status" = 'PENDING')
         ORDER BY d2."eventSequence", d2."createdAt"
         LIMIT ${CLAIM_LIMIT}
         FOR UPDATE OF d2 SKIP LOCKED)
       RETURNING "id"::text AS "id"`;
     if (!claimed.length) return false;
+    for (const c of claimed) this.held.add(c.id);
     const rows = await this.db.webhookDelivery.findMany({
       where: { id: { in: claimed.map((c) => c.id) } },
       orderBy: [{ eventSequence: 'asc' }, { createdAt: 'asc' }],
@@ -210,16 +255,18 @@ export class DeliveryService {
     return true;
   }
 
-  /** Sends one endpoint's claimed rows in order; on a failure the rest wait with the failed one. */
+  /** Sends one endpoint's claimed rows in order; on a failure the rest wait with the failed one. Every row it does not record is released. */
   private async serve(endpointId: string, rows: Claimed[]): Promise<void> {
     let i = 0;
-    let releaseAt: Date = new Date();
+    let releaseAt: Date | null = null;
     try {
       for (; i < rows.length; i++) {
         if (this.stopped) return;
         const ep = await this.db.webhookEndpoint.findUnique({ where: { id: endpointId } });
         if (!ep || !ep.enabled) return;
         const d = rows[i]!;
+        // Lost to another process (the heartbeat could not renew it): that one sends it; keep the order, stop here.
+        if (!this.held.has(d.id)) return;
         const result = await this.attempt(ep, d.messageId, d.body, this.abort.signal);
         if (this.stopped && !result.ok && this.abort.signal.aborted) return; // not a real attempt: retried after restart
         const next = await this.record(ep, d, result);
@@ -230,22 +277,27 @@ export class DeliveryService {
         }
       }
     } finally {
-      const rest = rows.slice(i).map((r) => r.id);
+      const rest = rows.slice(i).map((r) => r.id).filter((id) => this.held.has(id));
       if (rest.length) {
         await this.db.webhookDelivery
-          .updateMany({ where: { id: { in: rest }, status: 'PENDING' }, data: { nextAttemptAt: releaseAt } })
-          .catch((err: unknown) => this.log.warn({ err }, 'could not release webhook deliveries'));
+          .updateMany({
+            where: { id: { in: rest }, leaseOwner: this.owner },
+            data: { leaseUntil: null, leaseOwner: null, ...(releaseAt ? { nextAttemptAt: releaseAt } : {}) },
+          })
+          .catch((err: unknown) => this.log.warn({ err }, 'could not release webhook deliveries (their leases expire on their own)'));
       }
+      for (const id of rest) this.held.delete(id);
     }
   }
 
   /** One signed POST; never throws (an aborted stop shows as a failed result). */
-  async attempt(ep: Pick<EndpointRow, 'url' | 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, messageId: string, body: string, signal?: AbortSignal): Promise<AttemptResult> {
+  async attempt(ep: Pick<EndpointRow, 'id' | 'url' | 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, messageId: string, body: string, signal?: AbortSignal): Promise<AttemptResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     try {
       // Inside the try: a secret that cannot be decrypted is a failed attempt, recorded like any other.
-      const headers = { ...signedHeaders(activeSecrets(ep).map((s) => this.webhooks.openSecret(s)), messageId, body), 'content-type': 'application/json' };
+      const secrets = activeSecrets(ep).map((s, i) => this.webhooks.openSecret(ep.id, i === 0 ? 'secret' : 'previousSecret', s));
+      const headers = { ...signedHeaders(secrets, messageId, body), 'content-type': 'application/json' };
       const res = await request(
         ep.url,
         { method: 'POST', headers, body },
@@ -276,7 +328,9 @@ export class DeliveryService {
     const now = new Date();
     const number = d.attempts + 1;
     const attempt = { deliveryId: d.id, number, at: now, statusCode: r.statusCode, latencyMs: r.latencyMs, error: r.error, response: r.response };
-    const base = { attempts: number, lastAttemptAt: now, lastStatusCode: r.statusCode, lastError: r.error };
+    // Recording an attempt releases the row's lease.
+    const base = { attempts: number, lastAttemptAt: now, lastStatusCode: r.statusCode, lastError: r.error, leaseUntil: null, leaseOwner: null };
+    this.held.delete(d.id);
     if (r.ok) {
       await this.db.$transaction([
         this.db.webhookAttempt.create({ data: attempt }),

@@ -6,8 +6,10 @@
  *   it (`outboxHook`, registered on the event service), so a crash never loses a delivery.
  * - An endpoint's secret is returned only by create and rotate; during a rotation overlap
  *   deliveries are signed with both the new and the previous secret.
- * - Secrets are stored as key-ring ciphertext and decrypted only to sign (`openSecret`);
- *   a legacy clear-text secret keeps working and is encrypted at the next rotation.
+ * - Secrets are stored as key-ring ciphertext bound to the endpoint and field
+ *   (`webhook:<id>:secret`, `webhook:<id>:previousSecret`) and decrypted only to sign
+ *   (`openSecret`); a legacy clear-text or unbound (v1) secret keeps working and is re-sealed
+ *   at start or at the next rotation.
  * - Events about an endpoint (WEBHOOK_*) are never queued for that endpoint itself.
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
@@ -16,7 +18,8 @@ import { CursorExpiredError, NotFoundError, ValidationError } from '../../errors
 import type { Logger } from '../../logger.js';
 import { toMessage, type EventRow, type EventService, type Tx } from '../event/event.service.js';
 import { isOptInEventType, type EventType, type NewEvent } from '../event/event.types.js';
-import type { KeyRing } from '../../security/keyring.js';
+import { newRowId } from '../../db/ids.js';
+import { bindingOf, KeyRingError, type KeyRing } from '../../security/keyring.js';
 import { generateSecret } from './signing.js';
 import { requireWorkspaceId, runAsSystem } from '../workspace/scope.js';
 
@@ -45,6 +48,14 @@ export interface UpdateWebhookInput {
   eventTypes?: EventType[] | null;
   pipelineIds?: string[] | null;
   enabled?: boolean | null;
+}
+
+/** The stored signing secrets of an endpoint. */
+export type WebhookSecretField = 'secret' | 'previousSecret';
+
+/** Where an endpoint's signing secret is bound: `webhook:<id>:secret` or `webhook:<id>:previousSecret`. */
+export function webhookSecretBinding(endpointId: string, field: WebhookSecretField): string {
+  return bindingOf('webhook', endpointId, field);
 }
 
 /** Default rotation overlap: the previous secret stays valid for 24 h. */
@@ -129,9 +140,9 @@ export class WebhookService {
     private readonly ring: KeyRing,
   ) {}
 
-  /** A stored signing secret in clear, to sign with (and nothing else). */
-  openSecret(stored: string): string {
-    return this.ring.decrypt(stored);
+  /** A stored signing secret of endpoint `endpointId` in clear, to sign with (and nothing else). Throws KeyRingError when it does not open there. */
+  openSecret(endpointId: string, field: WebhookSecretField, stored: string): string {
+    return this.ring.decrypt(stored, webhookSecretBinding(endpointId, field));
   }
 
   /** The hook the event service runs after each insert, in the same transaction. */
@@ -207,16 +218,19 @@ export class WebhookService {
     const url = checkUrl(input.url);
     const pipelineIds = await this.checkPipelines(input.pipelineIds);
     const secret = generateSecret();
+    // The id exists before the insert: the secret is sealed bound to it.
+    const id = newRowId();
     const endpoint = await this.change(async (tx, emit) => {
       const ep = await tx.webhookEndpoint.create({
         data: {
+          id,
           workspaceId: requireWorkspaceId(),
           url,
           description: input.description ?? null,
           eventTypes: [...new Set(input.eventTypes ?? [])],
           pipelineIds,
           enabled: input.enabled ?? true,
-          secret: this.ring.encrypt(secret),
+          secret: this.ring.encrypt(secret, webhookSecretBinding(id, 'secret')),
         },
       });
       await emit({ type: 'WEBHOOK_CREATED', message: `webhook endpoint ${describe(ep)} created`, data: { endpointId: ep.id } });
@@ -268,14 +282,14 @@ export class WebhookService {
     const current = await this.get(id);
     const secret = generateSecret();
     const now = new Date();
+    const previousSecret = overlap > 0 ? this.previousOf(current) : null;
     const endpoint = await this.change(async (tx, emit) => {
       const ep = await tx.webhookEndpoint.update({
         where: { id },
         data: {
-          secret: this.ring.encrypt(secret),
-          // Still encrypted (re-encrypted only when it was legacy clear text or under an old key).
-          previousSecret: overlap > 0 ? this.ring.reseal(current.secret) : null,
-          previousSecretExpiresAt: overlap > 0 ? new Date(now.getTime() + overlap * 1000) : null,
+          secret: this.ring.encrypt(secret, webhookSecretBinding(id, 'secret')),
+          previousSecret,
+          previousSecretExpiresAt: previousSecret ? new Date(now.getTime() + overlap * 1000) : null,
           secretRotatedAt: now,
           version: { increment: 1 },
         },
@@ -288,6 +302,20 @@ export class WebhookService {
       return ep;
     });
     return { endpoint, secret };
+  }
+
+  /**
+   * The current secret re-sealed as the previous one (bound to `previousSecret`); null when it
+   * does not open (then nothing could be signed with it anyway: the rotation replaces it).
+   */
+  private previousOf(ep: EndpointRow): string | null {
+    try {
+      return this.ring.encrypt(this.openSecret(ep.id, 'secret', ep.secret), webhookSecretBinding(ep.id, 'previousSecret'));
+    } catch (err) {
+      if (!(err instanceof KeyRingError)) throw err;
+      this.log.warn({ endpointId: ep.id, err: err.message }, 'webhook secret rotation: the current secret does not decrypt; no overlap');
+      return null;
+    }
   }
 
   /** Disables an endpoint with a reason and a WEBHOOK_DISABLED event (no-op when already disabled). */
