@@ -63,6 +63,7 @@ export const csvConfigSchema: JsonSchema = {
     path: {
       type: 'string',
       minLength: 1,
+      origin: true,
       title: 'File path or URL',
       description: 'Path of the CSV file on the machine running the job, or an http(s) URL fetched with GET (streamed).',
       examples: ['/data/orders.csv', 'https://example.com/export/orders.csv'],

@@ -62,6 +62,7 @@ export const jsonConfigSchema: JsonSchema = {
     url: {
       type: 'string',
       minLength: 1,
+      origin: true,
       title: 'File path or URL',
       description: 'Local path (or file: URL) on the machine running the job, or an http(s) URL fetched with GET. May be gzip-compressed.',
       examples: ['/data/products.jsonl', 'https://example.com/export/products.json.gz'],
