@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
+import { pgTarget } from './engine/drivers/postgres.common.js';
 import { MemoryQueue } from './engine/queue/queue.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSluicePubSub } from './pubsub/pubsub.js';
@@ -36,8 +37,12 @@ async function start(config: Config, log: Logger): Promise<App> {
   const keyring = KeyRing.open({ keys: config.secretKeys, dataDir: config.dataDir });
   const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | null = null;
-  // Every outbound request (drivers, webhooks) goes through the guard from here on.
-  const outbound = installOutboundGuard({ allow: config.outboundAllow });
+  // Every outbound connection (drivers, webhooks) goes through the guard from here on; the
+  // state database (PostgreSQL mode) is never a connector target.
+  const outbound = installOutboundGuard({
+    allow: config.outboundAllow,
+    protectedDatabases: config.databaseUrl ? [pgTarget({ connectionString: config.databaseUrl })] : [],
+  });
   try {
     const { applied } = await database.migrate();
     if (applied.length) log.info({ applied }, 'migrations applied');

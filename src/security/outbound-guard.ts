@@ -40,14 +40,12 @@ import net from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector } from 'undici';
-import { setOutboundGuard } from '../engine/drivers/http-client.js';
+import os from 'node:os';
+import { answerLookup, setOutboundGuard, type DatabaseTarget, type LookupCallback, type OutboundGuardHook, type OutboundGuardSettings, type ResolvedAddress } from '../engine/drivers/outbound.js';
+
+export type { DatabaseTarget, ResolvedAddress };
 
 const OUTBOUND_ALLOW_VAR = 'SLUICE_OUTBOUND_ALLOW';
-
-export interface ResolvedAddress {
-  address: string;
-  family: number;
-}
 
 /** Resolves a host name to all its addresses (like `dns.lookup(name, { all: true })`). */
 export type LookupAll = (hostname: string) => Promise<ResolvedAddress[]>;
@@ -56,11 +54,13 @@ const systemLookup: LookupAll = (hostname) => dns.promises.lookup(hostname, { al
 
 export class OutboundRefusedError extends Error {
   readonly code = 'ERR_OUTBOUND_REFUSED';
+  /** `allowable`: whether the allow-list could lift the refusal (the message then says how). */
   constructor(
     readonly host: string,
     readonly reason: string,
+    allowable = true,
   ) {
-    super(`${reason}; allow it with ${OUTBOUND_ALLOW_VAR}`);
+    super(allowable ? `${reason}; allow it with ${OUTBOUND_ALLOW_VAR}` : reason);
     this.name = 'OutboundRefusedError';
   }
 }
@@ -216,6 +216,13 @@ export interface OutboundGuardOptions {
   allow?: string | readonly string[];
   /** DNS resolution (tests inject fake answers). Default: `dns.lookup(name, { all: true })`. */
   lookup?: LookupAll;
+  /**
+   * Database servers no connector may use whatever the allow-list says: Sluice's own state
+   * database. A target is the same when its database name and port are equal and one of its
+   * addresses is one of the protected host's (every address of this machine counts as one
+   * when the protected host is local: loopback, a Unix socket, or an interface address).
+   */
+  protectedDatabases?: readonly DatabaseTarget[];
 }
 
 export interface OutboundGuard {
@@ -223,6 +230,14 @@ export interface OutboundGuard {
   check(url: URL): Promise<void>;
   /** A fetch dispatcher that applies the same decision when each connection is opened. */
   readonly dispatcher: Agent;
+  /**
+   * A database connection's check: the host judged like a URL's (every address), and the
+   * protected databases refused. Resolves to the checked addresses to connect to; a DNS
+   * failure rejects with the resolver's error. Unix socket paths are refused.
+   */
+  checkDatabase(target: DatabaseTarget): Promise<ResolvedAddress[]>;
+  /** The options as plain data, to install the same guard in a worker thread. */
+  readonly settings: OutboundGuardSettings;
   close(): Promise<void>;
 }
 
@@ -280,19 +295,9 @@ export function createOutboundGuard(options: OutboundGuardOptions = {}): Outboun
   };
 
   // Connect-time enforcement: the socket's lookup answers only with addresses it has checked.
-  type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
   const connectLookup = (hostname: string, opts: dns.LookupOptions, callback: LookupCallback): void => {
     const host = normaliseHost(hostname);
-    const answer = (addresses: ResolvedAddress[]) => {
-      const wanted = opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
-      if (wanted.length === 0) {
-        const err: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
-        err.code = 'ENOTFOUND';
-        return callback(err, opts.all ? [] : '', undefined);
-      }
-      if (opts.all) return callback(null, wanted.map((a) => ({ address: a.address, family: a.family })));
-      return callback(null, wanted[0]!.address, wanted[0]!.family);
-    };
+    const answer = (addresses: ResolvedAddress[]) => answerLookup(hostname, addresses, opts, callback);
     const verdict = judgeLiteral(host);
     if (verdict instanceof OutboundRefusedError) return callback(verdict, opts.all ? [] : '', undefined);
     lookup(host).then(
@@ -320,21 +325,91 @@ export function createOutboundGuard(options: OutboundGuardOptions = {}): Outboun
   };
   const dispatcher = new Agent({ connect: connector });
 
+  const protectedDatabases = (options.protectedDatabases ?? []).map((d) => ({ ...d }));
+
+  const addressesOf = async (host: string): Promise<ResolvedAddress[]> => {
+    const family = net.isIP(host);
+    return family !== 0 ? [{ address: host, family }] : lookup(host);
+  };
+
+  const checkDatabase = async (target: DatabaseTarget): Promise<ResolvedAddress[]> => {
+    if (target.host.startsWith('/')) {
+      throw new OutboundRefusedError(target.host, `${target.host} is a Unix socket path; connectors connect over TCP only`, false);
+    }
+    const host = normaliseHost(target.host);
+    const verdict = judgeLiteral(host);
+    if (verdict instanceof OutboundRefusedError) throw verdict;
+    const addresses = await addressesOf(host);
+    if (verdict !== 'allowed') {
+      const refused = judgeAddresses(host, addresses);
+      if (refused) throw refused;
+    }
+    for (const p of protectedDatabases) {
+      if (p.port !== target.port || p.database !== target.database) continue;
+      if (await sameServer(p.host, host, addresses, addressesOf)) {
+        throw new OutboundRefusedError(host, `${describeDatabase(target)} is Sluice's own state database, which no connector may use`, false);
+      }
+    }
+    return addresses;
+  };
+
   return {
     check,
     dispatcher,
+    checkDatabase,
+    settings: { allow: entries.map((e) => e.text), protectedDatabases },
     close: () => dispatcher.destroy().catch(() => undefined),
   };
 }
 
+function describeDatabase(t: DatabaseTarget): string {
+  return `${net.isIPv6(t.host) ? `[${t.host}]` : t.host}:${t.port}/${t.database}`;
+}
+
+/** IPv4-mapped IPv6 as IPv4, canonical text. */
+function canonical(address: string): string | null {
+  try {
+    return ipaddr.process(normaliseHost(address)).toString();
+  } catch {
+    return null;
+  }
+}
+
+/** Loopback, unspecified, or an address of one of this machine's interfaces. */
+function isThisMachine(address: string): boolean {
+  const text = canonical(address);
+  if (text === null) return false;
+  const range = ipaddr.parse(text).range();
+  if (range === 'loopback' || range === 'unspecified') return true;
+  return Object.values(os.networkInterfaces()).some((list) => (list ?? []).some((i) => canonical(i.address) === text));
+}
+
+/** Whether a target host (with its checked addresses) is the protected host's server. */
+async function sameServer(protectedHost: string, host: string, addresses: readonly ResolvedAddress[], addressesOf: (h: string) => Promise<ResolvedAddress[]>): Promise<boolean> {
+  const p = normaliseHost(protectedHost);
+  if (p === host) return true;
+  let theirs: string[];
+  if (p.startsWith('/')) theirs = ['127.0.0.1'];
+  else {
+    try {
+      theirs = (await addressesOf(p)).map((a) => a.address);
+    } catch {
+      theirs = []; // unresolvable now: only the name comparison above applies
+    }
+  }
+  const local = theirs.some(isThisMachine);
+  const wanted = new Set(theirs.map(canonical));
+  return addresses.some((a) => wanted.has(canonical(a.address)) || (local && isThisMachine(a.address)));
+}
+
 /**
- * Creates a guard and installs it for every outbound request of the process (drivers and
- * webhooks, through the http-client). `uninstall()` puts the previous guard back (if this one
+ * Creates a guard and installs it for every outbound connection of the process (drivers and
+ * webhooks: HTTP through the http-client, PostgreSQL through postgres.common's `connect`). `uninstall()` puts the previous guard back (if this one
  * is still installed) and closes the connections.
  */
 export function installOutboundGuard(options: OutboundGuardOptions = {}): { guard: OutboundGuard; uninstall(): Promise<void> } {
   const guard = createOutboundGuard(options);
-  const hook = { guardUrl: guard.check, dispatcher: guard.dispatcher };
+  const hook: OutboundGuardHook = { guardUrl: guard.check, dispatcher: guard.dispatcher, checkDatabase: guard.checkDatabase, settings: guard.settings };
   const previous = setOutboundGuard(hook);
   return {
     guard,

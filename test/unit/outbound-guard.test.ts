@@ -377,3 +377,58 @@ describe('outbound guard: through the HTTP client', () => {
     await free.body?.cancel();
   });
 });
+
+describe('checkDatabase: database connections', () => {
+  const state = { host: 'localhost', port: 5432, database: 'sluice' };
+  const dns = () => fakeDns({ localhost: [['127.0.0.1', '::1']], 'db.example.com': ['93.184.216.34'], 'state.internal': ['10.0.0.7'], 'alias.internal': ['10.0.0.7'] });
+  const refusedBy = async (guard: OutboundGuard, target: { host: string; port: number; database: string }) => {
+    try {
+      await guard.checkDatabase(target);
+    } catch (e) {
+      expect(e).toBeInstanceOf(OutboundRefusedError);
+      return (e as Error).message;
+    }
+    return null;
+  };
+
+  it('judges the host like a URL host and answers the checked addresses', async () => {
+    const guard = createOutboundGuard({ lookup: dns() });
+    for (const host of ['127.0.0.1', '::1', 'localhost', '169.254.169.254', '10.1.2.3', '::ffff:127.0.0.1', '0.0.0.0']) {
+      expect(await refusedBy(guard, { host, port: 5432, database: 'x' }), host).toMatch(/is an? .*; allow it with SLUICE_OUTBOUND_ALLOW$/);
+    }
+    expect(await refusedBy(guard, { host: '/var/run/postgresql', port: 5432, database: 'x' })).toBe('/var/run/postgresql is a Unix socket path; connectors connect over TCP only');
+    expect(await guard.checkDatabase({ host: 'db.example.com', port: 5432, database: 'x' })).toEqual([{ address: '93.184.216.34', family: 4 }]);
+    // A DNS failure rejects with the resolver's error (there is nothing checked to connect to).
+    await expect(guard.checkDatabase({ host: 'nowhere.example.com', port: 5432, database: 'x' })).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    await guard.close();
+  });
+
+  it("refuses Sluice's state database whatever the allow-list says, in every spelling of this machine", async () => {
+    const lookup = dns();
+    const guard = createOutboundGuard({ lookup, allow: '0.0.0.0/0, ::/0, localhost', protectedDatabases: [state] });
+    const own = Object.values((await import('node:os')).networkInterfaces())
+      .flatMap((l) => l ?? [])
+      .map((i) => i.address.replace(/%.*$/, ''));
+    for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost', '0.0.0.0', '::ffff:127.0.0.1', ...own]) {
+      expect(await refusedBy(guard, { host, port: 5432, database: 'sluice' }), host).toMatch(/:5432\/sluice is Sluice's own state database, which no connector may use$/);
+    }
+    // Another database or another port of the same server is not the state database.
+    expect(await refusedBy(guard, { host: '127.0.0.1', port: 5432, database: 'warehouse' })).toBeNull();
+    expect(await refusedBy(guard, { host: 'localhost', port: 5433, database: 'sluice' })).toBeNull();
+    await guard.close();
+  });
+
+  it('a remote state database is refused by any name resolving to its address', async () => {
+    const guard = createOutboundGuard({ lookup: dns(), allow: '10.0.0.0/8', protectedDatabases: [{ host: 'state.internal', port: 5432, database: 'sluice' }] });
+    expect(await refusedBy(guard, { host: 'alias.internal', port: 5432, database: 'sluice' })).toContain("is Sluice's own state database");
+    expect(await refusedBy(guard, { host: '10.0.0.7', port: 5432, database: 'sluice' })).toContain("is Sluice's own state database");
+    expect(await refusedBy(guard, { host: '10.0.0.8', port: 5432, database: 'sluice' })).toBeNull();
+    await guard.close();
+  });
+
+  it('settings carry the allow-list and the protected databases (to install the same guard in a worker)', async () => {
+    const guard = createOutboundGuard({ allow: '127.0.0.1, *.internal', protectedDatabases: [state] });
+    expect(guard.settings).toEqual({ allow: ['127.0.0.1', '*.internal'], protectedDatabases: [state] });
+    await guard.close();
+  });
+});

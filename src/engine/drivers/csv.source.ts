@@ -67,6 +67,7 @@ export const csvConfigSchema: JsonSchema = {
     path: {
       type: 'string',
       minLength: 1,
+      origin: true,
       title: 'File path or URL',
       description:
         "Path of the CSV file relative to the workspace's files folder (or absolute inside a files root), or an http(s) URL fetched with GET (streamed).",

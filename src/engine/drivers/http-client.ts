@@ -34,6 +34,7 @@
  *   code `ERR_OUTBOUND_REFUSED`) fails like a guard refusal: not retried.
  */
 import type { Dispatcher } from 'undici';
+import { outboundGuard, outboundRefusal } from './outbound.js';
 import { DriverError } from './types.js';
 
 export interface HttpRequestInit {
@@ -105,34 +106,8 @@ export class HttpError extends DriverError {
   }
 }
 
-export type GuardFn = (url: URL) => Promise<void>;
-/** A guard with a connect-time half: the dispatcher every request uses while it is installed. */
-export interface OutboundGuardHook {
-  guardUrl: GuardFn;
-  dispatcher?: Dispatcher;
-}
-
-let installedGuard: OutboundGuardHook | null = null;
-
-/**
- * Installs (or with null removes) the guard used by requests whose policy has no `guardUrl`;
- * returns the one it replaces. A bare function is a guard without a dispatcher.
- */
-export function setOutboundGuard(guard: GuardFn | OutboundGuardHook | null): OutboundGuardHook | null {
-  const previous = installedGuard;
-  installedGuard = typeof guard === 'function' ? { guardUrl: guard } : guard;
-  return previous;
-}
-
-const REFUSED_CODE = 'ERR_OUTBOUND_REFUSED';
-
-/** The connect-time refusal in an error's cause chain, if any. */
-function outboundRefusal(e: unknown): Error | null {
-  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
-    if ((c as NodeJS.ErrnoException).code === REFUSED_CODE) return c;
-  }
-  return null;
-}
+// The guard seam is shared with the database drivers (outbound.ts); re-exported for callers of this module.
+export { setOutboundGuard, type GuardFn, type OutboundGuardHook } from './outbound.js';
 
 const DEFAULTS = {
   maxAttempts: 5,
@@ -330,7 +305,7 @@ async function attemptOnce<T>(
     controller.abort(new DOMException(`attempt timed out after ${r.timeoutMs} ms`, 'TimeoutError'));
   }, r.timeoutMs);
   let keepCallerLink = false;
-  const installed = installedGuard;
+  const installed = outboundGuard();
   const guard = policy.guardUrl ?? installed?.guardUrl ?? null;
   const dispatcher = policy.dispatcher ?? installed?.dispatcher;
   let current = url;

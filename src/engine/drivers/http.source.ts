@@ -79,6 +79,7 @@ export const httpConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      origin: true,
       title: 'Endpoint URL',
       description: 'http(s) URL of the endpoint returning records as JSON. Query parameters in the URL are kept.',
       examples: ['https://api.example.com/v1/orders'],

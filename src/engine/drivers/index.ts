@@ -156,11 +156,55 @@ export function validateConfig<C = Record<string, unknown>>(driver: Driver, conf
  * `auth.token`. Array items appear as `list[]`, map values (additionalProperties) as `map.*`.
  */
 export function secretPaths(driver: Driver): string[] {
+  return markedPaths(driver, 'secret');
+}
+
+/**
+ * Config property paths marked `"origin": true`: the fields that decide where the driver's
+ * requests or connections go (a URL, a host, a port, a database). Stored secrets do not
+ * follow a change of them (ConnectorService.update).
+ */
+export function originPaths(driver: Driver): string[] {
+  return markedPaths(driver, 'origin');
+}
+
+/**
+ * The origin of a config, by origin path (top-level and nested properties, present ones only):
+ * a URL is reduced to its origin (`https://host:port`; for other schemes, such as
+ * `postgresql://`, the URL without credentials and fragment), any other value is kept as is.
+ */
+export function originOf(driver: Driver, config: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const path of originPaths(driver)) {
+    let v: unknown = config;
+    for (const seg of path.split('.')) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[seg] : undefined;
+    if (v !== undefined && v !== null && v !== '') out.set(path, originValue(v));
+  }
+  return out;
+}
+
+function originValue(v: unknown): string {
+  if (typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+    try {
+      const u = new URL(v);
+      if (u.origin !== 'null') return u.origin;
+      u.username = '';
+      u.password = '';
+      u.hash = '';
+      return u.toString();
+    } catch {
+      // not a URL after all: compared as written
+    }
+  }
+  return JSON.stringify(v);
+}
+
+function markedPaths(driver: Driver, keyword: 'secret' | 'origin'): string[] {
   const found = new Set<string>();
   const walk = (schema: unknown, at: string, depth: number): void => {
     if (!schema || typeof schema !== 'object' || depth > 20) return;
     const s = schema as JsonSchema;
-    if (s.secret === true && at !== '') found.add(at);
+    if (s[keyword] === true && at !== '') found.add(at);
     const props = s.properties;
     if (props && typeof props === 'object') {
       for (const [k, sub] of Object.entries(props as Record<string, unknown>)) walk(sub, join(at, k), depth + 1);

@@ -66,6 +66,7 @@ export const jsonConfigSchema: JsonSchema = {
     url: {
       type: 'string',
       minLength: 1,
+      origin: true,
       title: 'File path or URL',
       description:
         "Path relative to the workspace's files folder (absolute, or a file: URL, inside a files root), or an http(s) URL fetched with GET. May be gzip-compressed.",

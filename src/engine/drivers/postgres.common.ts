@@ -3,7 +3,9 @@
  * resolution to a `pg` client config), session setup, identifier quoting, type mapping and
  * error classification. No driver logic lives here.
  */
+import net from 'node:net';
 import pg from 'pg';
+import { answerLookup, outboundGuard, outboundRefusal, type DatabaseTarget, type ResolvedAddress } from './outbound.js';
 import { DriverError, type FieldType, type JsonSchema } from './types.js';
 
 export interface PgConnectionConfig {
@@ -24,14 +26,15 @@ export const connectionProperties: Record<string, JsonSchema> = {
     type: 'string',
     minLength: 1,
     secret: true,
+    origin: true,
     title: 'Connection string',
     description:
       'libpq-style URL, e.g. postgresql://user:password@host:5432/db?sslmode=require. Use either this or host/port/database/user/password.',
     examples: ['postgresql://sluice:secret@db.internal:5432/warehouse'],
   },
-  host: { type: 'string', minLength: 1, title: 'Host', description: 'Server host name or IP address.', examples: ['127.0.0.1'] },
-  port: { type: 'integer', minimum: 1, maximum: 65535, title: 'Port', description: 'Server port (default 5432).' },
-  database: { type: 'string', minLength: 1, title: 'Database', description: 'Database name.', examples: ['warehouse'] },
+  host: { type: 'string', minLength: 1, origin: true, title: 'Host', description: 'Server host name or IP address.', examples: ['127.0.0.1'] },
+  port: { type: 'integer', minimum: 1, maximum: 65535, origin: true, title: 'Port', description: 'Server port (default 5432).' },
+  database: { type: 'string', minLength: 1, origin: true, title: 'Database', description: 'Database name.', examples: ['warehouse'] },
   user: { type: 'string', minLength: 1, title: 'User', description: 'Role to connect as.', examples: ['sluice'] },
   password: { type: 'string', secret: true, title: 'Password', description: 'Password of the role (omit for trust/peer auth).' },
   ssl: {
@@ -91,15 +94,44 @@ export function describeTarget(cfg: pg.ClientConfig): string {
   return `${cfg.host}:${cfg.port}/${cfg.database}`;
 }
 
+/** The server and database a client config connects to, once pg's defaults are applied (no I/O). */
+export function pgTarget(cfg: pg.ClientConfig): DatabaseTarget {
+  const c = new pg.Client(cfg);
+  return { host: c.host, port: c.port, database: c.database ?? c.user ?? '' };
+}
+
+/** A socket whose connection goes only to `addresses()` (checked by the guard), whatever DNS says later. */
+function pinnedSocket(addresses: () => readonly ResolvedAddress[]): net.Socket {
+  const socket = new net.Socket();
+  const connect = socket.connect.bind(socket) as (options: net.TcpSocketConnectOpts) => net.Socket;
+  // pg calls connect(port, host); IP literals never reach `lookup` and were checked as they are.
+  (socket as unknown as { connect: (port: number, host: string) => net.Socket }).connect = (port, host) =>
+    connect({ port, host, lookup: (hostname, opts, callback) => answerLookup(hostname, addresses(), opts, callback) });
+  return socket;
+}
+
 /**
  * Opens a client and fixes the session settings the drivers rely on: UTC time zone (so
  * timestamptz text is unambiguous), ISO date style and shortest-exact float output.
+ *
+ * With an outbound guard installed (outbound.ts) the target host is resolved and judged first
+ * (loopback, private, link-local, metadata addresses refused unless allow-listed; Sluice's own
+ * state database always) and the socket connects only to the addresses judged; the TLS
+ * handshake still verifies the configured host name. A refusal rejects with the guard's
+ * error (code ERR_OUTBOUND_REFUSED): `connectFailureMessage` words it, `isRetryable` is false.
  */
 export async function connect(cfg: pg.ClientConfig, types?: pg.CustomTypesConfig): Promise<pg.Client> {
-  const client = new pg.Client(types ? { ...cfg, types } : cfg);
+  const guard = outboundGuard();
+  let checked: readonly ResolvedAddress[] = [];
+  const client = new pg.Client({
+    ...cfg,
+    ...(types ? { types } : {}),
+    ...(guard?.checkDatabase ? { stream: () => pinnedSocket(() => checked) } : {}),
+  });
   // An idle client whose server goes away emits 'error'; without a listener that would crash
   // the process. The next query on it fails and reports the problem instead.
   client.on('error', () => undefined);
+  if (guard?.checkDatabase) checked = await guard.checkDatabase({ host: client.host, port: client.port, database: client.database ?? '' });
   try {
     await client.connect();
     await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3`);
@@ -260,6 +292,8 @@ export function wrapPgError(who: string, context: string, e: unknown): DriverErr
 export function connectFailureMessage(e: unknown, cfg: pg.ClientConfig): string {
   const err = e as PgError;
   const where = describeTarget(cfg);
+  const refusal = outboundRefusal(e);
+  if (refusal) return `Connection to ${where} refused: ${refusal.message}`;
   switch (err?.code) {
     case '28P01':
     case '28000':

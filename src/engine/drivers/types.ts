@@ -158,7 +158,10 @@ interface DriverBase<C> {
   description: string;
   /** Markdown documentation shown in the API. */
   docs: string;
-  /** JSON Schema of the config. Secret fields carry `"secret": true`. */
+  /**
+   * JSON Schema of the config. Secret fields carry `"secret": true`; the fields deciding where
+   * requests or connections go (URL, host, port, database) carry `"origin": true`.
+   */
   configSchema: JsonSchema;
   check(config: C, ctx: DriverContext): Promise<CheckResult>;
   discover(config: C, ctx: DriverContext): Promise<Catalog>;

@@ -57,6 +57,7 @@ export const webhookConfigSchema: JsonSchema = {
       type: 'string',
       minLength: 1,
       pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      origin: true,
       title: 'URL',
       description: 'http(s) endpoint receiving POST requests. Redirects are not followed.',
       examples: ['https://hooks.example.com/sluice'],

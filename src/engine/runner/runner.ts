@@ -9,6 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../logger.js';
+import { outboundGuard } from '../drivers/outbound.js';
 import type { StreamStates } from '../drivers/types.js';
 import { addCounters, STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 
@@ -186,7 +187,8 @@ export class Runner {
     const outcome = await new Promise<JobOutcome>((resolve) => {
       let settled: JobOutcome | null = null;
       const worker = new Worker(bootstrap, {
-        workerData: { entry: workerEntry, plan, control: active.control.buffer },
+        // The worker is another isolate: it installs the same outbound guard as this thread.
+        workerData: { entry: workerEntry, plan, control: active.control.buffer, outbound: outboundGuard()?.settings ?? null },
         resourceLimits: { maxOldGenerationSizeMb: 512 },
       });
       worker.on('message', (msg: WorkerMessage) => {

@@ -11,7 +11,9 @@ import { getDestinationDriver, getSourceDriver } from '../drivers/index.js';
 import { driverContext } from '../drivers/context.js';
 import type { DataRecord, StreamWriter, ConfiguredStream, SourceMessage, StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
+import { installOutboundGuard } from '../../security/outbound-guard.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
+import type { OutboundGuardSettings } from '../drivers/outbound.js';
 import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 
 const MAX_DEAD_LETTER_BYTES = 64 * 1024;
@@ -250,9 +252,13 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
 }
 
 if (parentPort && workerData?.plan) {
-  const { plan, control } = workerData as { plan: JobPlan; control: SharedArrayBuffer };
-  runJob(plan, new Int32Array(control)).catch((err: unknown) => {
-    const e = err as Error & { retryable?: boolean; code?: string };
-    post({ type: 'failed', error: e.message ?? String(err), retryable: isRetryable(e) });
-  });
+  const { plan, control, outbound } = workerData as { plan: JobPlan; control: SharedArrayBuffer; outbound: OutboundGuardSettings | null };
+  // Module state is per isolate: without this, the job's drivers would connect unguarded.
+  const guard = outbound ? installOutboundGuard(outbound) : null;
+  runJob(plan, new Int32Array(control))
+    .catch((err: unknown) => {
+      const e = err as Error & { retryable?: boolean; code?: string };
+      post({ type: 'failed', error: e.message ?? String(err), retryable: isRetryable(e) });
+    })
+    .finally(() => guard?.uninstall());
 }

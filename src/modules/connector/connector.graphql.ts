@@ -1,7 +1,7 @@
 import { builder } from '../../graphql/builder.js';
 import { PAGE } from '../../graphql/common.graphql.js';
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
-import { getDriver, secretPaths } from '../../engine/drivers/index.js';
+import { getDriver, originPaths, secretPaths } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, Driver, FieldSchema, StreamDescriptor } from '../../engine/drivers/types.js';
 import { AuthenticationRef } from '../authentication/authentication.graphql.js';
 import { driverSecretPaths, maskSecrets } from './secrets.js';
@@ -38,8 +38,13 @@ builder.node(ConnectorDefinitionRef, {
     title: t.exposeString('title'),
     description: t.exposeString('description'),
     docs: t.exposeString('docs', { description: 'Markdown documentation.' }),
-    configSchema: t.field({ type: 'JSON', description: 'JSON Schema of the config; secret fields carry `"secret": true`.', resolve: (d) => d.configSchema }),
+    configSchema: t.field({ type: 'JSON', description: 'JSON Schema of the config; secret fields carry `"secret": true`, fields deciding where requests go carry `"origin": true`.', resolve: (d) => d.configSchema }),
     secretFields: t.stringList({ description: 'Config paths that are write-only.', resolve: (d) => secretPaths(d) }),
+    originFields: t.stringList({
+      description:
+        'Config paths that decide where requests or connections go (URL, host, port, database). Changing them to another address requires sending the secrets (and naming the authentication) again.',
+      resolve: (d) => originPaths(d),
+    }),
     supportedWriteModes: t.field({ type: [WriteModeEnum], resolve: (d) => (d.role === 'DESTINATION' ? d.supportedWriteModes : []) }),
   }),
 });
@@ -163,8 +168,11 @@ const UpdateConnectorInput = builder.inputType('UpdateConnectorInput', {
   fields: (t) => ({
     id: t.globalID({ required: true, for: ConnectorRef }),
     name: t.string(),
-    config: t.field({ type: 'JSON', description: 'Replaces the config; secret placeholders keep the stored value.' }),
-    authenticationId: t.globalID({ for: AuthenticationRef, description: 'Stored credentials to use instead of inline `auth`; null removes the reference, absent keeps it.' }),
+    config: t.field({
+      type: 'JSON',
+      description: 'Replaces the config; secret placeholders keep the stored value, unless an origin field (see ConnectorDefinition.originFields) moves to another address.',
+    }),
+    authenticationId: t.globalID({ for: AuthenticationRef, description: 'Stored credentials to use instead of inline `auth`; null removes the reference, absent keeps it (but must be given when the config moves to another address).' }),
     expectedVersion: t.int({ description: 'Optimistic concurrency: fail with CONFLICT unless the connector is at this version.' }),
   }),
 });

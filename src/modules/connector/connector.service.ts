@@ -12,10 +12,10 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import type { HttpAuth } from '../../engine/drivers/http-auth.js';
-import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
+import { getDriver, listDrivers, originOf, validateConfig } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, ConnectorRole, Driver, DriverContext } from '../../engine/drivers/types.js';
 import { driverContext } from '../../engine/drivers/context.js';
-import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { KeyRingError, type KeyRing } from '../../security/keyring.js';
@@ -219,7 +219,9 @@ export class ConnectorService {
       // Placeholders keep the stored secrets (their ciphertext, unchanged); new values are encrypted.
       const owner = ownerOf('connector', current.id);
       const merged = mergeSecrets(paths, input.config, current.config, { ring: this.ring, owner });
-      config = sealSecrets(paths, this.validate(current.driver, merged.config, null, current.workspaceId).config, this.ring, owner, merged.kept) as typeof config;
+      const { driver, config: validated } = this.validate(current.driver, merged.config, null, current.workspaceId);
+      this.refuseCredentialsToNewOrigin(driver, current, validated, merged.kept, input.authenticationId);
+      config = sealSecrets(paths, validated, this.ring, owner, merged.kept) as typeof config;
     } else {
       // Any write encrypts what is still legacy clear text (or unbound, or under an old key); a value that does not open stays as it is.
       config = resealSecrets(paths, current.config, this.ring, ownerOf('connector', current.id), { skipUnreadable: true }).config as typeof config;
@@ -241,6 +243,37 @@ export class ConnectorService {
       await emit({ type: 'CONNECTOR_UPDATED', connectorId: current.id, message: `connector "${name}" updated` });
       return tx.connector.findUniqueOrThrow({ where: { id: current.id } });
     });
+  }
+
+  /**
+   * Stored credentials do not follow a changed address: when an update moves a connector's
+   * origin (the driver's `"origin": true` fields, see originOf) elsewhere, every secret kept
+   * through a placeholder must be sent again, and a referenced authentication must be named
+   * again (`authenticationId`). Otherwise VALIDATION_FAILED naming those paths; nothing changes.
+   */
+  private refuseCredentialsToNewOrigin(
+    driver: Driver,
+    current: { id: string; config: unknown; authenticationId: string | null },
+    next: unknown,
+    kept: ReadonlyMap<string, string>,
+    authenticationId: string | null | undefined,
+  ): void {
+    const keepsAuthentication = current.authenticationId !== null && authenticationId === undefined;
+    if (kept.size === 0 && !keepsAuthentication) return;
+    let before: Map<string, string> | null;
+    try {
+      before = originOf(driver, openSecrets(driverSecretPaths(driver.name), current.config, this.ring, ownerOf('connector', current.id)));
+    } catch {
+      before = null; // undecryptable stored origin: treated as changed
+    }
+    const after = originOf(driver, next);
+    const changed = [...new Set([...(before?.keys() ?? []), ...after.keys()])].filter((p) => before?.get(p) !== after.get(p));
+    if (before !== null && changed.length === 0) return;
+    const fields = before === null ? 'the address' : changed.map((p) => `config.${p}`).join(', ');
+    const why = `${fields} changed to another address, and a stored credential never follows a changed address`;
+    const errors: FieldError[] = [...kept.keys()].map((p) => ({ path: `config.${p}`, message: `${why}: send this secret again` }));
+    if (keepsAuthentication) errors.push({ path: 'authenticationId', message: `${why}: name the authentication again (or null)` });
+    throw new ValidationError('stored credentials do not follow a changed address', errors);
   }
 
   async delete(id: string) {
