@@ -72,6 +72,7 @@ async function start(config: Config, log: Logger): Promise<App> {
         (stopping ??= (async () => {
           log.info('shutting down');
           await running.close();
+          services.liveConnections.close();
           // Attempts in flight are aborted; their outbox rows stay PENDING for the next start.
           await services.deliveries.stop();
           await services.retention.stop();

@@ -15,6 +15,7 @@ import { TriggerService } from './modules/pipeline/trigger.service.js';
 import { DeliveryService } from './modules/webhook/delivery.service.js';
 import { WebhookService } from './modules/webhook/webhook.service.js';
 import { WorkspaceService } from './modules/workspace/workspace.service.js';
+import { LiveConnections } from './modules/workspace/live-connections.js';
 import type { PubSub } from './pubsub/pubsub.js';
 import type { KeyRing } from './security/keyring.js';
 import { SecretsRotationService } from './security/secrets-rotation.js';
@@ -35,6 +36,8 @@ export interface Services {
   deliveries: DeliveryService;
   retention: RetentionService;
   workspaces: WorkspaceService;
+  /** Open sockets and streams by API key: revocation and expiry end them. */
+  liveConnections: LiveConnections;
   /** Encryption of secrets at rest. */
   keyring: KeyRing;
   authentications: AuthenticationService;
@@ -70,6 +73,7 @@ export function createServices(deps: {
   authentications.events = events;
   const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications);
   const mappings = new MappingService(db, events);
+  const workspaces = new WorkspaceService(db, events, deps.pubsub);
   // Drivers get connector configs with their secrets decrypted, only from here.
   jobs.driverConfig = pipelines.driverConfig = mappings.driverConfig = (c, tx) => connectors.driverConfig(c, tx);
   return {
@@ -86,7 +90,8 @@ export function createServices(deps: {
     webhooks,
     deliveries: new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log),
     retention: new RetentionService(db, deps.retention, deps.log),
-    workspaces: new WorkspaceService(db, events),
+    workspaces,
+    liveConnections: new LiveConnections(deps.pubsub, (id) => workspaces.forget(id)),
     keyring: deps.keyring,
     authentications,
     secrets: new SecretsRotationService(db, deps.keyring, deps.log),

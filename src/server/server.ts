@@ -19,6 +19,7 @@ import { getSchema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
+import { closeSocketOnEnd, useLiveStreams } from './live.js';
 import { acceptBody, corsOptions, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
 import { useScopeCheck } from '../modules/workspace/access.graphql.js';
 import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
@@ -119,7 +120,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       error: (...args) => log.error(args.map(String).join(' ')),
     },
     context: ({ request, requestId, auth }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID(), auth),
-    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening), useScopeCheck()],
+    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening), useScopeCheck(), useLiveStreams(services.liveConnections)],
   });
 
   const server = http.createServer(async (req, res) => {
@@ -186,6 +187,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const credentials = await authenticator.resolve(ctx.extra.request, presented);
         if (credentials.ok) {
           ctx.extra.auth = credentials.auth;
+          // Revocation or expiry of the key closes the socket with 4403 (live.ts).
+          closeSocketOnEnd(services.liveConnections, credentials.auth, ctx.extra.socket);
           return true;
         }
         // graphql-ws codes: 4401 Unauthorized (no credentials), 4403 Forbidden (refused credentials).
