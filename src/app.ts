@@ -50,6 +50,8 @@ async function start(config: Config, log: Logger): Promise<App> {
       webhooks: config.webhooks,
       retention: config.retention,
       keyring,
+      preview: config.preview,
+      outboundAllow: config.outboundAllow,
     });
     if (config.bootstrapApiKey) await services.workspaces.ensureBootstrapKey(config.bootstrapApiKey);
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, log, services });
@@ -73,6 +75,7 @@ async function start(config: Config, log: Logger): Promise<App> {
           log.info('shutting down');
           await running.close();
           services.liveConnections.close();
+          await services.driverTasks.close();
           // Attempts in flight are aborted; their outbox rows stay PENDING for the next start.
           await services.deliveries.stop();
           await services.retention.stop();

@@ -3,6 +3,7 @@ import type { RetentionConfig, WebhookConfig } from './config.js';
 import type { Database } from './db/client.js';
 import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
+import { DriverTasks, type DriverTaskLimits } from './engine/runner/driver-tasks.js';
 import type { Logger } from './logger.js';
 import { AuthenticationService } from './modules/authentication/authentication.service.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
@@ -26,6 +27,8 @@ export interface Services {
   pubsub: PubSub;
   queue: JobQueue;
   runner: Runner;
+  /** Previews, discovery and checks: each in a worker thread with time and memory limits. */
+  driverTasks: DriverTasks;
   events: EventService;
   connectors: ConnectorService;
   mappings: MappingService;
@@ -54,6 +57,9 @@ export function createServices(deps: {
   webhooks: WebhookConfig;
   retention: RetentionConfig;
   keyring: KeyRing;
+  preview: DriverTaskLimits;
+  /** SLUICE_OUTBOUND_ALLOW, for the guard inside driver-task workers. */
+  outboundAllow: readonly string[];
 }): Services {
   const db = deps.database.prisma;
   const events = new EventService(db, deps.pubsub);
@@ -76,11 +82,15 @@ export function createServices(deps: {
   const workspaces = new WorkspaceService(db, events, deps.pubsub);
   // Drivers get connector configs with their secrets decrypted, only from here.
   jobs.driverConfig = pipelines.driverConfig = mappings.driverConfig = (c, tx) => connectors.driverConfig(c, tx);
+  // Requests' driver calls (check, discover, preview) run off the event loop, under limits.
+  const driverTasks = new DriverTasks({ ...deps.preview, outboundAllow: deps.outboundAllow });
+  connectors.driverTasks = pipelines.driverTasks = mappings.driverTasks = driverTasks;
   return {
     database: deps.database,
     pubsub: deps.pubsub,
     queue: deps.queue,
     runner,
+    driverTasks,
     events,
     connectors,
     mappings,
