@@ -58,6 +58,8 @@ async function start(config: Config, log: Logger): Promise<App> {
       retention: config.retention,
       keyring,
       files: config.files,
+      preview: config.preview,
+      outboundAllow: config.outboundAllow,
     });
     services.files.ensureDefaultFolder();
     if (config.bootstrapApiKey) await services.workspaces.ensureBootstrapKey(config.bootstrapApiKey);
@@ -83,6 +85,8 @@ async function start(config: Config, log: Logger): Promise<App> {
         (stopping ??= (async () => {
           log.info('shutting down');
           await running.close();
+          services.liveConnections.close();
+          await services.driverTasks.close();
           // Attempts in flight are aborted; their outbox rows stay PENDING for the next start.
           await services.deliveries.stop();
           await services.retention.stop();

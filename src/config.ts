@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfiguredKeys, parseKeyList } from './security/keyring.js';
 import { parseExtraRoots, type FileRootsOptions } from './security/file-roots.js';
 import { parseAllowList, splitList } from './security/outbound-guard.js';
+import type { DriverTaskLimits } from './engine/runner/driver-tasks.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -65,6 +66,9 @@ const EnvSchema = z.object({
   SLUICE_EVENT_RETENTION_DAYS: int(0, 36_500).default('30'),
   SLUICE_EVENT_RETENTION_COUNT: int(0, Number.MAX_SAFE_INTEGER).default('0'),
   SLUICE_RETENTION_INTERVAL_MS: int(10, 86_400_000).default('3600000'),
+  // Previews, discovery and checks run in a worker with these limits (src/engine/runner/driver-tasks.ts).
+  SLUICE_PREVIEW_TIMEOUT_MS: int(100, 3_600_000).default('30000'),
+  SLUICE_PREVIEW_MEMORY_MB: int(16, 65_536).default('256'),
   SLUICE_SECRET_KEYS: z
     .string()
     .transform((v, ctx) => {
@@ -121,6 +125,8 @@ export interface Config {
   maxUploadBytes: number;
   /** Private/loopback/link-local addresses outbound requests may reach anyway (IPs, CIDRs, host names); empty: none. */
   outboundAllow: string[];
+  /** Limits of previews, discovery and checks, each run in its own worker thread. */
+  preview: DriverTaskLimits;
   /**
    * Keys encrypting secrets at rest (SLUICE_SECRET_KEYS, first = primary); null: the key file
    * `<dataDir>/secret-keys.json`, generated on first start (see src/security/keyring.ts).
@@ -252,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboundAllow: e.SLUICE_OUTBOUND_ALLOW,
     files: filesConfig(path.resolve(e.SLUICE_DATA_DIR), e.SLUICE_FILES_ROOT, e.SLUICE_FILES_EXTRA_ROOTS),
     maxUploadBytes: e.SLUICE_MAX_UPLOAD_BYTES,
+    preview: { timeoutMs: e.SLUICE_PREVIEW_TIMEOUT_MS, memoryMb: e.SLUICE_PREVIEW_MEMORY_MB },
   };
 }
 

@@ -12,7 +12,8 @@ export type ErrorCode =
   | 'IN_USE'
   | 'CONNECTOR_FAILED'
   | 'CURSOR_EXPIRED'
-  | 'FORBIDDEN';
+  | 'FORBIDDEN'
+  | 'RESOURCE_LIMIT';
 
 export abstract class AppError extends Error {
   abstract readonly code: ErrorCode;
@@ -117,5 +118,23 @@ export class ForbiddenError extends AppError {
   ) {
     super(message);
     this.name = 'ForbiddenError';
+  }
+}
+
+/** What a bounded driver call (preview, discover, check) ran out of. */
+export type ResourceLimit = 'TIME' | 'MEMORY' | 'OUTPUT';
+
+/**
+ * A driver call run off the API thread (preview, discover) was stopped at one of its limits
+ * (SLUICE_PREVIEW_TIMEOUT_MS, SLUICE_PREVIEW_MEMORY_MB, or the size of its answer).
+ */
+export class ResourceLimitError extends AppError {
+  readonly code = 'RESOURCE_LIMIT' as const;
+  constructor(
+    message: string,
+    readonly limit: ResourceLimit,
+  ) {
+    super(message);
+    this.name = 'ResourceLimitError';
   }
 }

@@ -4,6 +4,7 @@ import type { FileRootsOptions } from './security/file-roots.js';
 import type { Database } from './db/client.js';
 import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
+import { DriverTasks, type DriverTaskLimits } from './engine/runner/driver-tasks.js';
 import type { Logger } from './logger.js';
 import { AuthenticationService } from './modules/authentication/authentication.service.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
@@ -17,6 +18,7 @@ import { TriggerService } from './modules/pipeline/trigger.service.js';
 import { DeliveryService } from './modules/webhook/delivery.service.js';
 import { WebhookService } from './modules/webhook/webhook.service.js';
 import { WorkspaceService } from './modules/workspace/workspace.service.js';
+import { LiveConnections } from './modules/workspace/live-connections.js';
 import type { PubSub } from './pubsub/pubsub.js';
 import type { KeyRing } from './security/keyring.js';
 import { SecretsRotationService } from './security/secrets-rotation.js';
@@ -27,6 +29,8 @@ export interface Services {
   pubsub: PubSub;
   queue: JobQueue;
   runner: Runner;
+  /** Previews, discovery and checks: each in a worker thread with time and memory limits. */
+  driverTasks: DriverTasks;
   events: EventService;
   connectors: ConnectorService;
   mappings: MappingService;
@@ -37,6 +41,8 @@ export interface Services {
   deliveries: DeliveryService;
   retention: RetentionService;
   workspaces: WorkspaceService;
+  /** Open sockets and streams by API key: revocation and expiry end them. */
+  liveConnections: LiveConnections;
   /** Encryption of secrets at rest. */
   keyring: KeyRing;
   authentications: AuthenticationService;
@@ -57,6 +63,9 @@ export function createServices(deps: {
   keyring: KeyRing;
   /** Where connectors' local files live (config.files). */
   files: FileRootsOptions;
+  preview: DriverTaskLimits;
+  /** SLUICE_OUTBOUND_ALLOW, for the guard inside driver-task workers. */
+  outboundAllow: readonly string[];
 }): Services {
   const db = deps.database.prisma;
   const events = new EventService(db, deps.pubsub);
@@ -76,13 +85,18 @@ export function createServices(deps: {
   authentications.events = events;
   const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications, deps.files);
   const mappings = new MappingService(db, events);
+  const workspaces = new WorkspaceService(db, events, deps.pubsub);
   // Drivers get connector configs with their secrets decrypted, only from here.
   jobs.driverConfig = pipelines.driverConfig = mappings.driverConfig = (c, tx) => connectors.driverConfig(c, tx);
+  // Requests' driver calls (check, discover, preview) run off the event loop, under limits.
+  const driverTasks = new DriverTasks({ ...deps.preview, outboundAllow: deps.outboundAllow });
+  connectors.driverTasks = pipelines.driverTasks = mappings.driverTasks = driverTasks;
   return {
     database: deps.database,
     pubsub: deps.pubsub,
     queue: deps.queue,
     runner,
+    driverTasks,
     events,
     connectors,
     mappings,
@@ -92,7 +106,8 @@ export function createServices(deps: {
     webhooks,
     deliveries: new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log),
     retention: new RetentionService(db, deps.retention, deps.log),
-    workspaces: new WorkspaceService(db, events),
+    workspaces,
+    liveConnections: new LiveConnections(deps.pubsub, (id) => workspaces.forget(id)),
     keyring: deps.keyring,
     authentications,
     secrets: new SecretsRotationService(db, deps.keyring, deps.log),

@@ -21,6 +21,7 @@ export async function previewSource(options: {
   streams: ConfiguredStream[];
   mapping: MappingSpec | null;
   limit: number;
+  /** Stops reading after this long; absent: the caller bounds the preview (a worker's time limit). */
   timeoutMs?: number;
   /** The caller's workspace files (see drivers/context.ts). */
   ctx: DriverContext;
@@ -30,7 +31,7 @@ export async function previewSource(options: {
   const limit = Math.max(1, Math.min(MAX_PREVIEW, options.limit));
   const mapper = options.mapping ? compileMapping(options.mapping) : null;
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error('preview timed out')), options.timeoutMs ?? 30_000);
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(new Error('preview timed out')), options.timeoutMs);
   const out: PreviewRecord[] = [];
   try {
     const streams = options.streams.map((s) => ({ ...s, syncMode: 'FULL_REFRESH' as const }));

@@ -13,6 +13,7 @@ import {
   InUseError,
   InvalidTransitionError,
   NotFoundError,
+  ResourceLimitError,
   ValidationError,
   type FieldError,
 } from '../errors.js';
@@ -38,6 +39,7 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
     CONNECTOR_FAILED: { description: "The connector's external system failed the operation (unreachable, refused, bad data)." },
     CURSOR_EXPIRED: { description: 'The event cursor is older than the retained event log; resume from the oldest available cursor.' },
     FORBIDDEN: { description: "Your API key's scope does not allow this (or the key would grant more than it has). Nothing was changed." },
+    RESOURCE_LIMIT: { description: 'A preview or discovery was stopped at its time or memory limit, or its answer was too large. Nothing was changed.' },
   } as const,
 });
 
@@ -133,5 +135,24 @@ builder.objectType(ForbiddenError, {
   isTypeOf: (e) => e instanceof ForbiddenError,
   fields: (t) => ({
     requiredScope: t.exposeString('requiredScope', { description: 'The scope (READ, WRITE or ADMIN) the operation needs.' }),
+  }),
+});
+
+const ResourceLimitEnum = builder.enumType('ResourceLimit', {
+  description: 'The limit a bounded driver call (preview, discovery) reached.',
+  values: {
+    TIME: { description: 'It ran longer than SLUICE_PREVIEW_TIMEOUT_MS.' },
+    MEMORY: { description: 'It needed more memory than SLUICE_PREVIEW_MEMORY_MB.' },
+    OUTPUT: { description: 'Its answer was larger than the API returns (ask for fewer records or a narrower stream).' },
+  } as const,
+});
+
+builder.objectType(ResourceLimitError, {
+  name: 'ResourceLimitError',
+  description: 'The operation ran in a worker with time and memory limits and was stopped at one of them.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (e) => e instanceof ResourceLimitError,
+  fields: (t) => ({
+    limit: t.field({ type: ResourceLimitEnum, resolve: (e) => e.limit }),
   }),
 });

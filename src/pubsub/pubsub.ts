@@ -48,6 +48,16 @@ export interface EventMessage {
   createdAt: string;
 }
 
+/**
+ * An API key stopped granting access (revoked). Every process closes the key's open sockets
+ * and streams when it hears this (cluster mode carries it across processes).
+ */
+export interface ApiKeyRevokedMessage {
+  apiKeyId: string;
+  workspaceId: string;
+  at: string;
+}
+
 export const ALL = '*';
 
 type Topics = {
@@ -55,6 +65,8 @@ type Topics = {
   jobProgress: [key: string, payload: JobProgressMessage];
   /** Keyed by ALL for now; scoped keys (workspace) come with tenancy. */
   events: [key: string, payload: EventMessage];
+  /** Keyed by ALL. */
+  apiKeyRevoked: [key: string, payload: ApiKeyRevokedMessage];
 };
 
 export type TopicName = keyof Topics;

@@ -20,6 +20,7 @@ import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
 import { handleFileUpload } from './files.js';
+import { closeSocketOnEnd, useLiveStreams } from './live.js';
 import { acceptBody, corsOptions, createRateLimiter, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
 import { useScopeCheck } from '../modules/workspace/access.graphql.js';
 import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
@@ -124,7 +125,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       error: (...args) => log.error(args.map(String).join(' ')),
     },
     context: ({ request, requestId, auth }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID(), auth),
-    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening, limiter), useScopeCheck()],
+    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening, limiter), useScopeCheck(), useLiveStreams(services.liveConnections)],
   });
 
   const server = http.createServer(async (req, res) => {
@@ -201,6 +202,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const credentials = await authenticator.resolve(ctx.extra.request, presented);
         if (credentials.ok) {
           ctx.extra.auth = credentials.auth;
+          // Revocation or expiry of the key closes the socket with 4403 (live.ts).
+          closeSocketOnEnd(services.liveConnections, credentials.auth, ctx.extra.socket);
           return true;
         }
         // graphql-ws codes: 4401 Unauthorized (no credentials), 4403 Forbidden (refused credentials).

@@ -565,9 +565,12 @@ interface Plan {
 function buildPlan(columns: string[], selected: string[] | null, types: Record<string, FieldType>): Plan {
   const plan: Plan = { idx: [], names: [], conv: [], types: [], width: columns.length };
   const wanted = selected ?? columns;
+  // A map, not indexOf: a file may have 100k columns.
+  const position = new Map<string, number>();
+  columns.forEach((name, i) => position.has(name) || position.set(name, i));
   for (const name of wanted) {
     const type = types[name] ?? 'string';
-    plan.idx.push(columns.indexOf(name));
+    plan.idx.push(position.get(name) ?? -1);
     plan.names.push(name);
     plan.conv.push(converters[type]);
     plan.types.push(type);
@@ -632,13 +635,14 @@ async function* read(
     : Math.max(0, ...(selected ?? []).map((f) => Number(/^column_([1-9]\d*)$/.exec(f)?.[1] ?? 0)));
 
   const makePlan = (columns: string[]): Plan => {
+    const present = new Set(columns);
     if (selected) {
-      const missing = selected.filter((f) => !columns.includes(f));
+      const missing = selected.filter((f) => !present.has(f));
       if (missing.length > 0) {
         warn(`CSV source: selected field(s) not in ${cfg.path}: ${missing.join(', ')}; emitted as null`);
       }
     }
-    const missingTypes = Object.keys(cfg.columnTypes).filter((c) => !columns.includes(c));
+    const missingTypes = Object.keys(cfg.columnTypes).filter((c) => !present.has(c));
     if (missingTypes.length > 0) warn(`CSV source: columnTypes names column(s) not in the file: ${missingTypes.join(', ')}`);
     return buildPlan(columns, selected, cfg.columnTypes);
   };

@@ -1,6 +1,6 @@
 import { builder } from '../../graphql/builder.js';
 import { PAGE } from '../../graphql/common.graphql.js';
-import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ResourceLimitError, ValidationError } from '../../errors.js';
 import { getDriver, originPaths, secretPaths } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, Driver, FieldSchema, StreamDescriptor } from '../../engine/drivers/types.js';
 import { AuthenticationRef } from '../authentication/authentication.graphql.js';
@@ -245,9 +245,9 @@ builder.mutationFields((t) => ({
   }),
   discoverConnector: t.field({
     type: DiscoverConnectorPayload,
-    description: 'Reads the streams, fields and types the connector offers.',
+    description: 'Reads the streams, fields and types the connector offers. Runs in a worker with time and memory limits (RESOURCE_LIMIT).',
     args: { input: t.arg({ type: ConnectorIdInput, required: true }) },
-    errors: { types: [NotFoundError, ConnectorFailedError], directResult: true, union: { name: 'DiscoverConnectorResult' } },
+    errors: { types: [NotFoundError, ConnectorFailedError, ResourceLimitError], directResult: true, union: { name: 'DiscoverConnectorResult' } },
     resolve: async (_r, { input }, ctx) => ({ connectorId: input.id.id, ...(await ctx.services.connectors.discover(input.id.id)) }),
   }),
 }));

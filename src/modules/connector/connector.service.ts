@@ -14,8 +14,9 @@ import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import type { HttpAuth } from '../../engine/drivers/http-auth.js';
 import { getDriver, listDrivers, originOf, validateConfig } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, ConnectorRole, Driver, DriverContext } from '../../engine/drivers/types.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ResourceLimitError, ValidationError, type FieldError } from '../../errors.js';
+import type { DriverTasks } from '../../engine/runner/driver-tasks.js';
 import { driverContext } from '../../engine/drivers/context.js';
-import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { KeyRingError, type KeyRing } from '../../security/keyring.js';
@@ -78,8 +79,6 @@ export function acceptsAuthentication(driver: Driver): boolean {
   return !!props && 'auth' in props;
 }
 
-const CHECK_TIMEOUT_MS = 30_000;
-
 /** What pausing a connector does to jobs (implemented by the job service). */
 export interface ConnectorJobs {
   suspendForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string): Promise<() => Promise<void>>;
@@ -87,6 +86,9 @@ export interface ConnectorJobs {
 }
 
 export class ConnectorService {
+  /** Where check and discover run: a worker thread with time and memory limits (set by services.ts). */
+  driverTasks!: DriverTasks;
+
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
@@ -324,7 +326,7 @@ export class ConnectorService {
     const startedAt = new Date();
     const driver = this.definition(c.driver);
     const dc = await this.driverConfigOrError(c);
-    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await runCheck(driver, dc.config, dc.scrub, dc.ctx);
+    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await this.runCheck(driver, dc);
     return this.events.transaction(async (tx, emit) => {
       const connector = await tx.connector.update({
         where: { id },
@@ -362,7 +364,17 @@ export class ConnectorService {
     const authentication = await this.checkAuthentication(v.driver, authenticationId);
     // The validated plaintext goes to the driver as is: an incoming `enc:…` string stays a literal value.
     const dc = forDriver(paths, v.config, authentication && this.authentications.toHttpAuth(authentication));
-    return runCheck(v.driver, dc.config, dc.scrub, this.contextFor(requireWorkspaceId()).ctx);
+    return this.runCheck(v.driver, { ...dc, ...this.contextFor(requireWorkspaceId()) });
+  }
+
+  /** The driver's check in a driver-task worker; a failure or a limit is a failed check, never a throw. */
+  private async runCheck(driver: Driver, dc: DriverConfig): Promise<CheckResult> {
+    try {
+      const r = await this.driverTasks.run({ kind: 'check', driver: driver.name, config: dc.config, files: dc.files }, dc.secrets);
+      return { ok: r.ok, message: dc.scrub(r.message) };
+    } catch (err) {
+      return { ok: false, message: dc.scrub((err as Error).message) };
+    }
   }
 
   async discover(id: string): Promise<{ catalog: Catalog; jobId: string }> {
@@ -371,12 +383,14 @@ export class ConnectorService {
     const startedAt = new Date();
     let catalog: Catalog | null = null;
     let error: string | null = null;
+    let limited: ResourceLimitError | null = null;
     const dc = await this.driverConfigOrError(c);
     if ('error' in dc) error = dc.error;
     else {
       try {
-        catalog = await driver.discover(dc.config as never, dc.ctx);
+        catalog = await this.driverTasks.run({ kind: 'discover', driver: driver.name, config: dc.config, files: dc.files }, dc.secrets);
       } catch (err) {
+        if (err instanceof ResourceLimitError) limited = err;
         error = dc.scrub((err as Error).message);
       }
     }
@@ -402,6 +416,7 @@ export class ConnectorService {
       });
       return job.id;
     });
+    if (limited) throw limited;
     if (!catalog) throw new ConnectorFailedError(`discover of "${c.name}" failed: ${error ?? 'unknown error'}`, id);
     return { catalog, jobId };
   }
@@ -425,23 +440,6 @@ function requireName(name: string): string {
   if (!n) throw new ValidationError('invalid name', [{ path: 'name', message: 'must not be empty' }]);
   if (n.length > 200) throw new ValidationError('invalid name', [{ path: 'name', message: 'at most 200 characters' }]);
   return n;
-}
-
-async function runCheck(driver: Driver, config: unknown, scrub: (text: string) => string, ctx: DriverContext): Promise<CheckResult> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const r = await Promise.race([
-      driver.check(config as never, ctx),
-      new Promise<CheckResult>((resolve) => {
-        timer = setTimeout(() => resolve({ ok: false, message: `check timed out after ${CHECK_TIMEOUT_MS / 1000}s` }), CHECK_TIMEOUT_MS);
-      }),
-    ]);
-    return { ok: r.ok, message: scrub(r.message) };
-  } catch (err) {
-    return { ok: false, message: scrub((err as Error).message) };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export { requireName };

@@ -6,9 +6,9 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { compileMapping, MappingRecordError, validateMappingSpec, type MappingSpec } from '../../engine/mapping/mapping.js';
-import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
-import { getSourceDriver } from '../../engine/drivers/index.js';
-import { previewSource, type PreviewRecord } from '../../engine/preview.js';
+import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ResourceLimitError, ValidationError } from '../../errors.js';
+import type { PreviewRecord } from '../../engine/preview.js';
+import type { DriverTasks } from '../../engine/runner/driver-tasks.js';
 import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
@@ -60,6 +60,8 @@ export class MappingService {
 
   /** Connector configs for drivers, secrets decrypted (set by the service container). */
   driverConfig!: DriverConfigResolver;
+  /** Where previews run: a worker thread with time and memory limits (set by the service container). */
+  driverTasks!: DriverTasks;
 
   async get(id: string) {
     const m = await this.db.mapping.findUnique({ where: { id } });
@@ -140,21 +142,11 @@ export class MappingService {
     try {
       const dc = await this.driverConfig(source);
       scrub = dc.scrub;
-      let streamName = input.stream ?? null;
-      if (!streamName) {
-        const catalog = await getSourceDriver(source.driver)!.discover(dc.config as never, dc.ctx);
-        streamName = catalog.streams[0]?.name ?? null;
-        if (!streamName) return [];
-      }
-      return await previewSource({
-        driver: source.driver,
-        config: dc.config,
-        streams: [{ name: streamName, syncMode: 'FULL_REFRESH' }],
-        mapping: input.spec,
-        limit: input.limit,
-        ctx: dc.ctx,
-      });
+      // Without a stream: the first one the source discovers (in the same worker).
+      const streams = input.stream ? [{ name: input.stream, syncMode: 'FULL_REFRESH' as const }] : null;
+      return await this.driverTasks.run({ kind: 'preview', driver: source.driver, config: dc.config, streams, mapping: input.spec, limit: input.limit, files: dc.files }, dc.secrets);
     } catch (err) {
+      if (err instanceof ResourceLimitError) throw err;
       throw new ConnectorFailedError(`reading from "${source.name}" failed: ${scrub((err as Error).message)}`, source.id);
     }
   }

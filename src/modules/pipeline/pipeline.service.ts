@@ -10,8 +10,9 @@ import type { PrismaClient } from '../../db/client.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import { getDestinationDriver, getSourceDriver } from '../../engine/drivers/index.js';
 import type { Catalog, ConfiguredStream, StreamStates, SyncMode, WriteMode } from '../../engine/drivers/types.js';
-import { ConflictError, ConnectorFailedError, InvalidTransitionError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
-import { previewSource, type PreviewRecord } from '../../engine/preview.js';
+import { ConflictError, ConnectorFailedError, InvalidTransitionError, NotFoundError, ResourceLimitError, ValidationError, type FieldError } from '../../errors.js';
+import type { PreviewRecord } from '../../engine/preview.js';
+import type { DriverTasks } from '../../engine/runner/driver-tasks.js';
 import type { MappingSpec } from '../../engine/mapping/mapping.js';
 import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
 import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
@@ -125,6 +126,8 @@ export class PipelineService {
 
   /** Connector configs for drivers, secrets decrypted (set by the service container). */
   driverConfig!: DriverConfigResolver;
+  /** Where previews and discovery run: a worker thread with time and memory limits (set by the service container). */
+  driverTasks!: DriverTasks;
 
   async get(id: string): Promise<Row> {
     const p = await this.db.pipeline.findUnique({ where: { id } });
@@ -334,8 +337,10 @@ export class PipelineService {
     try {
       const dc = await this.driverConfig(source);
       scrub = dc.scrub;
-      return await previewSource({ driver: source.driver, config: dc.config, streams, mapping: (mapping?.spec ?? null) as MappingSpec | null, limit, ctx: dc.ctx });
+      const mappingSpec = (mapping?.spec ?? null) as MappingSpec | null;
+      return await this.driverTasks.run({ kind: 'preview', driver: source.driver, config: dc.config, streams, mapping: mappingSpec, limit, files: dc.files }, dc.secrets);
     } catch (err) {
+      if (err instanceof ResourceLimitError) throw err;
       throw new ConnectorFailedError(`reading from "${source.name}" failed: ${scrub((err as Error).message)}`, source.id);
     }
   }
@@ -404,7 +409,7 @@ export class PipelineService {
     try {
       const dc = await this.driverConfig(source!);
       scrub = dc.scrub;
-      catalog = srcDriver ? await srcDriver.discover(dc.config as never, dc.ctx) : null;
+      catalog = srcDriver ? await this.driverTasks.run({ kind: 'discover', driver: srcDriver.name, config: dc.config, files: dc.files }, dc.secrets) : null;
     } catch (err) {
       discoverError = scrub((err as Error).message);
     }

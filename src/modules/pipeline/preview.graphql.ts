@@ -1,5 +1,5 @@
 import { builder } from '../../graphql/builder.js';
-import { ConnectorFailedError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConnectorFailedError, NotFoundError, ResourceLimitError, ValidationError } from '../../errors.js';
 import { MAX_PREVIEW, type PreviewRecord } from '../../engine/preview.js';
 import { parseSpec } from '../mapping/mapping.service.js';
 import { ConnectorRef } from '../connector/connector.graphql.js';
@@ -58,16 +58,16 @@ function checkLimit(limit: number | null | undefined): number {
 builder.mutationFields((t) => ({
   previewPipeline: t.field({
     type: [PreviewRecordRef],
-    description: "Pulls records from the pipeline's live source and applies its mapping. Writes nothing, saves no state.",
+    description: "Pulls records from the pipeline's live source and applies its mapping. Writes nothing, saves no state. Runs in a worker with time and memory limits (RESOURCE_LIMIT).",
     args: { input: t.arg({ type: PreviewPipelineInput, required: true }) },
-    errors: { types: [ValidationError, NotFoundError, ConnectorFailedError], dataField: { name: 'records' } },
+    errors: { types: [ValidationError, NotFoundError, ConnectorFailedError, ResourceLimitError], dataField: { name: 'records' } },
     resolve: (_r, { input }, ctx) => ctx.services.pipelines.preview(input.id.id, checkLimit(input.limit), input.stream),
   }),
   previewMapping: t.field({
     type: [PreviewRecordRef],
-    description: 'Pulls records from a live source connector and applies a mapping to them. Writes nothing.',
+    description: 'Pulls records from a live source connector and applies a mapping to them. Writes nothing. Runs in a worker with time and memory limits (RESOURCE_LIMIT).',
     args: { input: t.arg({ type: PreviewMappingInput, required: true }) },
-    errors: { types: [ValidationError, NotFoundError, ConnectorFailedError], dataField: { name: 'records' } },
+    errors: { types: [ValidationError, NotFoundError, ConnectorFailedError, ResourceLimitError], dataField: { name: 'records' } },
     resolve: async (_r, { input }, ctx) => {
       const limit = checkLimit(input.limit);
       let spec;

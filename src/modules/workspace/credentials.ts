@@ -89,6 +89,7 @@ export class Authenticator {
 
   /** Re-checks a key still valid (revocation during a long-lived WebSocket). */
   async stillValid(auth: AuthContext): Promise<boolean> {
+    if (auth.expiresAt && auth.expiresAt.getTime() <= Date.now()) return false;
     return auth.apiKeyId === null || (await this.workspaces.isActive(auth.apiKeyId));
   }
 }

@@ -32,6 +32,8 @@ export interface AuthContext {
   /** The key's display prefix (`sk_…`), or `local`. */
   keyPrefix: string;
   scope: ApiKeyScopeName;
+  /** When the key stops granting access (null or absent: never). */
+  expiresAt?: Date | null;
 }
 
 export type Scope = { kind: 'workspace'; auth: AuthContext } | { kind: 'system' };

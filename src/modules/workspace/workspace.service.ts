@@ -10,12 +10,17 @@
  *   they create workspaces.
  * - `authenticate` answers null for an unknown, revoked or expired key. Revocation takes
  *   effect at once in this process (the lookup cache is cleared) and within `CACHE_MS`
- *   in any other.
+ *   in any other (at once where the `apiKeyRevoked` message arrives, see `forget`). An
+ *   expiry is honoured to the millisecond, cached or not. Concurrent look-ups of one key
+ *   (a burst of sockets connecting) share one database read.
+ * - `revokeApiKey` publishes `apiKeyRevoked` after its transaction committed; the live
+ *   connection registry (live-connections.ts) ends the key's open sockets and streams.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../../db/client.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.js';
 import type { EventService } from '../event/event.service.js';
+import { ALL, type PubSub } from '../../pubsub/pubsub.js';
 import {
   API_KEY_SHAPE,
   DEFAULT_WORKSPACE_ID,
@@ -83,10 +88,15 @@ export class WorkspaceService {
   private readonly touched = new Map<string, number>();
   /** Key id → when it was last seen usable (answers `isActive` within CACHE_MS). */
   private readonly usableAt = new Map<string, number>();
+  /** Key hash → the database read in flight for it. */
+  private readonly lookups = new Map<string, Promise<AuthContext | null>>();
+  /** Bumped by every `forget`: a read that raced a revocation is not cached. */
+  private revocations = 0;
 
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
+    private readonly pubsub: PubSub,
   ) {}
 
   /** Resolves a presented key to its caller; null when it is unknown, revoked or expired. */
@@ -98,24 +108,46 @@ export class WorkspaceService {
     let auth: AuthContext | null;
     if (hit && now - hit.at < CACHE_MS) auth = hit.auth;
     else {
-      const row = await runAsSystem(() => this.db.apiKey.findUnique({ where: { hash } }));
-      auth =
-        row && isUsable(row, now)
-          ? { workspaceId: row.workspaceId, apiKeyId: row.id, keyPrefix: row.prefix, scope: row.scope }
-          : null;
-      if (this.cache.size > 10_000) {
-        this.cache.clear();
-        this.usableAt.clear();
+      let lookup = this.lookups.get(hash);
+      if (!lookup) {
+        lookup = this.lookUp(hash).finally(() => this.lookups.delete(hash));
+        this.lookups.set(hash, lookup);
       }
-      this.cache.set(hash, { auth, at: now });
-      if (auth?.apiKeyId) this.usableAt.set(auth.apiKeyId, now);
+      auth = await lookup;
     }
+    if (auth?.expiresAt && auth.expiresAt.getTime() <= Date.now()) return null;
     if (auth?.apiKeyId && now - (this.touched.get(auth.apiKeyId) ?? 0) > TOUCH_MS) {
       this.touched.set(auth.apiKeyId, now);
       const id = auth.apiKeyId;
       void runAsSystem(() => this.db.apiKey.update({ where: { id }, data: { lastUsedAt: new Date(now) } })).catch(() => undefined);
     }
     return auth;
+  }
+
+  /** Reads a key by hash and caches the answer. */
+  private async lookUp(hash: string): Promise<AuthContext | null> {
+    const epoch = this.revocations;
+    const row = await runAsSystem(() => this.db.apiKey.findUnique({ where: { hash } }));
+    const now = Date.now();
+    const auth: AuthContext | null =
+      row && isUsable(row, now)
+        ? { workspaceId: row.workspaceId, apiKeyId: row.id, keyPrefix: row.prefix, scope: row.scope, expiresAt: row.expiresAt }
+        : null;
+    if (epoch !== this.revocations) return auth;
+    if (this.cache.size > 10_000) {
+      this.cache.clear();
+      this.usableAt.clear();
+    }
+    this.cache.set(hash, { auth, at: now });
+    if (auth?.apiKeyId) this.usableAt.set(auth.apiKeyId, now);
+    return auth;
+  }
+
+  /** Drops a revoked key from the caches (this process revoked it, or heard of it). */
+  forget(apiKeyId: string): void {
+    this.revocations++;
+    for (const [hash, entry] of this.cache) if (entry.auth?.apiKeyId === apiKeyId) this.cache.delete(hash);
+    this.usableAt.delete(apiKeyId);
   }
 
   /** True while the key is neither revoked nor expired. */
@@ -214,8 +246,8 @@ export class WorkspaceService {
       await emit({ type: 'API_KEY_REVOKED', message: `API key "${r.name}" (${r.prefix}…) revoked by ${auth.keyPrefix}`, data: { apiKeyId: r.id } });
       return r;
     });
-    for (const [hash, entry] of this.cache) if (entry.auth?.apiKeyId === id) this.cache.delete(hash);
-    this.usableAt.delete(id);
+    this.forget(id);
+    this.pubsub.publish('apiKeyRevoked', ALL, { apiKeyId: id, workspaceId: revoked.workspaceId, at: (revoked.revokedAt ?? new Date()).toISOString() });
     return revoked;
   }
 
