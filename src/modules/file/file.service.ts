@@ -259,10 +259,13 @@ export class FileService {
       } finally {
         await opened.handle.close();
       }
+      // A racing upload may have taken the name meanwhile (and hold it linked twice for an instant).
+      if (!options.overwrite && (await lstatOrNull(target))) throw new ConflictError(`file "${rel}" already exists; add ?overwrite=true to replace it`);
       // The target is checked again now: its folder may have changed while the body arrived.
       try {
         files.prepareWrite(rel);
       } catch (err) {
+        if (!options.overwrite && (await lstatOrNull(target))) throw new ConflictError(`file "${rel}" already exists; add ?overwrite=true to replace it`);
         throw asValidation(err);
       }
       let overwritten = false;
