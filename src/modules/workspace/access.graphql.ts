@@ -11,6 +11,7 @@
  *   code, or FORBIDDEN) and the request id. Inputs are never recorded (they may hold secrets).
  */
 import type { Plugin } from '@envelop/core';
+import { typeBrandKey } from '@pothos/core';
 import {
   Kind,
   getOperationAST,
@@ -90,6 +91,10 @@ export function useScopeCheck(): Plugin<GraphQLContext> {
 
 function outcomeOf(value: unknown): string {
   if (value instanceof AppError) return value.code;
+  // Pothos returns a typed error in a proxy that hides its class (so graphql-js does not treat it
+  // as a thrown error) and names the class under typeBrandKey.
+  const brand = value && typeof value === 'object' ? (value as { [typeBrandKey]?: unknown })[typeBrandKey] : undefined;
+  if (typeof brand === 'function' && (brand === AppError || brand.prototype instanceof AppError)) return (value as AppError).code;
   if (value instanceof Error) return 'ERROR';
   return 'OK';
 }
