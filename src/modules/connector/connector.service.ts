@@ -10,6 +10,7 @@
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
+import { pgJson, pgText } from '../../db/pg-text.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import type { HttpAuth } from '../../engine/drivers/http-auth.js';
 import { getDriver, listDrivers, validateConfig } from '../../engine/drivers/index.js';
@@ -259,7 +260,9 @@ export class ConnectorService {
     const startedAt = new Date();
     const driver = this.definition(c.driver);
     const dc = await this.driverConfigOrError(c);
-    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await runCheck(driver, dc.config, dc.scrub);
+    const checked: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await runCheck(driver, dc.config, dc.scrub);
+    // Stored (text) and emitted: a NUL from the external system becomes U+FFFD.
+    const result: CheckResult = { ok: checked.ok, message: pgText(checked.message) };
     return this.events.transaction(async (tx, emit) => {
       const connector = await tx.connector.update({
         where: { id },
@@ -310,9 +313,10 @@ export class ConnectorService {
     if ('error' in dc) error = dc.error;
     else {
       try {
-        catalog = await driver.discover(dc.config as never);
+        // Stored as jsonb: a NUL in a discovered name becomes U+FFFD.
+        catalog = pgJson(await driver.discover(dc.config as never));
       } catch (err) {
-        error = dc.scrub((err as Error).message);
+        error = pgText(dc.scrub((err as Error).message));
       }
     }
     const jobId = await this.events.transaction(async (tx, emit) => {
