@@ -15,11 +15,13 @@ import '../modules/file/file.graphql.js';
 import '../modules/system/system.graphql.js';
 import '../modules/workspace/workspace.graphql.js';
 import { withMutationAudit } from '../modules/workspace/access.graphql.js';
+import { withInputGuard } from './input-guard.js';
 
 let schema: GraphQLSchema | null = null;
 
 export function getSchema(): GraphQLSchema {
-  schema ??= withMutationAudit(builder.toSchema());
+  // The audit wraps the input guard, so a refused input is audited as VALIDATION_FAILED.
+  schema ??= withMutationAudit(withInputGuard(builder.toSchema()));
   return schema;
 }
 

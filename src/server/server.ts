@@ -12,7 +12,7 @@ import { createYoga } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { HardeningConfig } from '../config.js';
-import { AppError } from '../errors.js';
+import { AppError, ValidationError } from '../errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { GraphQLError } from '../graphql/graphql-cjs.js';
 import { getSchema } from '../graphql/schema.js';
@@ -70,7 +70,8 @@ function useMaskedUnexpectedErrors(): Plugin<GraphQLContext> {
         const original = err.originalError;
         if (!original || isGraphQLError(original)) return err;
         if (original instanceof AppError) {
-          return new GraphQLError(original.message, { nodes: err.nodes, path: err.path, extensions: { code: original.code } });
+          const fieldErrors = original instanceof ValidationError ? { fieldErrors: original.fieldErrors } : {};
+          return new GraphQLError(original.message, { nodes: err.nodes, path: err.path, extensions: { code: original.code, ...fieldErrors } });
         }
         ctx.log.error({ err: original, path: err.path?.join('.') }, 'unexpected error');
         return new GraphQLError('Unexpected error.', {

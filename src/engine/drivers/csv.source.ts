@@ -6,6 +6,7 @@ import Papa from 'papaparse';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { HttpError, isHttpUrl, redactUrl, request } from './http-client.js';
 import { pathProblems, readableFile } from './local-files.js';
+import { decodeText } from './text-decode.js';
 import {
   DriverError,
   type Catalog,
@@ -98,7 +99,9 @@ export const csvConfigSchema: JsonSchema = {
     encoding: {
       type: 'string',
       title: 'Encoding',
-      description: 'Text encoding of the file.',
+      description:
+        'Text encoding of the file. With utf8 (the default) a file that is not UTF-8 text (invalid bytes, NUL bytes: a binary file) ' +
+        'fails the read with the byte offset and line; latin1, utf16le and ascii decode every byte.',
       enum: [...ENCODINGS],
       default: 'utf8',
     },
@@ -148,6 +151,9 @@ URL (GET, retried with backoff on 429/5xx/network errors). The file is streamed,
 - **Types**: \`discover\` reports \`columnTypes\` when set, otherwise types inferred from the first
   1000 rows (integer, number, boolean, ISO datetime, else string). \`read\` converts only the
   columns listed in \`columnTypes\`; other values are strings. Empty cells are \`null\`; blank lines are skipped.
+- **Encoding**: \`utf8\` (default) is strict: a file that is not UTF-8 text (invalid bytes, NUL
+  bytes, i.e. a binary file) fails with the byte offset and line of the first bad byte. Set
+  \`encoding\` (\`latin1\`, \`utf16le\`, \`ascii\`) for text in another encoding.
 - **Conversion failures** do not stop the sync: the record keeps the raw string and is listed in
   the batch's \`errors\`, so it can be dead-lettered.
 - **State / cursor**: \`{ "row": N }\` = number of data rows already emitted. A state follows every
@@ -221,16 +227,15 @@ function urlFileName(url: string): string {
   }
 }
 
-/** The file as a pull-based text stream: a local file, or the body of a GET for an http(s) URL. */
+/** The file as a pull-based byte stream: a local file, or the body of a GET for an http(s) URL (decoded by decodeText). */
 async function openCsvStream(cfg: ResolvedConfig, files: FileAccess, signal: AbortSignal | undefined, highWaterMark: number): Promise<Readable> {
   if (!isHttpUrl(cfg.path)) {
     // The checked descriptor is read (the path is only its name); closing the stream closes it.
     const { handle, path: abs } = await files.openForRead(cfg.path);
-    return fs.createReadStream(abs, { fd: handle, encoding: cfg.encoding, highWaterMark });
+    return fs.createReadStream(abs, { fd: handle, highWaterMark });
   }
   const res = await request(cfg.path, { method: 'GET', headers: { accept: 'text/csv, text/plain;q=0.9, */*;q=0.5' } }, { signal, label: 'CSV source' });
-  const body = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
-  return body.setEncoding(cfg.encoding);
+  return res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +274,6 @@ async function* readRowChunks(
   if (signal) addAbortSignal(signal, stream);
   let parser: Papa.Parser | null = null;
   let pending = '';
-  let first = true;
   const makeParser = (newline: '\n' | '\r\n' | '\r') =>
     new Papa.Parser({ delimiter: cfg.delimiter, quoteChar: cfg.quoteChar, newline });
   const run = (text: string, final: boolean): RowChunk | null => {
@@ -291,12 +295,8 @@ async function* readRowChunks(
     return { rows, bytes, problems };
   };
   try {
-    for await (const piece of stream as AsyncIterable<string>) {
+    for await (const piece of decodeText(stream, cfg.encoding, 'CSV source', isHttpUrl(cfg.path) ? redactUrl(cfg.path) : cfg.path)) {
       let text = piece;
-      if (first) {
-        first = false;
-        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      }
       if (pending.length > 0) text = pending + text;
       if (parser === null) {
         const nl = detectNewline(text, cfg.quoteChar, false);

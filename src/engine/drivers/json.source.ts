@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
 import { isHttpUrl, redactUrl, request } from './http-client.js';
 import { pathProblems, readableFile } from './local-files.js';
+import { decodeText } from './text-decode.js';
 import { JsonArrayScanner, JsonStructureError, LineSplitter } from './json-stream.js';
 import { FieldSampler, project, sanitizeName, splitPath } from './record-schema.js';
 import {
@@ -232,7 +232,9 @@ async function openSource(cfg: ResolvedConfig, files: FileAccess, signal?: Abort
     raw = fs.createReadStream(abs, { fd: handle, highWaterMark: 256 * 1024 });
   }
   if (signal) addAbortSignal(signal, raw);
-  return { chunks: decodeText(maybeGunzip(raw)), contentType, close: () => raw.destroy() };
+  // JSON is UTF-8 (RFC 8259): a binary or otherwise non-UTF-8 document fails with the offset of the first bad byte.
+  const where = cfg.url !== null ? redactUrl(cfg.url) : cfg.file!;
+  return { chunks: decodeText(maybeGunzip(raw), 'utf8', LABEL, where, 'JSON must be UTF-8 text; is it a binary file?'), contentType, close: () => raw.destroy() };
 }
 
 /** Passes bytes through, gunzipping them when they start with the gzip magic bytes. */
@@ -278,21 +280,6 @@ async function* maybeGunzip(src: Readable): AsyncGenerator<Buffer> {
   } finally {
     src.destroy();
   }
-}
-
-async function* decodeText(src: AsyncIterable<Buffer>): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8');
-  let first = true;
-  for await (const b of src) {
-    let s = decoder.write(b);
-    if (first && s.length > 0) {
-      first = false;
-      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
-    }
-    if (s.length > 0) yield s;
-  }
-  const tail = decoder.end();
-  if (tail.length > 0) yield tail;
 }
 
 // ---------------------------------------------------------------------------------------------

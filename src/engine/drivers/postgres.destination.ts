@@ -139,7 +139,8 @@ Instead of \`connectionString\`: \`host\`, \`port\` (5432), \`database\`, \`user
 - **Keys**: UPSERT/MERGE into an existing table without a unique index on the primary key create one
   (\`<table>__sluice_pk\`), or fail if duplicates prevent it.
 - **Values**: objects and arrays into json/jsonb as JSON, JS arrays into PostgreSQL array columns as
-  array literals, booleans into numeric columns as 1/0, Dates as ISO timestamps; a datetime without
+  array literals, booleans into numeric columns as 1/0, numbers and booleans into text columns in their
+  JSON text form (\`12345\`, \`1.5\`, \`true\`), Dates as ISO timestamps; a datetime without
   offset is read as UTC.
 - **Rejected records**: a record breaking a constraint or a type (bad number, NOT NULL, duplicate key
   under APPEND/OVERWRITE, NUL byte in text, ...) is reported with PostgreSQL's message; the rest of the

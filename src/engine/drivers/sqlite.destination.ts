@@ -96,7 +96,8 @@ Writes each stream into a table of a SQLite database file in the workspace's fil
   [A-Za-z0-9_]). Created from the stream schema as a STRICT table (integer → INTEGER,
   number → REAL, boolean → INTEGER 0/1, datetime/string → TEXT, json → TEXT holding JSON) with
   NOT NULL for non-nullable fields and a PRIMARY KEY when the stream has one; without a schema,
-  from the first batch's keys. New keys later become new nullable columns.
+  from the first batch's keys. New keys later become new nullable columns. Numbers and booleans
+  written into a text column keep their JSON text form (\`12345\`, \`1.5\`, \`true\`).
 - **Write modes**
   - \`APPEND\`: inserts rows.
   - \`UPSERT\`: insert, or replace every column of the row with the same primary key (needs a primary key).
@@ -193,12 +194,16 @@ function toSql(v: unknown, kind: number): unknown {
       if (kind === K_STRING || kind === K_DATETIME) return v;
       if (kind === K_JSON) return JSON.stringify(v);
       return coerceString(v, kind);
+    // A text column keeps a number's or boolean's text form (12345, 1.5, true, as JSON prints
+    // them): bound as a number, better-sqlite3 sends a REAL that TEXT affinity turns into '12345.0'.
     case 'number':
+      if (kind === K_STRING || kind === K_DATETIME) return String(v);
       return kind === K_JSON ? JSON.stringify(v) : v;
     case 'boolean':
-      return kind === K_JSON ? (v ? 'true' : 'false') : v ? 1 : 0;
+      if (kind === K_JSON || kind === K_STRING || kind === K_DATETIME) return v ? 'true' : 'false';
+      return v ? 1 : 0;
     case 'bigint':
-      return kind === K_JSON ? v.toString() : v;
+      return kind === K_JSON || kind === K_STRING || kind === K_DATETIME ? v.toString() : v;
     case 'object':
       if (v instanceof Date) return v.toISOString();
       if (Buffer.isBuffer(v)) return v;

@@ -10,6 +10,7 @@
  */
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '../../db/client.js';
+import { pgJson, pgText } from '../../db/pg-text.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import type { HttpAuth } from '../../engine/drivers/http-auth.js';
 import { getDriver, listDrivers, originOf, validateConfig } from '../../engine/drivers/index.js';
@@ -326,7 +327,9 @@ export class ConnectorService {
     const startedAt = new Date();
     const driver = this.definition(c.driver);
     const dc = await this.driverConfigOrError(c);
-    const result: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await this.runCheck(driver, dc);
+    const checked: CheckResult = 'error' in dc ? { ok: false, message: dc.error } : await this.runCheck(driver, dc);
+    // Stored (text) and emitted: a NUL from the external system becomes U+FFFD.
+    const result: CheckResult = { ok: checked.ok, message: pgText(checked.message) };
     return this.events.transaction(async (tx, emit) => {
       const connector = await tx.connector.update({
         where: { id },
@@ -388,10 +391,11 @@ export class ConnectorService {
     if ('error' in dc) error = dc.error;
     else {
       try {
-        catalog = await this.driverTasks.run({ kind: 'discover', driver: driver.name, config: dc.config, files: dc.files }, dc.secrets);
+        // Stored as jsonb: a NUL in a discovered name becomes U+FFFD.
+        catalog = pgJson(await this.driverTasks.run({ kind: 'discover', driver: driver.name, config: dc.config, files: dc.files }, dc.secrets));
       } catch (err) {
         if (err instanceof ResourceLimitError) limited = err;
-        error = dc.scrub((err as Error).message);
+        error = pgText(dc.scrub((err as Error).message));
       }
     }
     const jobId = await this.events.transaction(async (tx, emit) => {

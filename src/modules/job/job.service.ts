@@ -8,6 +8,7 @@
  * a dead process is recovered at start (resumed, paused or cancelled per its pipeline).
  */
 import type { PrismaClient } from '../../db/client.js';
+import { pgJson, pgText } from '../../db/pg-text.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import type { ConfiguredStream, StreamStates, WriteMode } from '../../engine/drivers/types.js';
 import type { MappingSpec } from '../../engine/mapping/mapping.js';
@@ -465,21 +466,18 @@ export class JobService implements RunnerHost {
       if (!job?.pipelineId) return;
       if (data.deadLetters.length) {
         await tx.deadLetter.createMany({
-          data: data.deadLetters.map((d) => ({
-            jobId,
-            pipelineId: job.pipelineId!,
-            stream: d.stream,
-            stage: d.stage,
-            error: d.error,
-            record: (d.record ?? null) as Prisma.InputJsonValue,
-          })),
+          data: data.deadLetters.map((d) => {
+            const record = pgJson(d.record ?? null);
+            const note = record !== (d.record ?? null) ? ' (its NUL characters are stored as U+FFFD)' : '';
+            return { jobId, pipelineId: job.pipelineId!, stream: d.stream, stage: d.stage, error: pgText(d.error) + note, record: record as Prisma.InputJsonValue };
+          }),
         });
       }
       if (job.status !== 'RUNNING') return;
       let cursor: StreamStates | undefined;
       if (data.state) {
         const p = await tx.pipeline.findUnique({ where: { id: job.pipelineId }, select: { cursor: true } });
-        cursor = { ...((p?.cursor ?? {}) as StreamStates), ...data.state };
+        cursor = { ...((p?.cursor ?? {}) as StreamStates), ...pgJson(data.state) };
         await tx.pipeline.update({ where: { id: job.pipelineId }, data: { cursor: cursor as Prisma.InputJsonValue } });
       }
       await tx.job.update({
@@ -534,7 +532,7 @@ export class JobService implements RunnerHost {
           status = 'SUCCEEDED';
           break;
         case 'FAILED':
-          error = outcome.error;
+          error = pgText(outcome.error);
           if (outcome.retryable && job.pipeline && job.attempts < job.pipeline.maxAttempts && (job.pipeline.state === 'INIT' || job.pipeline.state === 'READY')) {
             status = 'QUEUED';
             retryAt = new Date(Date.now() + retryDelayMs(job.attempts, job.pipeline.retryBackoffMs));

@@ -13,6 +13,7 @@ import { nextFire, validateSchedule, type Schedule, type ScheduleUnit } from '..
 import { Scheduler } from '../../engine/scheduler/scheduler.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import { checkInput } from '../../security/input-check.js';
 import type { EventService } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import type { JobService } from '../job/job.service.js';
@@ -270,6 +271,8 @@ export class TriggerService {
   async acceptPush(p: Row, stream: string, records: Record<string, unknown>[]): Promise<{ accepted: number; jobId: string | null }> {
     if (p.state === 'STOP') throw new ConflictError('pipeline is STOP: start it before pushing records');
     if (records.length > MAX_PUSH_RECORDS) throw new ValidationError('too many records', [{ path: 'body', message: `at most ${MAX_PUSH_RECORDS} records per request` }]);
+    // Stored as jsonb: no NUL character, bounded nesting (paths like `records[3].name`).
+    checkInput(records, 'records', 'invalid records');
     let job: { id: string; pipelineId: string | null } | null = null;
     await this.events.transaction(async (tx, emit) => {
       const CHUNK = 5000;

@@ -92,9 +92,10 @@ export function useScopeCheck(): Plugin<GraphQLContext> {
 
 function outcomeOf(value: unknown): string {
   if (value instanceof AppError) return value.code;
-  // A typed error in a result union is a Pothos proxy that hides its prototype chain; its brand is the error class.
-  const brand = value && typeof value === 'object' ? (value as Record<symbol, unknown>)[typeBrandKey] : undefined;
-  if (typeof brand === 'function' && brand.prototype instanceof AppError) return (value as AppError).code;
+  // Pothos returns a typed error in a proxy that hides its class (so graphql-js does not treat it
+  // as a thrown error) and names the class under typeBrandKey.
+  const brand = value && typeof value === 'object' ? (value as { [typeBrandKey]?: unknown })[typeBrandKey] : undefined;
+  if (typeof brand === 'function' && (brand === AppError || brand.prototype instanceof AppError)) return (value as AppError).code;
   if (value instanceof Error) return 'ERROR';
   return 'OK';
 }
