@@ -9,6 +9,9 @@
  * Sluice keeps its own state in PostgreSQL during the bench when one answers (as deployed),
  * or in the embedded PGlite with BENCH_EMBEDDED=1 (which adds ~250 MB of RSS for PGlite).
  *
+ * The `health` scenario times `/health` (p50/p99 in the latency column) while 500 graphql-ws
+ * sockets connect at once, during a push flood and during a 100k-column CSV preview.
+ *
  * Env: BENCH_ROWS (default 1000000), BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres;
  * PostgreSQL scenarios are skipped when it does not answer), BENCH_ONLY (comma list of scenario ids).
  */
@@ -19,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import cronParser from 'cron-parser';
 import pg from 'pg';
+import WebSocket from 'ws';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -275,6 +279,40 @@ const pctOf = (values: number[], p: number) => {
   return v[Math.min(v.length - 1, Math.floor(p * v.length))] ?? 0;
 };
 
+/** Polls /health every 20 ms while `fn` runs; its latency percentiles (ms). */
+async function healthDuring(s: Server, fn: () => Promise<unknown>): Promise<{ p50: number; p99: number; polls: number; seconds: number }> {
+  const health = s.url.replace(/\/graphql$/, '/health');
+  const latencies: number[] = [];
+  let running = true;
+  const poll = (async () => {
+    while (running) {
+      const t = performance.now();
+      await fetch(health).then((r) => r.text());
+      latencies.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const t0 = performance.now();
+  try {
+    await fn();
+  } finally {
+    running = false;
+    await poll;
+  }
+  return { p50: pctOf(latencies, 0.5), p99: pctOf(latencies, 0.99), polls: latencies.length, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** A graphql-ws socket authenticated with `key`, resolved at the server's connection_ack. */
+function wsConnect(s: Server, key: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const sock = new WebSocket(s.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    sock.on('open', () => sock.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${key}` } })));
+    sock.on('message', (d) => JSON.parse(String(d)).type === 'connection_ack' && resolve(sock));
+    sock.on('close', (code) => reject(new Error(`socket closed with ${code}`)));
+    sock.on('error', reject);
+  });
+}
+
 const CREATE_PIPELINE = `mutation($i: CreatePipelineInput!) { createPipeline(input: $i) { __typename ... on CreatePipelinePayload { pipeline { id } } ... on Error { message } } }`;
 
 const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
@@ -474,6 +512,64 @@ const scenarios: { id: string; run: (csv: string) => Promise<void> }[] = [
           peakRssMb: s.peakRssMb(),
           note,
         });
+      } finally {
+        await s.stop();
+      }
+    },
+  },
+  {
+    id: 'health',
+    run: async () => {
+      const s = await Server.start();
+      try {
+        const k = await s.q(`mutation { createApiKey(input: { name: "bench", scope: WRITE }) { ... on CreateApiKeyPayload { key } } }`);
+        const key = k.createApiKey.key as string;
+        let sockets: WebSocket[] = [];
+        const socketsRun = await healthDuring(s, async () => {
+          sockets = await Promise.all(Array.from({ length: 500 }, () => wsConnect(s, key)));
+        });
+        for (const w of sockets) w.close();
+        results.push({ id: 'health', scenario: '/health while 500 graphql-ws sockets connect', records: sockets.length, seconds: socketsRun.seconds, p50: socketsRun.p50, p99: socketsRun.p99, peakRssMb: s.peakRssMb(), note: `/health latency over ${socketsRun.polls} polls` });
+
+        const src = await connector(s, 'push source', 'generator', { count: 1 });
+        const dst = await connector(s, 'push sink', 'null', {});
+        const p = await s.q(CREATE_PIPELINE, { i: { name: 'push flood', sourceId: src, destinationId: dst, trigger: 'SUBSCRIPTION' } });
+        const id = p.createPipeline.pipeline.id;
+        await s.q(`mutation($i: PipelineActionInput!) { startPipeline(input: $i) { __typename } }`, { i: { id } });
+        for (let i = 0; i < 200; i++) {
+          if ((await s.q(`query($id: ID!) { pipeline(id: $id) { state } }`, { id })).pipeline.state === 'READY') break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const t = await s.q(`mutation($i: PipelineIdInput!) { createPushToken(input: $i) { ... on CreatePushTokenPayload { pushToken { token path } } } }`, { i: { id } });
+        const pushUrl = new URL(t.createPushToken.pushToken.path, s.url).href;
+        const body = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ id: i, name: `record ${i}`, payload: 'x'.repeat(100) })));
+        let pushes = 0;
+        const flood = await healthDuring(s, () =>
+          Promise.all(
+            Array.from({ length: 25 }, async () => {
+              const until = Date.now() + 10_000;
+              while (Date.now() < until) {
+                const r = await fetch(pushUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.createPushToken.pushToken.token}` }, body });
+                await r.text();
+                if (r.status === 202) pushes++;
+              }
+            }),
+          ),
+        );
+        results.push({ id: 'health', scenario: '/health during a push flood (25 clients × 200 records)', records: pushes * 200, seconds: flood.seconds, p50: flood.p50, p99: flood.p99, peakRssMb: s.peakRssMb(), note: `${pushes} pushes accepted; /health latency over ${flood.polls} polls` });
+
+        const wide = path.join(work, 'wide.csv');
+        fs.writeFileSync(wide, `${Array.from({ length: 100_000 }, (_, i) => `column${i}`).join(',')}\n${Array.from({ length: 100_000 }, (_, i) => i % 10).join(',')}\n`);
+        const wideId = await connector(s, 'wide', 'csv', { path: wide });
+        let outcome = '';
+        const preview = await healthDuring(s, async () => {
+          const r = await s.q(`mutation($i: PreviewMappingInput!) { previewMapping(input: $i) { __typename ... on Error { code } } }`, {
+            i: { connectorId: wideId, spec: { mapping: { first: 'column0' } }, limit: 5 },
+          });
+          const d = await s.q(`mutation($i: ConnectorIdInput!) { discoverConnector(input: $i) { __typename ... on Error { code } } }`, { i: { id: wideId } });
+          outcome = `${r.previewMapping.__typename}, ${d.discoverConnector.__typename}`;
+        });
+        results.push({ id: 'health', scenario: '/health during a 100k-column CSV preview + discovery', records: 1, seconds: preview.seconds, p50: preview.p50, p99: preview.p99, peakRssMb: s.peakRssMb(), note: `${outcome}; /health latency over ${preview.polls} polls` });
       } finally {
         await s.stop();
       }

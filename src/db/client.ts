@@ -47,6 +47,37 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return openPglite(options.dataDir, migrationsDir);
 }
 
+/**
+ * PGlite runs every query synchronously on this thread, and queued queries hand over to each
+ * other in microtasks: a backlog (a push flood, many sockets authenticating) would run to its
+ * end before any socket is read, so `/health` and every other request would wait for all of
+ * it. Through this wrapper each query (in transactions too) starts on a later event-loop turn,
+ * so I/O is served between two queries instead of after the whole backlog.
+ */
+function yieldingPglite<T extends object>(client: T): T {
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  return new Proxy(client, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (prop === 'query' || prop === 'exec') {
+        return async (...args: unknown[]) => {
+          await nextTurn();
+          return fn.apply(target, args);
+        };
+      }
+      if (prop === 'transaction') {
+        return async (body: (tx: object) => unknown) => {
+          await nextTurn();
+          return fn.call(target, (tx: object) => body(yieldingPglite(tx)));
+        };
+      }
+      return fn.bind(target);
+    },
+  });
+}
+
 async function openPglite(dataDir: string, migrationsDir: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
@@ -57,7 +88,7 @@ async function openPglite(dataDir: string, migrationsDir: string): Promise<Datab
     if (init.status !== 0) throw new Error(`could not create the embedded database in ${dir}: ${init.stderr || init.error?.message}`);
   }
   const pglite = await PGlite.create(dir);
-  const prisma = withTenantGuard(new PrismaClient({ adapter: new PrismaPGlite(pglite) as never }));
+  const prisma = withTenantGuard(new PrismaClient({ adapter: new PrismaPGlite(yieldingPglite(pglite)) as never }));
   const exec: SqlExecutor = {
     exec: async (sql) => {
       await pglite.exec(sql);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, subscribe, testDataDir, type TestServer } from '../helpers/server.js';
+import { startTestServer, subscribe, takeSseMessages, testDataDir, type TestServer } from '../helpers/server.js';
 import { DEFAULT_WORKSPACE_ID } from '../../src/modules/workspace/scope.js';
 
 let s: TestServer;
@@ -332,19 +332,7 @@ async function readSse(res: Response, until: (msgs: { event: string; data: any }
     if (Date.now() > deadline) throw new Error(`SSE timed out; got ${JSON.stringify(msgs).slice(0, 2000)}`);
     const { value, done } = await reader.read();
     if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      let event = 'message';
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event:')) event = line.slice(6).trim();
-        else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
-      }
-      if (data.length || event !== 'message') msgs.push({ event, data: data.length && data.join('\n') ? JSON.parse(data.join('\n')) : null });
-    }
+    buf = takeSseMessages(buf + decoder.decode(value, { stream: true }), msgs);
   }
   await reader.cancel().catch(() => undefined);
   return msgs;

@@ -7,7 +7,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, takeSseMessages, type SseMessage, type TestServer } from '../helpers/server.js';
 
 const ADMIN = 'sk_' + Buffer.alloc(32, 41).toString('base64url');
 const EVENTS = `subscription { events(filter: { types: [API_KEY_CREATED] }) { type message } }`;
@@ -71,11 +71,6 @@ async function wsFeed(key: string) {
   return { messages, closed, closedAt: () => closedAt };
 }
 
-interface SseMessage {
-  event: string;
-  data: any;
-}
-
 /** An SSE `events` subscription as `key`, read in the background until the response ends. */
 async function sseFeed(key: string) {
   const ctrl = new AbortController();
@@ -97,20 +92,7 @@ async function sseFeed(key: string) {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf += decoder.decode(value, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          let event = 'message';
-          const data: string[] = [];
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
-          }
-          const text = data.join('\n');
-          if (data.length || event !== 'message') messages.push({ event, data: text ? JSON.parse(text) : null });
-        }
+        buf = takeSseMessages(buf + decoder.decode(value, { stream: true }), messages);
       }
     } catch {
       // aborted by the test

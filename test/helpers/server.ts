@@ -181,3 +181,27 @@ export function writeCsv(file: string, rows: number): void {
   }
   fs.writeFileSync(file, `${out.join('\n')}\n`);
 }
+
+/** One server-sent event: its `event:` name and its `data:` parsed as JSON (null when empty). */
+export interface SseMessage {
+  event: string;
+  data: any;
+}
+
+/** Moves every complete SSE block of `buf` into `into`; returns the incomplete rest. */
+export function takeSseMessages(buf: string, into: SseMessage[]): string {
+  let i: number;
+  while ((i = buf.indexOf('\n\n')) >= 0) {
+    const block = buf.slice(0, i);
+    buf = buf.slice(i + 2);
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+    }
+    const text = data.join('\n');
+    if (data.length || event !== 'message') into.push({ event, data: text ? JSON.parse(text) : null });
+  }
+  return buf;
+}

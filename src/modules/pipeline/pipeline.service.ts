@@ -199,8 +199,11 @@ export class PipelineService {
       retryBackoffMs: input.retryBackoffMs ?? current.retryBackoffMs,
     });
     return this.events.transaction(async (tx, emit) => {
+      // Without expectedVersion nothing is asked to be unchanged: a lifecycle transition that
+      // committed while the config was validated (discovery runs in a worker) is no conflict.
+      const version = input.expectedVersion ?? (await tx.pipeline.findUniqueOrThrow({ where: { id: current.id }, select: { version: true } })).version;
       const res = await tx.pipeline.updateMany({
-        where: { id: current.id, version: input.expectedVersion ?? current.version },
+        where: { id: current.id, version },
         data: {
           name,
           destinationId: input.destinationId ?? current.destinationId,
