@@ -82,6 +82,8 @@ export function acceptsAuthentication(driver: Driver): boolean {
 
 /** What pausing a connector does to jobs (implemented by the job service). */
 export interface ConnectorJobs {
+  /** Locks the pipelines using the connector; the first thing a transaction that suspends or resumes their jobs does. */
+  lockPipelinesOf(tx: Tx, connectorId: string): Promise<void>;
   suspendForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string): Promise<() => Promise<void>>;
   resumeForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string): Promise<() => Promise<void>>;
 }
@@ -308,6 +310,8 @@ export class ConnectorService {
     if (c.paused === paused) return c;
     let after: () => Promise<void> = async () => {};
     const updated = await this.events.transaction(async (tx, emit) => {
+      // Lock order: the pipelines whose jobs this suspends or resumes, before anything else.
+      await this.jobs.lockPipelinesOf(tx, id);
       const row = await tx.connector.update({ where: { id }, data: { paused, version: { increment: 1 } } });
       await emit({
         type: paused ? 'CONNECTOR_PAUSED' : 'CONNECTOR_RESUMED',

@@ -1,23 +1,30 @@
 /**
  * The ordered event log.
  *
- * Contract: events are written inside the caller's transaction, after taking one advisory
- * lock, so sequence numbers are assigned and committed in the same order — a reader that
- * saw sequence N will never later see a new event below N. Events are published to
- * subscribers only after their transaction committed. `stream()` replays the log after a
- * cursor and then follows live events with no gap and no duplicate.
+ * Contract: events are written inside the caller's transaction, at its end, after taking one
+ * advisory lock, so sequence numbers are assigned and committed in the same order — a reader
+ * that saw sequence N will never later see a new event below N. Lock order, for every
+ * transaction: pipeline rows first (lockPipelines, in id order), then job and other rows, the
+ * event lock last. Events are published to subscribers only after their transaction
+ * committed. `stream()` replays the log after a cursor and then follows live events with no
+ * gap and no duplicate.
  */
 import type { Prisma } from '../../generated/prisma/client.js';
 import type { PrismaClient } from '../../db/client.js';
-import { CursorExpiredError, ValidationError } from '../../errors.js';
+import { isTransactionConflict } from '../../db/conflicts.js';
+import { ConflictError, CursorExpiredError, ValidationError, type AppError } from '../../errors.js';
 import { ALL, type EventMessage, type PubSub } from '../../pubsub/pubsub.js';
-import { DEFAULT_WORKSPACE_ID, currentWorkspaceId } from '../workspace/scope.js';
+import { DEFAULT_WORKSPACE_ID, currentAudit, currentWorkspaceId } from '../workspace/scope.js';
+import { auditEvent } from './audit.js';
 import { OPT_IN_EVENT_TYPES, isOptInEventType, type EventType, type NewEvent } from './event.types.js';
 
 export type Tx = Prisma.TransactionClient;
 
 /** Advisory lock key that serialises event appends across processes. */
 const EVENT_LOCK = 727_001;
+
+/** Runs of a transaction the database keeps aborting as a deadlock or serialisation failure. */
+const CONFLICT_ATTEMPTS = 5;
 
 export interface EventFilter {
   /** Required for anything a client sees: events of other workspaces never match. */
@@ -79,6 +86,15 @@ export function parseSequence(cursor: string, field = 'after'): bigint {
   return BigInt(cursor);
 }
 
+/**
+ * What a transaction returns to commit its changes and events and still answer the caller with
+ * a typed error (e.g. a skipped run: RUN_SKIPPED is recorded, the caller gets CONFLICT). The
+ * mutation's audit line in that transaction names the error's code.
+ */
+export class CommitThenThrow {
+  constructor(readonly error: AppError) {}
+}
+
 export class EventService {
   /** Called after each event insert, inside the same transaction (webhook outbox). */
   readonly hooks: EventHook[] = [];
@@ -104,46 +120,84 @@ export class EventService {
   }
 
   /**
-   * Runs `fn` in a transaction; events passed to `emit` (one) or `emitMany` (several, in order,
-   * with one insert) are appended in that transaction and published after it commits.
+   * Runs `fn` in a transaction; events passed to `emit` (one) or `emitMany` (several, in order)
+   * are appended, in the order given, when `fn` has returned — the event lock is the last lock
+   * the transaction takes, so it never waits for another lock while holding it — and published
+   * after the transaction commits. The audit line of the mutation being served, if no earlier
+   * transaction carried it, is appended last and commits with the rest (see MutationAudit).
+   *
+   * A transaction the database aborts as a deadlock or serialisation failure is run again
+   * (`fn` must be safe to re-run: reset what it collects at its start), at most
+   * CONFLICT_ATTEMPTS times in all; then ConflictError. Nothing is changed in either case.
    */
   async transaction<T>(
+    fn: (tx: Tx, emit: (e: NewEvent) => Promise<void>, emitMany: (events: NewEvent[]) => Promise<void>) => Promise<T | CommitThenThrow>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let value: T | CommitThenThrow;
+      try {
+        value = await this.attempt(fn);
+      } catch (err) {
+        if (!isTransactionConflict(err)) throw err;
+        if (attempt >= CONFLICT_ATTEMPTS) {
+          throw new ConflictError(`the database aborted this change ${attempt} times as conflicting with concurrent changes; nothing was changed: retry`);
+        }
+        // Jittered backoff so the transactions that collided do not collide again.
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** attempt));
+        continue;
+      }
+      if (value instanceof CommitThenThrow) throw value.error;
+      return value;
+    }
+  }
+
+  private async attempt<T>(
     fn: (tx: Tx, emit: (e: NewEvent) => Promise<void>, emitMany: (events: NewEvent[]) => Promise<void>) => Promise<T>,
   ): Promise<T> {
     const written: EventRow[] = [];
-    const result = await this.db.$transaction(
-      async (tx) => {
-        let locked = false;
-        const lock = async () => {
-          if (!locked) {
-            await tx.$queryRawUnsafe(`select 1 as ok from pg_advisory_xact_lock(${EVENT_LOCK})`);
-            locked = true;
+    const carrier = currentAudit();
+    let carried = false;
+    let settle = () => {};
+    try {
+      const result = await this.db.$transaction(
+        async (tx) => {
+          const pending: NewEvent[] = [];
+          const value = await fn(
+            tx,
+            async (e) => void pending.push(e),
+            async (events) => void pending.push(...events),
+          );
+          if (carrier && carrier.audit.state === 'open') {
+            carrier.audit.state = 'pending';
+            carrier.audit.settled = new Promise<void>((r) => (settle = r));
+            carrier.audit.outcome = value instanceof CommitThenThrow ? value.error.code : 'OK';
+            carried = true;
+            pending.push(auditEvent(carrier.auth, carrier.audit, carrier.audit.outcome));
           }
-        };
-        const emit = async (e: NewEvent) => {
-          await lock();
-          const row = await tx.event.create({ data: toCreate(e, await workspaceOf(tx, e, this.owners)) });
-          written.push(row);
-          for (const hook of this.hooks) await hook(tx, row);
-        };
-        const emitMany = async (events: NewEvent[]) => {
-          if (!events.length) return;
-          await lock();
-          // One multi-row insert numbers the rows in the order given.
-          const data: Prisma.EventUncheckedCreateInput[] = [];
-          for (const e of events) data.push(toCreate(e, await workspaceOf(tx, e, this.owners)));
-          const rows = (await tx.event.createManyAndReturn({ data })).sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
-          for (const row of rows) {
-            written.push(row);
-            for (const hook of this.hooks) await hook(tx, row);
-          }
-        };
-        return fn(tx, emit, emitMany);
-      },
-      { timeout: 30_000, maxWait: 30_000 },
-    );
-    for (const row of written) this.pubsub.publish('events', ALL, toMessage(row));
-    return result;
+          if (pending.length) written.push(...(await this.insert(tx, pending)));
+          return value;
+        },
+        { timeout: 30_000, maxWait: 30_000 },
+      );
+      if (carried) carrier!.audit.state = 'written';
+      for (const row of written) this.pubsub.publish('events', ALL, toMessage(row));
+      return result;
+    } catch (err) {
+      if (carried && carrier!.audit.state === 'pending') carrier!.audit.state = 'open';
+      throw err;
+    } finally {
+      settle();
+    }
+  }
+
+  /** Appends events in order under the event lock (one multi-row insert numbers them in order). */
+  private async insert(tx: Tx, events: NewEvent[]): Promise<EventRow[]> {
+    await tx.$queryRawUnsafe(`select 1 as ok from pg_advisory_xact_lock(${EVENT_LOCK})`);
+    const data: Prisma.EventUncheckedCreateInput[] = [];
+    for (const e of events) data.push(toCreate(e, await workspaceOf(tx, e, this.owners)));
+    const rows = (await tx.event.createManyAndReturn({ data })).sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
+    for (const row of rows) for (const hook of this.hooks) await hook(tx, row);
+    return rows;
   }
 
   /** Appends events in a transaction of their own. */

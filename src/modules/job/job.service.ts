@@ -5,7 +5,10 @@
  * Promises: a job reaches RUNNING only while its pipeline runs and its connectors are not
  * paused; checkpoints of a job that is no longer RUNNING (e.g. after a reset) are ignored
  * except for their dead letters; every status change writes an event; a job left RUNNING by
- * a dead process is recovered at start (resumed, paused or cancelled per its pipeline).
+ * a dead process is recovered at start (resumed, paused or cancelled per its pipeline); a job
+ * stopped by a pause that was undone before its batch boundary follows its pipeline (queued
+ * again if it runs, cancelled if it stopped). Every transaction that changes a job locks its
+ * pipeline first (see lockPipelines), so job changes and lifecycle actions never deadlock.
  */
 import type { PrismaClient } from '../../db/client.js';
 import { pgJson, pgText } from '../../db/pg-text.js';
@@ -22,8 +25,8 @@ import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import type { DriverConfigResolver } from '../connector/connector.service.js';
 import type { FileScope } from '../../security/file-roots.js';
-import { recordTransition } from '../pipeline/pipeline.transitions.js';
-import type { PipelineState } from '../pipeline/lifecycle.js';
+import { lockConnectorPipelines, lockPipelines, recordTransition } from '../pipeline/pipeline.transitions.js';
+import { isRunningState, type PipelineState } from '../pipeline/lifecycle.js';
 import { runAsSystem } from '../workspace/scope.js';
 
 export const ACTIVE_STATUSES = ['QUEUED', 'RUNNING', 'PAUSED'] as const;
@@ -231,6 +234,10 @@ export class JobService implements RunnerHost {
     return () => afterCommit.forEach((f) => f());
   }
 
+  lockPipelinesOf(tx: Tx, connectorId: string): Promise<void> {
+    return lockConnectorPipelines(tx, connectorId);
+  }
+
   /** A connector was paused: its pipelines' jobs stop at a checkpoint (PAUSED), pipeline states unchanged. */
   async suspendForConnector(tx: Tx, emit: (e: NewEvent) => Promise<void>, connectorId: string) {
     const jobs = await tx.job.findMany({
@@ -281,6 +288,11 @@ export class JobService implements RunnerHost {
     }
     if (job.status === 'RUNNING' && this.runner.requestStop(id, 'CANCELLED')) return job;
     return this.events.transaction(async (tx, emit) => {
+      await lockJobPipeline(tx, id);
+      const now = await tx.job.findUniqueOrThrow({ where: { id }, select: { status: true } });
+      if (!(ACTIVE_STATUSES as readonly string[]).includes(now.status)) {
+        throw new ValidationError('job is not active', [{ path: 'id', message: `job is already ${now.status}` }]);
+      }
       const updated = await tx.job.update({ where: { id }, data: { status: 'CANCELLED', finishedAt: new Date() } });
       await emit({ type: 'JOB_CANCELLED', pipelineId: job.pipelineId, jobId: id, message: 'job cancelled' });
       return updated;
@@ -292,6 +304,7 @@ export class JobService implements RunnerHost {
     const running = await this.db.job.findMany({ where: { status: 'RUNNING', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, include: { pipeline: true } });
     for (const job of running) {
       await this.events.transaction(async (tx, emit) => {
+        await lockJobPipeline(tx, job.id);
         await tx.jobAttempt.updateMany({
           where: { jobId: job.id, finishedAt: null },
           data: { status: 'FAILED', finishedAt: new Date(), error: 'the process stopped during this attempt' },
@@ -352,6 +365,8 @@ export class JobService implements RunnerHost {
     let plan: JobPlan | null = null;
     let pausedMsg: string | null = null;
     await this.events.transaction(async (tx, emit) => {
+      [plan, pausedMsg] = [null, null];
+      await lockJobPipeline(tx, jobId);
       const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: { include: { source: true, destination: true } } } });
       if (!job || job.status !== 'QUEUED' || !job.pipeline) return;
       const p = job.pipeline;
@@ -462,6 +477,7 @@ export class JobService implements RunnerHost {
     const emitProgress = now - (this.lastProgressEvent.get(jobId) ?? 0) >= PROGRESS_EVENT_INTERVAL_MS;
     if (emitProgress) this.lastProgressEvent.set(jobId, now);
     await this.events.transaction(async (tx, emit) => {
+      await lockJobPipeline(tx, jobId);
       const job = await tx.job.findUnique({ where: { id: jobId }, select: { status: true, pipelineId: true } });
       if (!job?.pipelineId) return;
       if (data.deadLetters.length) {
@@ -510,12 +526,17 @@ export class JobService implements RunnerHost {
 
   async finish(jobId: string, outcome: JobOutcome, totals: Counters, streamTotals: Record<string, Counters>): Promise<void> {
     this.lastProgressEvent.delete(jobId);
-    const published: PipelineStateMessage[] = [];
+    let published: PipelineStateMessage[] = [];
     let retryAt: Date | null = null;
     let followUp: { id: string; pipelineId: string | null } | null = null;
     let pipelineId: string | null = null;
     const finalStatus = await this.events.transaction(async (tx, emit) => {
-      const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: true } });
+      [published, retryAt, followUp, pipelineId] = [[], null, null, null];
+      await lockJobPipeline(tx, jobId);
+      const job = await tx.job.findUnique({
+        where: { id: jobId },
+        include: { pipeline: { include: { source: { select: { paused: true } }, destination: { select: { paused: true } } } } },
+      });
       if (!job) return null;
       pipelineId = job.pipelineId;
       const { bytesRead: _br, bytesWritten: _bw, ...recordCounts } = countersData(totals);
@@ -539,7 +560,12 @@ export class JobService implements RunnerHost {
           } else status = 'FAILED';
           break;
         case 'PAUSED':
-          status = 'PAUSED';
+          // The pause that stopped it may have been undone before it reached its batch boundary
+          // (pipeline resumed, or stopped): the job follows its pipeline as it is now.
+          if (job.pipeline && isRunningState(job.pipeline.state as PipelineState) && !job.pipeline.source.paused && !job.pipeline.destination.paused) {
+            status = 'QUEUED';
+            followUp = job;
+          } else status = job.pipeline?.state === 'STOP' ? 'CANCELLED' : 'PAUSED';
           break;
         case 'CANCELLED':
           status = 'CANCELLED';
@@ -567,7 +593,7 @@ export class JobService implements RunnerHost {
       });
       await tx.jobAttempt.updateMany({
         where: { jobId, finishedAt: null },
-        data: { ...attemptData, status: status === 'QUEUED' ? 'FAILED' : status, error },
+        data: { ...attemptData, status: status === 'QUEUED' ? (followUp ? 'PAUSED' : 'FAILED') : status, error },
       });
       const summary = `${totals.recordsRead} read, ${totals.recordsWritten} written, ${totals.recordsFailed} failed`;
       if (retryAt) {
@@ -586,7 +612,7 @@ export class JobService implements RunnerHost {
         type,
         pipelineId: job.pipelineId,
         jobId,
-        message: `job ${status === 'QUEUED' ? 'interrupted' : status.toLowerCase()}: ${error ? `${error}; ` : ''}${summary}`,
+        message: `job ${status === 'QUEUED' ? (followUp ? 'queued to resume from its checkpoint (its pipeline runs again)' : 'interrupted') : status.toLowerCase()}: ${error ? `${error}; ` : ''}${summary}`,
         data: { ...totals, error },
       });
       const p = job.pipeline;
@@ -626,6 +652,12 @@ export class JobService implements RunnerHost {
       this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);
     }
   }
+}
+
+/** Locks the job's pipeline (lock order: the pipeline before its jobs, see lockPipelines). */
+async function lockJobPipeline(tx: Tx, jobId: string): Promise<void> {
+  const j = await tx.job.findUnique({ where: { id: jobId }, select: { pipelineId: true } });
+  if (j?.pipelineId) await lockPipelines(tx, [j.pipelineId]);
 }
 
 /**

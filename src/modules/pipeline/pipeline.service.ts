@@ -3,7 +3,8 @@
  *
  * Promises: an action not allowed in the current state throws InvalidTransitionError and
  * changes nothing; a stale `expectedVersion` throws ConflictError; every transition is one
- * transaction (state, jobs, event) and is published on `pipelineStateChanged` after commit.
+ * transaction (state, jobs, event) that locks the pipeline row first, judges the action
+ * against the state it finds there, and is published on `pipelineStateChanged` after commit.
  * Actions return at once; running jobs converge to the new state at their next batch boundary.
  */
 import type { PrismaClient } from '../../db/client.js';
@@ -16,10 +17,10 @@ import type { DriverTasks } from '../../engine/runner/driver-tasks.js';
 import type { MappingSpec } from '../../engine/mapping/mapping.js';
 import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
 import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
-import type { EventService } from '../event/event.service.js';
+import { CommitThenThrow, type EventService } from '../event/event.service.js';
 import { ACTIVE_STATUSES, type JobService } from '../job/job.service.js';
 import { availableActions, isRunningState, next, type PipelineAction, type PipelineState } from './lifecycle.js';
-import { recordTransition } from './pipeline.transitions.js';
+import { lockPipeline, recordTransition } from './pipeline.transitions.js';
 import { checkSchedule, scheduleOf, type TriggerService } from './trigger.service.js';
 import type { ScheduleUnit } from '../../engine/scheduler/schedule.js';
 import { requireWorkspaceId } from '../workspace/scope.js';
@@ -228,9 +229,9 @@ export class PipelineService {
   }
 
   async delete(id: string, expectedVersion?: number | null) {
-    const p = await this.get(id);
     let afterCommit = () => {};
     const deleted = await this.events.transaction(async (tx, emit) => {
+      const p = await lockPipeline(tx, id);
       if (expectedVersion != null && expectedVersion !== p.version) throw new ConflictError('pipeline changed concurrently', p.version);
       afterCommit = await this.jobs.stopActiveJobs(tx, emit, id, 'CANCELLED', true);
       await tx.pipeline.delete({ where: { id } });
@@ -241,20 +242,24 @@ export class PipelineService {
     return deleted;
   }
 
-  /** Applies a lifecycle action. */
+  /**
+   * Applies a lifecycle action. The state is read under the pipeline's lock, so concurrent
+   * actions apply one after another, each to the state the previous one left.
+   */
   async act(id: string, action: PipelineAction, expectedVersion?: number | null): Promise<Row> {
-    const p = await this.get(id);
-    const state = p.state as PipelineState;
-    const prev = p.previousState as PipelineState | null;
-    const to = next(state, action, prev);
-    if (to === null) throw new InvalidTransitionError(action, state, availableActions(state, prev));
-    if (expectedVersion != null && expectedVersion !== p.version) {
-      throw new ConflictError(`pipeline is at version ${p.version}, not ${expectedVersion}`, p.version);
-    }
     let message: PipelineStateMessage | null = null;
     let afterCommit = () => {};
-    const dispatch: { id: string; pipelineId: string | null }[] = [];
+    let dispatch: { id: string; pipelineId: string | null }[] = [];
     await this.events.transaction(async (tx, emit) => {
+      [message, afterCommit, dispatch] = [null, () => {}, []];
+      const p = await lockPipeline(tx, id);
+      const state = p.state as PipelineState;
+      const prev = p.previousState as PipelineState | null;
+      const to = next(state, action, prev);
+      if (to === null) throw new InvalidTransitionError(action, state, availableActions(state, prev));
+      if (expectedVersion != null && expectedVersion !== p.version) {
+        throw new ConflictError(`pipeline is at version ${p.version}, not ${expectedVersion}`, p.version);
+      }
       switch (action) {
         case 'START': {
           message = await recordTransition(tx, emit, { ...p, state }, action, to);
@@ -300,9 +305,9 @@ export class PipelineService {
    * dead-lettered under the new job; the replayed ones are removed when it succeeds.
    */
   async replayFailed(id: string, filter: { jobId?: string | null; stream?: string | null; stage?: string | null; ids?: string[] | null }) {
-    const p = await this.get(id);
-    if (!isRunningState(p.state as PipelineState)) throw new InvalidTransitionError('REPLAY', p.state, this.availableActions(p));
     const job = await this.events.transaction(async (tx, emit) => {
+      const p = await lockPipeline(tx, id);
+      if (!isRunningState(p.state as PipelineState)) throw new InvalidTransitionError('REPLAY', p.state, this.availableActions(p));
       const active = await tx.job.findFirst({ where: { pipelineId: id, status: { in: [...ACTIVE_STATUSES] } } });
       if (active) throw new ConflictError(`pipeline already has an active job (${active.id}, ${active.status})`);
       const letters = await tx.deadLetter.findMany({
@@ -350,14 +355,16 @@ export class PipelineService {
 
   /** runPipeline: an ON_DEMAND run now (INIT or READY), under the pipeline's concurrency rules. */
   async run(id: string) {
-    const p = await this.get(id);
-    if (!isRunningState(p.state as PipelineState)) {
-      throw new InvalidTransitionError('RUN', p.state, this.availableActions(p));
-    }
-    const res = await this.events.transaction((tx, emit) => this.jobs.startRun(tx, emit, p, 'MANUAL'));
-    if (!res.job) throw new ConflictError(res.skipped ?? 'pipeline already has an active job');
-    await this.jobs.dispatch(res.job, p.allowParallelRuns);
-    return res.job;
+    const { p, job } = await this.events.transaction(async (tx, emit) => {
+      const p = await lockPipeline(tx, id);
+      if (!isRunningState(p.state as PipelineState)) throw new InvalidTransitionError('RUN', p.state, this.availableActions(p));
+      const { job, skipped } = await this.jobs.startRun(tx, emit, p, 'MANUAL');
+      // A skipped run is recorded (RUN_SKIPPED) and answered CONFLICT.
+      if (!job) return new CommitThenThrow(new ConflictError(skipped ?? 'pipeline already has an active job'));
+      return { p, job };
+    });
+    await this.jobs.dispatch(job, p.allowParallelRuns);
+    return job;
   }
 
   private async conflict(tx: Prisma.TransactionClient, id: string) {

@@ -1,13 +1,46 @@
 /**
  * Recording a lifecycle transition: the row update (guarded by state and version), the
- * event, and the message to publish once the transaction has committed.
+ * event, and the message to publish once the transaction has committed; and the pipeline row
+ * locks every transaction that changes a pipeline or its jobs takes first.
  */
 import type { Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import type { PipelineStateMessage } from '../../pubsub/pubsub.js';
-import { ConflictError } from '../../errors.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
 import { Prisma } from '../../generated/prisma/client.js';
+import type { PrismaClient } from '../../db/client.js';
+import { currentWorkspaceId } from '../workspace/scope.js';
 import type { PipelineState } from './lifecycle.js';
+
+type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
+
+/**
+ * Locks pipeline rows (FOR NO KEY UPDATE, in id order). The first lock of every transaction
+ * that changes a pipeline's state or its jobs, so that such transactions queue on the
+ * pipeline instead of deadlocking over its jobs (the event lock is always taken last, see
+ * EventService.transaction). Raw SQL is not tenant-guarded: restricted to the caller's
+ * workspace here.
+ */
+export async function lockPipelines(tx: Tx, ids: string[]): Promise<void> {
+  if (!ids.length) return;
+  const ws = currentWorkspaceId();
+  const sorted = [...new Set(ids)].sort();
+  await tx.$queryRaw`select id from "Pipeline" where id = any(${sorted}::uuid[]) and (${ws}::uuid is null or "workspaceId" = ${ws}::uuid) order by id for no key update`;
+}
+
+/** Locks one pipeline (see lockPipelines) and reads it as it is now; NotFoundError when it is gone. */
+export async function lockPipeline(tx: Tx, id: string): Promise<PipelineRow> {
+  await lockPipelines(tx, [id]);
+  const p = await tx.pipeline.findUnique({ where: { id } });
+  if (!p) throw new NotFoundError('Pipeline', id);
+  return p;
+}
+
+/** Locks the pipelines reading from or writing to a connector (see lockPipelines). */
+export async function lockConnectorPipelines(tx: Tx, connectorId: string): Promise<void> {
+  const ws = currentWorkspaceId();
+  await tx.$queryRaw`select id from "Pipeline" where ("sourceId" = ${connectorId}::uuid or "destinationId" = ${connectorId}::uuid) and (${ws}::uuid is null or "workspaceId" = ${ws}::uuid) order by id for no key update`;
+}
 
 export interface TransitionRow {
   id: string;

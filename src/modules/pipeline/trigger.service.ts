@@ -18,6 +18,7 @@ import type { EventService } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import type { JobService } from '../job/job.service.js';
 import { isRunningState, type PipelineState } from './lifecycle.js';
+import { lockPipeline, lockPipelines } from './pipeline.transitions.js';
 
 type Row = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
 
@@ -170,10 +171,12 @@ export class TriggerService {
   private async claim(ids: string[], scheduledAt: Date, timerLateMs: number): Promise<Dispatch[]> {
     const at = scheduledAt.toISOString();
     const next = new Map<string, Date | null>();
-    const dispatches: Dispatch[] = [];
+    let dispatches: Dispatch[] = [];
     await this.events.transaction(async (tx, _emit, emitMany) => {
+      next.clear();
+      dispatches = [];
       // Rows locked in id order: a process claiming the same fire waits here, then finds them moved on.
-      await tx.$queryRaw`select id from "Pipeline" where id = any(${ids}::uuid[]) order by id for update`;
+      await lockPipelines(tx, ids);
       const due = await tx.pipeline.findMany({ where: { id: { in: ids }, nextRunAt: scheduledAt } });
       if (!due.length) return;
       const after = new Date(Math.max(Date.now(), scheduledAt.getTime()));
@@ -269,19 +272,21 @@ export class TriggerService {
    * returns; a SUBSCRIPTION job drains them in micro-batches through the mapping.
    */
   async acceptPush(p: Row, stream: string, records: Record<string, unknown>[]): Promise<{ accepted: number; jobId: string | null }> {
-    if (p.state === 'STOP') throw new ConflictError('pipeline is STOP: start it before pushing records');
     if (records.length > MAX_PUSH_RECORDS) throw new ValidationError('too many records', [{ path: 'body', message: `at most ${MAX_PUSH_RECORDS} records per request` }]);
     // Stored as jsonb: no NUL character, bounded nesting (paths like `records[3].name`).
     checkInput(records, 'records', 'invalid records');
     let job: { id: string; pipelineId: string | null } | null = null;
     await this.events.transaction(async (tx, emit) => {
+      job = null;
+      const now = await lockPipeline(tx, p.id);
+      if (now.state === 'STOP') throw new ConflictError('pipeline is STOP: start it before pushing records');
       const CHUNK = 5000;
       for (let i = 0; i < records.length; i += CHUNK) {
         const chunk = records.slice(i, i + CHUNK);
         await tx.pushBatch.create({ data: { pipelineId: p.id, stream, records: chunk as Prisma.InputJsonValue, count: chunk.length } });
       }
       await emit({ type: 'PUSH_ACCEPTED', pipelineId: p.id, message: `${records.length} pushed record(s) accepted for stream "${stream}"`, data: { count: records.length, stream } });
-      job = await this.jobs.ensurePushJob(tx, emit, p);
+      job = await this.jobs.ensurePushJob(tx, emit, now);
     });
     const j = job as { id: string; pipelineId: string | null } | null;
     if (j) await this.jobs.dispatch(j);

@@ -9,6 +9,9 @@
  * - Every mutation field executed or refused writes one AUDIT_MUTATION event in the caller's
  *   workspace naming the key (id and prefix), its scope, the field, the outcome (OK, an error
  *   code, or FORBIDDEN) and the request id. Inputs are never recorded (they may hold secrets).
+ *   A mutation that commits changes through the event log commits its audit line in that same
+ *   transaction (outcome OK), so a change is never left without its line; one that commits
+ *   nothing has its line written alone, after it, with its outcome.
  */
 import type { Plugin } from '@envelop/core';
 import { typeBrandKey } from '@pothos/core';
@@ -24,7 +27,8 @@ import {
 import { AppError } from '../../errors.js';
 import type { GraphQLContext } from '../../graphql/context.js';
 import { GraphQLError } from '../../graphql/graphql-cjs.js';
-import { scopeIncludes, type ApiKeyScopeName } from './scope.js';
+import { auditEvent } from '../event/audit.js';
+import { runAudited, scopeIncludes, type ApiKeyScopeName, type MutationAudit } from './scope.js';
 
 /** Mutations that only compute (no side effect): a READ key may run them. */
 const READ_MUTATIONS = new Set(['testMapping']);
@@ -60,14 +64,9 @@ function mutationFields(document: DocumentNode, operationName: string | null | u
   return [...rootFields(op.selectionSet, fragments)];
 }
 
-/** Writes one AUDIT_MUTATION event for `field` (also used by HTTP routes that change state, e.g. uploads). */
+/** Writes one AUDIT_MUTATION event for `field` in a transaction of its own (refused, failed, or nothing committed; also used by HTTP routes that change state, e.g. uploads). */
 export async function audit(ctx: Pick<GraphQLContext, 'auth' | 'services' | 'requestId'>, field: string, outcome: string): Promise<void> {
-  const { auth } = ctx;
-  await ctx.services.events.append({
-    type: 'AUDIT_MUTATION',
-    message: `${field} by ${auth.keyPrefix} (${auth.scope}): ${outcome}`,
-    data: { mutation: field, outcome, apiKeyId: auth.apiKeyId, keyPrefix: auth.keyPrefix, scope: auth.scope, requestId: ctx.requestId },
-  });
+  await ctx.services.events.append(auditEvent(ctx.auth, { mutation: field, requestId: ctx.requestId }, outcome));
 }
 
 /** Refuses mutations beyond the key's scope before execution (see the module contract). */
@@ -100,20 +99,30 @@ function outcomeOf(value: unknown): string {
   return 'OK';
 }
 
-/** Wraps every Mutation field so that each execution writes its audit event. */
+/**
+ * Wraps every Mutation field so that each execution writes exactly one audit event: inside the
+ * first transaction that commits the mutation's changes (outcome OK: they committed), or, when
+ * no transaction committed (refused, failed, nothing to write), alone with the outcome.
+ */
 export function withMutationAudit(schema: GraphQLSchema): GraphQLSchema {
   const fields = schema.getMutationType()?.getFields() ?? {};
   for (const field of Object.values(fields)) {
     const resolve = field.resolve as GraphQLFieldResolver<unknown, GraphQLContext> | undefined;
     if (!resolve) continue;
     field.resolve = async (root, args, ctx, info) => {
+      const line: MutationAudit = { mutation: info.fieldName, requestId: ctx.requestId, state: 'open' };
       let outcome = 'ERROR';
       try {
-        const value = await resolve(root, args, ctx, info);
+        const value = await runAudited(line, () => resolve(root, args, ctx, info));
         outcome = outcomeOf(value);
         return value;
       } finally {
-        await audit(ctx, info.fieldName, outcome).catch((err: unknown) => ctx.log.error({ err }, 'audit write failed'));
+        // A transaction still carrying the line decides whether it was written.
+        if (line.state === 'pending') await line.settled;
+        const carried = line.state === 'written';
+        line.state = 'closed';
+        if (!carried) await audit(ctx, info.fieldName, outcome).catch((err: unknown) => ctx.log.error({ err }, 'audit write failed'));
+        else if (outcome !== line.outcome) ctx.log.warn({ mutation: info.fieldName, outcome, audited: line.outcome }, 'mutation failed after its changes committed');
       }
     };
   }

@@ -36,12 +36,46 @@ export interface AuthContext {
   expiresAt?: Date | null;
 }
 
-export type Scope = { kind: 'workspace'; auth: AuthContext } | { kind: 'system' };
+/**
+ * The audit line of the mutation being served. The first event-log transaction that commits
+ * during the mutation carries it (so it commits atomically with the mutation's changes); when
+ * none does, the mutation's wrapper writes it alone with the outcome. Background work never
+ * sees it (system scope and other workspaces start a fresh scope).
+ */
+export interface MutationAudit {
+  /** The mutation field, e.g. `startPipeline`. */
+  readonly mutation: string;
+  readonly requestId: string;
+  /**
+   * open: not written yet; pending: inside a transaction not yet committed; written: committed
+   * with that transaction; closed: the mutation has ended (nothing may carry it any more).
+   */
+  state: 'open' | 'pending' | 'written' | 'closed';
+  /** The outcome the line was written with (set with `pending`). */
+  outcome?: string;
+  /** Resolves when the transaction that took it (pending) has committed or rolled back. */
+  settled?: Promise<void>;
+}
+
+export type Scope = { kind: 'workspace'; auth: AuthContext; audit?: MutationAudit } | { kind: 'system' };
 
 const storage = new AsyncLocalStorage<Scope>();
 
 export function runInWorkspace<T>(auth: AuthContext, fn: () => T): T {
   return storage.run({ kind: 'workspace', auth }, fn);
+}
+
+/** Runs a mutation's resolver in the current workspace scope with its audit line attached. */
+export function runAudited<T>(audit: MutationAudit, fn: () => T): T {
+  const s = storage.getStore();
+  if (s?.kind !== 'workspace') return fn();
+  return storage.run({ ...s, audit }, fn);
+}
+
+/** The audit line of the mutation being served, while it may still be carried by a transaction. */
+export function currentAudit(): { auth: AuthContext; audit: MutationAudit } | null {
+  const s = storage.getStore();
+  return s?.kind === 'workspace' && s.audit?.state === 'open' ? { auth: s.auth, audit: s.audit } : null;
 }
 
 export function runAsSystem<T>(fn: () => T): T {
