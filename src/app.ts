@@ -11,10 +11,10 @@ import { MemoryQueue } from './engine/queue/queue.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSluicePubSub } from './pubsub/pubsub.js';
 import { KeyRing } from './security/keyring.js';
-import { installOutboundGuard } from './security/outbound-guard.js';
+import { installOutboundGuard } from './engine/drivers/outbound.js';
 import { startServer, type RunningServer } from './server/server.js';
 import { createServices, type Services } from './services.js';
-import { runAsSystem } from './modules/workspace/scope.js';
+import { runAsSystem } from './tenancy/scope.js';
 
 export interface App {
   url: string;

@@ -21,8 +21,8 @@ import { WorkspaceService } from './modules/workspace/workspace.service.js';
 import { LiveConnections } from './modules/workspace/live-connections.js';
 import type { PubSub } from './pubsub/pubsub.js';
 import type { KeyRing } from './security/keyring.js';
-import { SecretsRotationService } from './security/secrets-rotation.js';
-import { runAsSystem } from './modules/workspace/scope.js';
+import { SecretsRotationService } from './modules/secrets/secrets.service.js';
+import { runAsSystem } from './tenancy/scope.js';
 
 export interface Services {
   database: Database;

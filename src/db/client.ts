@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { applyMigrations, type SqlExecutor } from './migrate.js';
-import { tenantExtension } from '../modules/workspace/tenant-extension.js';
+import { tenantExtension } from '../tenancy/tenant-extension.js';
 
 export type { PrismaClient };
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Services } from '../services.js';
-import type { AuthContext } from '../modules/workspace/scope.js';
+import type { AuthContext } from '../tenancy/scope.js';
 
 /** What every resolver sees, over HTTP, WebSocket and SSE alike. */
 export interface GraphQLContext {

@@ -10,7 +10,7 @@
  *   yields the plaintext. Any change fails decryption.
  * - `enc:v1:<keyId>:…` is the earlier, unbound format (only the header is authenticated). It
  *   still decrypts (the binding is ignored), `needsReseal` is true for it, and the start-up
- *   migration (secrets-rotation.ts, `bindAll`) re-seals every stored v1 value as v2.
+ *   migration (modules/secrets/secrets.service.ts, `bindAll`) re-seals every stored v1 value as v2.
  * - `encrypt` always uses the primary key; `decrypt` picks the key named in the value. A value
  *   without an `enc:v1:`/`enc:v2:` prefix is legacy clear text (stored before encryption
  *   existed) and is returned as is; `needsReseal` tells the caller to encrypt it at the next write.

@@ -41,7 +41,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector } from 'undici';
 import os from 'node:os';
-import { answerLookup, setOutboundGuard, type DatabaseTarget, type LookupCallback, type OutboundGuardHook, type OutboundGuardSettings, type ResolvedAddress } from '../engine/drivers/outbound.js';
+import type { DatabaseTarget, OutboundGuardSettings, ResolvedAddress } from '../engine/drivers/outbound.js';
 
 export type { DatabaseTarget, ResolvedAddress };
 
@@ -402,22 +402,19 @@ async function sameServer(protectedHost: string, host: string, addresses: readon
   return addresses.some((a) => wanted.has(canonical(a.address)) || (local && isThisMachine(a.address)));
 }
 
+export type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
 /**
- * Creates a guard and installs it for every outbound connection of the process (drivers and
- * webhooks: HTTP through the http-client, PostgreSQL through postgres.common's `connect`). `uninstall()` puts the previous guard back (if this one
- * is still installed) and closes the connections.
+ * Answers a socket's `lookup` (as `dns.lookup` would) with already checked addresses only, so
+ * a connection goes exactly where the guard looked. ENOTFOUND when none fits `opts.family`.
  */
-export function installOutboundGuard(options: OutboundGuardOptions = {}): { guard: OutboundGuard; uninstall(): Promise<void> } {
-  const guard = createOutboundGuard(options);
-  const hook: OutboundGuardHook = { guardUrl: guard.check, dispatcher: guard.dispatcher, checkDatabase: guard.checkDatabase, settings: guard.settings };
-  const previous = setOutboundGuard(hook);
-  return {
-    guard,
-    uninstall: async () => {
-      const current = setOutboundGuard(previous);
-      // Someone installed another guard since: keep theirs.
-      if (current !== hook) setOutboundGuard(current);
-      await guard.close();
-    },
-  };
+export function answerLookup(hostname: string, addresses: readonly ResolvedAddress[], opts: dns.LookupOptions, callback: LookupCallback): void {
+  const wanted = opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
+  if (wanted.length === 0) {
+    const err: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
+    err.code = 'ENOTFOUND';
+    return callback(err, opts.all ? [] : '', undefined);
+  }
+  if (opts.all) return callback(null, wanted.map((a) => ({ address: a.address, family: a.family })));
+  return callback(null, wanted[0]!.address, wanted[0]!.family);
 }

@@ -24,7 +24,7 @@ import type { Logger } from '../logger.js';
 import { UploadAbortedError, UploadTooLargeError } from '../modules/file/file.errors.js';
 import { audit } from '../modules/workspace/access.graphql.js';
 import { UNAUTHENTICATED_MESSAGES, type Authenticator } from '../modules/workspace/credentials.js';
-import { runInWorkspace, scopeIncludes, type AuthContext } from '../modules/workspace/scope.js';
+import { runInWorkspace, scopeIncludes, type AuthContext } from '../tenancy/scope.js';
 import type { Services } from '../services.js';
 import { CSRF_HEADERS, originAllowed, rateLimitKey, type RateLimiter } from './hardening.js';
 

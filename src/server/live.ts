@@ -9,7 +9,7 @@ import type { ExecutionResult } from 'graphql';
 import type { WebSocket } from 'ws';
 import { GraphQLError } from '../graphql/graphql-cjs.js';
 import type { EndReason, LiveConnections } from '../modules/workspace/live-connections.js';
-import type { AuthContext } from '../modules/workspace/scope.js';
+import type { AuthContext } from '../tenancy/scope.js';
 
 const REASONS: Record<EndReason, string> = {
   revoked: 'Forbidden: the API key was revoked',

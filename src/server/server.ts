@@ -15,7 +15,7 @@ import type { HardeningConfig } from '../config.js';
 import { AppError, ValidationError } from '../errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { GraphQLError } from '../graphql/graphql-cjs.js';
-import { getSchema } from '../graphql/schema.js';
+import { getSchema } from './schema.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
@@ -24,7 +24,7 @@ import { closeSocketOnEnd, useLiveStreams } from './live.js';
 import { acceptBody, corsOptions, createRateLimiter, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
 import { useScopeCheck } from '../modules/workspace/access.graphql.js';
 import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
-import { bindIterator, runAsSystem, runInWorkspace, type AuthContext } from '../modules/workspace/scope.js';
+import { bindIterator, runAsSystem, runInWorkspace, type AuthContext } from '../tenancy/scope.js';
 
 export interface ServerOptions {
   host: string;

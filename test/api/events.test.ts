@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, subscribe, takeSseMessages, testDataDir, type TestServer } from '../helpers/server.js';
-import { DEFAULT_WORKSPACE_ID } from '../../src/modules/workspace/scope.js';
+import { DEFAULT_WORKSPACE_ID } from '../../src/tenancy/scope.js';
 
 let s: TestServer;
 let dir: string;

@@ -229,7 +229,7 @@ describe('schema.graphql', () => {
     const printed = await new Promise<string>((resolve, reject) =>
       execFile(
         process.execPath,
-        [tsx, '--eval', "import { printedSchema } from './src/graphql/schema.ts'; process.stdout.write(printedSchema());"],
+        [tsx, '--eval', "import { printedSchema } from './src/server/schema.ts'; process.stdout.write(printedSchema());"],
         { cwd: root, maxBuffer: 16 * 1024 * 1024 },
         (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
       ),

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { isTransactionConflict } from '../../src/db/conflicts.js';
 import { EventService } from '../../src/modules/event/event.service.js';
-import { DEFAULT_WORKSPACE_ID, runAsSystem } from '../../src/modules/workspace/scope.js';
+import { DEFAULT_WORKSPACE_ID, runAsSystem } from '../../src/tenancy/scope.js';
 import { createSluicePubSub } from '../../src/pubsub/pubsub.js';
 import { createTestDatabase, PG_URL } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/server.js';

@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresDestination } from '../../src/engine/drivers/postgres.destination.js';
 import { postgresSource } from '../../src/engine/drivers/postgres.source.js';
 import { DriverError } from '../../src/engine/drivers/types.js';
-import { installOutboundGuard, type LookupAll, type ResolvedAddress } from '../../src/security/outbound-guard.js';
+import { installOutboundGuard } from '../../src/engine/drivers/outbound.js';
+import type { LookupAll, ResolvedAddress } from '../../src/security/outbound-guard.js';
 import { PG_URL, createTestDatabase, skipNote, type TestDatabase } from './pg-test-db.js';
 import { testFiles } from '../helpers/files.js';
 

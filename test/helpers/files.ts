@@ -8,7 +8,7 @@ import path from 'node:path';
 import { driverContext } from '../../src/engine/drivers/context.js';
 import type { DriverContext } from '../../src/engine/drivers/types.js';
 import type { FileScope } from '../../src/security/file-roots.js';
-import { DEFAULT_WORKSPACE_ID } from '../../src/modules/workspace/scope.js';
+import { DEFAULT_WORKSPACE_ID } from '../../src/tenancy/scope.js';
 
 export interface TestFiles {
   /** The driver context (default workspace). */

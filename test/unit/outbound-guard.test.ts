@@ -5,11 +5,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { request, setOutboundGuard } from '../../src/engine/drivers/http-client.js';
 import { DriverError } from '../../src/engine/drivers/types.js';
+import { installOutboundGuard } from '../../src/engine/drivers/outbound.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import {
   blockedReason,
   createOutboundGuard,
-  installOutboundGuard,
   OutboundRefusedError,
   parseAllowList,
   type LookupAll,

@@ -5,8 +5,10 @@
  * installs the same one (from `settings`) in every job worker, so a driver is guarded alike
  * wherever it runs. With nothing installed (driver unit tests) connections are not checked.
  */
-import type dns from 'node:dns';
 import type { Dispatcher } from 'undici';
+import { createOutboundGuard, type OutboundGuard, type OutboundGuardOptions } from '../../security/outbound-guard.js';
+
+export { answerLookup, type LookupCallback } from '../../security/outbound-guard.js';
 
 export type GuardFn = (url: URL) => Promise<void>;
 
@@ -71,19 +73,22 @@ export function outboundRefusal(e: unknown): Error | null {
   return null;
 }
 
-export type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
-
 /**
- * Answers a socket's `lookup` (as `dns.lookup` would) with already checked addresses only, so
- * a connection goes exactly where the guard looked. ENOTFOUND when none fits `opts.family`.
+ * Creates a guard (the policy of src/security/outbound-guard.ts) and installs it in this seam for every outbound connection of the process (drivers and
+ * webhooks: HTTP through the http-client, PostgreSQL through postgres.common's `connect`). `uninstall()` puts the previous guard back (if this one
+ * is still installed) and closes the connections.
  */
-export function answerLookup(hostname: string, addresses: readonly ResolvedAddress[], opts: dns.LookupOptions, callback: LookupCallback): void {
-  const wanted = opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
-  if (wanted.length === 0) {
-    const err: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
-    err.code = 'ENOTFOUND';
-    return callback(err, opts.all ? [] : '', undefined);
-  }
-  if (opts.all) return callback(null, wanted.map((a) => ({ address: a.address, family: a.family })));
-  return callback(null, wanted[0]!.address, wanted[0]!.family);
+export function installOutboundGuard(options: OutboundGuardOptions = {}): { guard: OutboundGuard; uninstall(): Promise<void> } {
+  const guard = createOutboundGuard(options);
+  const hook: OutboundGuardHook = { guardUrl: guard.check, dispatcher: guard.dispatcher, checkDatabase: guard.checkDatabase, settings: guard.settings };
+  const previous = setOutboundGuard(hook);
+  return {
+    guard,
+    uninstall: async () => {
+      const current = setOutboundGuard(previous);
+      // Someone installed another guard since: keep theirs.
+      if (current !== hook) setOutboundGuard(current);
+      await guard.close();
+    },
+  };
 }

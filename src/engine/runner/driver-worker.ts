@@ -6,7 +6,7 @@
  * The API side terminates the thread after the answer (or at a limit).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { installOutboundGuard } from '../../security/outbound-guard.js';
+import { installOutboundGuard } from '../drivers/outbound.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { CheckResult } from '../drivers/types.js';
 import type { OutboundGuardSettings } from '../drivers/outbound.js';

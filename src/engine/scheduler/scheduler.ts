@@ -9,7 +9,7 @@
  * make the k-th of a thousand same-minute fires wait for the work of the k-1 before it.
  */
 import schedule from 'node-schedule';
-import { runAsSystem } from '../../modules/workspace/scope.js';
+import { runAsSystem } from '../../tenancy/scope.js';
 
 export type FireHandler = (pipelineIds: string[], scheduledAt: Date) => Promise<void>;
 

@@ -15,7 +15,7 @@
  * - `httpAuth` decrypts one for a driver (job start, check, discover, preview): nowhere else
  *   is a secret in clear.
  */
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
 import { authSecrets, type HttpAuth } from '../../engine/drivers/http-auth.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
@@ -23,7 +23,7 @@ import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldEr
 import type { KeyRing } from '../../security/keyring.js';
 import { newRowId } from '../../db/ids.js';
 import { maskSecrets, mergeSecrets, ownerOf, resealSecrets, sealSecrets, type ResealOptions } from '../connector/secrets.js';
-import { requireWorkspaceId } from '../workspace/scope.js';
+import { requireWorkspaceId } from '../../tenancy/scope.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 
@@ -282,7 +282,7 @@ export class AuthenticationService {
       if (users.length) {
         throw new InUseError(
           `authentication "${a.name}" is used by ${users.length} connector(s): ${users.map((u) => u.name).join(', ')}`,
-          users.map((u) => encodeGlobalID('Connector', u.id)),
+          users.map((u) => globalId('Connector', u.id)),
         );
       }
       await tx.authentication.delete({ where: { id } });

@@ -8,7 +8,7 @@
  * coming back from a driver are scrubbed of every secret value before they are stored,
  * emitted or returned.
  */
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
 import { pgJson, pgText } from '../../db/pg-text.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
@@ -26,7 +26,7 @@ import { scrubberFor } from '../../security/secrets-redact.js';
 import type { AuthenticationService } from '../authentication/authentication.service.js';
 import { driverSecretPaths, mergeSecrets, openSecrets, ownerOf, resealSecrets, sealSecrets, secretValues } from './secrets.js';
 import { newRowId } from '../../db/ids.js';
-import { requireWorkspaceId, workspaceFileScope } from '../workspace/scope.js';
+import { requireWorkspaceId, workspaceFileScope } from '../../tenancy/scope.js';
 
 export interface CreateConnectorInput {
   name: string;
@@ -291,7 +291,7 @@ export class ConnectorService {
       if (users.length) {
         throw new InUseError(
           `connector "${c.name}" is used by ${users.length} pipeline(s): ${users.map((u) => u.name).join(', ')}`,
-          users.map((u) => encodeGlobalID('Pipeline', u.id)),
+          users.map((u) => globalId('Pipeline', u.id)),
         );
       }
       await tx.connector.delete({ where: { id } });

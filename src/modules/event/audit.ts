@@ -3,7 +3,7 @@
  * what outcome (OK, an error code, or FORBIDDEN) and the request id. Inputs are never
  * recorded (they may hold secrets).
  */
-import type { AuthContext, MutationAudit } from '../workspace/scope.js';
+import type { AuthContext, MutationAudit } from '../../tenancy/scope.js';
 import type { NewEvent } from './event.types.js';
 
 export function auditEvent(auth: AuthContext, audit: Pick<MutationAudit, 'mutation' | 'requestId'>, outcome: string): NewEvent {

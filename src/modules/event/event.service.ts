@@ -14,7 +14,7 @@ import type { PrismaClient } from '../../db/client.js';
 import { isTransactionConflict } from '../../db/conflicts.js';
 import { ConflictError, CursorExpiredError, ValidationError, type AppError } from '../../errors.js';
 import { ALL, type EventMessage, type PubSub } from '../../pubsub/pubsub.js';
-import { DEFAULT_WORKSPACE_ID, currentAudit, currentWorkspaceId } from '../workspace/scope.js';
+import { DEFAULT_WORKSPACE_ID, currentAudit, currentWorkspaceId } from '../../tenancy/scope.js';
 import { auditEvent } from './audit.js';
 import { OPT_IN_EVENT_TYPES, isOptInEventType, type EventType, type NewEvent } from './event.types.js';
 

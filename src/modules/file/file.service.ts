@@ -24,11 +24,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { globalId } from '../../ids.js';
 import { ConflictError, InUseError, NotFoundError, ValidationError } from '../../errors.js';
 import { FileAccess, FileAccessError, type FileRootsOptions } from '../../security/file-roots.js';
 import type { EventService } from '../event/event.service.js';
-import { DEFAULT_WORKSPACE_ID, currentAuth, requireWorkspaceId } from '../workspace/scope.js';
+import { DEFAULT_WORKSPACE_ID, currentAuth, requireWorkspaceId } from '../../tenancy/scope.js';
 import { UploadAbortedError, UploadTooLargeError } from './file.errors.js';
 
 export interface FileInfo {
@@ -347,7 +347,7 @@ export class FileService {
       if (users.length) {
         throw new InUseError(
           `file "${rel}" is used by connector(s): ${users.map((u) => u.name).join(', ')}`,
-          users.map((u) => encodeGlobalID('Connector', u.id)),
+          users.map((u) => globalId('Connector', u.id)),
         );
       }
       await emit({ type: 'FILE_DELETED', message: `file "${rel}" deleted`, data: { name: rel, size: st.size } });

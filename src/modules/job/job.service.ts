@@ -27,7 +27,7 @@ import type { DriverConfigResolver } from '../connector/connector.service.js';
 import type { FileScope } from '../../security/file-roots.js';
 import { lockConnectorPipelines, lockPipelines, recordTransition } from '../pipeline/pipeline.transitions.js';
 import { isRunningState, type PipelineState } from '../pipeline/lifecycle.js';
-import { runAsSystem } from '../workspace/scope.js';
+import { runAsSystem } from '../../tenancy/scope.js';
 
 export const ACTIVE_STATUSES = ['QUEUED', 'RUNNING', 'PAUSED'] as const;
 const PROGRESS_EVENT_INTERVAL_MS = 2000;

@@ -2,7 +2,7 @@
  * Mappings: versioned record reshaping specs. Every change of the spec bumps `version` and
  * keeps the old one in MappingVersion, so a job can say exactly which spec it ran with.
  */
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { compileMapping, MappingRecordError, validateMappingSpec, type MappingSpec } from '../../engine/mapping/mapping.js';
@@ -11,7 +11,7 @@ import type { PreviewRecord } from '../../engine/preview.js';
 import type { DriverTasks } from '../../engine/runner/driver-tasks.js';
 import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
 import type { EventService } from '../event/event.service.js';
-import { requireWorkspaceId } from '../workspace/scope.js';
+import { requireWorkspaceId } from '../../tenancy/scope.js';
 
 export interface MappingInput {
   name: string;
@@ -125,7 +125,7 @@ export class MappingService {
     return this.events.transaction(async (tx, emit) => {
       const users = await tx.pipeline.findMany({ where: { mappingId: id }, select: { id: true, name: true } });
       if (users.length) {
-        throw new InUseError(`mapping "${m.name}" is used by pipeline(s): ${users.map((u) => u.name).join(', ')}`, users.map((u) => encodeGlobalID('Pipeline', u.id)));
+        throw new InUseError(`mapping "${m.name}" is used by pipeline(s): ${users.map((u) => u.name).join(', ')}`, users.map((u) => globalId('Pipeline', u.id)));
       }
       await tx.mapping.delete({ where: { id } });
       await emit({ type: 'MAPPING_DELETED', message: `mapping "${m.name}" deleted`, data: { mappingId: id } });

@@ -23,7 +23,7 @@ import { availableActions, isRunningState, next, type PipelineAction, type Pipel
 import { lockPipeline, recordTransition } from './pipeline.transitions.js';
 import { checkSchedule, scheduleOf, type TriggerService } from './trigger.service.js';
 import type { ScheduleUnit } from '../../engine/scheduler/schedule.js';
-import { requireWorkspaceId } from '../workspace/scope.js';
+import { requireWorkspaceId } from '../../tenancy/scope.js';
 
 export interface StreamInput {
   name: string;

@@ -9,7 +9,7 @@ import type { PipelineStateMessage } from '../../pubsub/pubsub.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import type { PrismaClient } from '../../db/client.js';
-import { currentWorkspaceId } from '../workspace/scope.js';
+import { currentWorkspaceId } from '../../tenancy/scope.js';
 import type { PipelineState } from './lifecycle.js';
 
 type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;

@@ -24,7 +24,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { globalId } from '../../ids.js';
 import type { WebhookConfig } from '../../config.js';
 import type { PrismaClient } from '../../db/client.js';
 import { parseRetryAfter, redactUrl, request } from '../../engine/drivers/http-client.js';
@@ -33,7 +33,7 @@ import type { Logger } from '../../logger.js';
 import { ALL, type PubSub } from '../../pubsub/pubsub.js';
 import { signedHeaders } from './signing.js';
 import type { EndpointRow, WebhookService } from './webhook.service.js';
-import { runAsSystem } from '../workspace/scope.js';
+import { runAsSystem } from '../../tenancy/scope.js';
 
 /** Retry delays as multiples of the base delay (the last one repeats). */
 export const RETRY_SCHEDULE = [1, 6, 24, 120, 720, 1440, 3600, 7200, 7200];
@@ -371,7 +371,7 @@ export class DeliveryService {
     const body = JSON.stringify({
       type: 'WEBHOOK_PING',
       timestamp,
-      data: { endpointId: encodeGlobalID('WebhookEndpoint', ep.id), message: 'Sluice webhook test', createdAt: timestamp },
+      data: { endpointId: globalId('WebhookEndpoint', ep.id), message: 'Sluice webhook test', createdAt: timestamp },
     });
     return { ...(await this.attempt(ep, webhookId, body)), webhookId };
   }

@@ -12,7 +12,7 @@
  *   at start or at the next rotation.
  * - Events about an endpoint (WEBHOOK_*) are never queued for that endpoint itself.
  */
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
 import { CursorExpiredError, NotFoundError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
@@ -21,7 +21,7 @@ import { isOptInEventType, type EventType, type NewEvent } from '../event/event.
 import { newRowId } from '../../db/ids.js';
 import { bindingOf, KeyRingError, type KeyRing } from '../../security/keyring.js';
 import { generateSecret } from './signing.js';
-import { requireWorkspaceId, runAsSystem } from '../workspace/scope.js';
+import { requireWorkspaceId, runAsSystem } from '../../tenancy/scope.js';
 
 export type EndpointRow = NonNullable<Awaited<ReturnType<PrismaClient['webhookEndpoint']['findUnique']>>>;
 
@@ -76,13 +76,13 @@ export function eventBody(row: EventRow): string {
     type: e.type,
     timestamp: e.createdAt,
     data: {
-      id: encodeGlobalID('Event', e.id),
+      id: globalId('Event', e.id),
       cursor: e.sequence,
       type: e.type,
       message: e.message,
-      pipelineId: e.pipelineId ? encodeGlobalID('Pipeline', e.pipelineId) : null,
-      jobId: e.jobId ? encodeGlobalID('Job', e.jobId) : null,
-      connectorId: e.connectorId ? encodeGlobalID('Connector', e.connectorId) : null,
+      pipelineId: e.pipelineId ? globalId('Pipeline', e.pipelineId) : null,
+      jobId: e.jobId ? globalId('Job', e.jobId) : null,
+      connectorId: e.connectorId ? globalId('Connector', e.connectorId) : null,
       data: e.data ?? null,
       createdAt: e.createdAt,
     },
@@ -209,7 +209,7 @@ export class WebhookService {
     const found = await this.db.pipeline.findMany({ where: { id: { in: unique } }, select: { id: true } });
     const missing = unique.filter((id) => !found.some((f) => f.id === id));
     if (missing.length) {
-      throw new ValidationError('unknown pipeline', missing.map((id) => ({ path: 'pipelineIds', message: `pipeline ${encodeGlobalID('Pipeline', id)} does not exist` })));
+      throw new ValidationError('unknown pipeline', missing.map((id) => ({ path: 'pipelineIds', message: `pipeline ${globalId('Pipeline', id)} does not exist` })));
     }
     return unique;
   }

@@ -11,24 +11,21 @@
  *   code, or FORBIDDEN) and the request id. Inputs are never recorded (they may hold secrets).
  *   A mutation that commits changes through the event log commits its audit line in that same
  *   transaction (outcome OK), so a change is never left without its line; one that commits
- *   nothing has its line written alone, after it, with its outcome.
+ *   nothing has its line written alone, after it, with its outcome (src/server/mutation-audit.ts
+ *   wraps every mutation field to do so).
  */
 import type { Plugin } from '@envelop/core';
-import { typeBrandKey } from '@pothos/core';
 import {
   Kind,
   getOperationAST,
   type DocumentNode,
   type FragmentDefinitionNode,
-  type GraphQLFieldResolver,
-  type GraphQLSchema,
   type SelectionSetNode,
 } from 'graphql';
-import { AppError } from '../../errors.js';
 import type { GraphQLContext } from '../../graphql/context.js';
 import { GraphQLError } from '../../graphql/graphql-cjs.js';
 import { auditEvent } from '../event/audit.js';
-import { runAudited, scopeIncludes, type ApiKeyScopeName, type MutationAudit } from './scope.js';
+import { scopeIncludes, type ApiKeyScopeName } from '../../tenancy/scope.js';
 
 /** Mutations that only compute (no side effect): a READ key may run them. */
 const READ_MUTATIONS = new Set(['testMapping']);
@@ -87,44 +84,4 @@ export function useScopeCheck(): Plugin<GraphQLContext> {
       });
     },
   };
-}
-
-function outcomeOf(value: unknown): string {
-  if (value instanceof AppError) return value.code;
-  // Pothos returns a typed error in a proxy that hides its class (so graphql-js does not treat it
-  // as a thrown error) and names the class under typeBrandKey.
-  const brand = value && typeof value === 'object' ? (value as { [typeBrandKey]?: unknown })[typeBrandKey] : undefined;
-  if (typeof brand === 'function' && (brand === AppError || brand.prototype instanceof AppError)) return (value as AppError).code;
-  if (value instanceof Error) return 'ERROR';
-  return 'OK';
-}
-
-/**
- * Wraps every Mutation field so that each execution writes exactly one audit event: inside the
- * first transaction that commits the mutation's changes (outcome OK: they committed), or, when
- * no transaction committed (refused, failed, nothing to write), alone with the outcome.
- */
-export function withMutationAudit(schema: GraphQLSchema): GraphQLSchema {
-  const fields = schema.getMutationType()?.getFields() ?? {};
-  for (const field of Object.values(fields)) {
-    const resolve = field.resolve as GraphQLFieldResolver<unknown, GraphQLContext> | undefined;
-    if (!resolve) continue;
-    field.resolve = async (root, args, ctx, info) => {
-      const line: MutationAudit = { mutation: info.fieldName, requestId: ctx.requestId, state: 'open' };
-      let outcome = 'ERROR';
-      try {
-        const value = await runAudited(line, () => resolve(root, args, ctx, info));
-        outcome = outcomeOf(value);
-        return value;
-      } finally {
-        // A transaction still carrying the line decides whether it was written.
-        if (line.state === 'pending') await line.settled;
-        const carried = line.state === 'written';
-        line.state = 'closed';
-        if (!carried) await audit(ctx, info.fieldName, outcome).catch((err: unknown) => ctx.log.error({ err }, 'audit write failed'));
-        else if (outcome !== line.outcome) ctx.log.warn({ mutation: info.fieldName, outcome, audited: line.outcome }, 'mutation failed after its changes committed');
-      }
-    };
-  }
-  return schema;
 }

@@ -17,7 +17,7 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { isLoopbackName } from '../../security/outbound-guard.js';
 import { LOCAL_AUTH, type WorkspaceService } from './workspace.service.js';
-import type { AuthContext } from './scope.js';
+import type { AuthContext } from '../../tenancy/scope.js';
 
 export type Credentials = { ok: true; auth: AuthContext } | { ok: false; reason: 'missing' | 'invalid' | 'malformed' };
 

@@ -17,7 +17,7 @@
  *   forget the key everywhere, not only in the process that revoked it.
  */
 import { ALL, type ApiKeyRevokedMessage, type PubSub } from '../../pubsub/pubsub.js';
-import type { AuthContext } from './scope.js';
+import type { AuthContext } from '../../tenancy/scope.js';
 
 export type EndReason = 'revoked' | 'expired';
 

@@ -30,7 +30,7 @@ import {
   scopeIncludes,
   type ApiKeyScopeName,
   type AuthContext,
-} from './scope.js';
+} from '../../tenancy/scope.js';
 
 const CACHE_MS = 5_000;
 /** `lastUsedAt` is written at most this often per key. */

@@ -8,9 +8,9 @@
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/client.js';
 import { createLogger } from '../logger.js';
-import { runAsSystem } from '../modules/workspace/scope.js';
-import { KeyRing } from './keyring.js';
-import { SecretsRotationService } from './secrets-rotation.js';
+import { runAsSystem } from '../tenancy/scope.js';
+import { KeyRing } from '../security/keyring.js';
+import { SecretsRotationService } from '../modules/secrets/secrets.service.js';
 
 async function main(): Promise<number> {
   const command = process.argv[2] ?? 'rotate';

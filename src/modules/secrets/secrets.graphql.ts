@@ -1,9 +1,9 @@
 /** `rotateEncryptionKey`: re-encrypts every secret at rest (see secrets-rotation.ts). ADMIN only. */
-import { builder } from '../graphql/builder.js';
-import { ForbiddenError } from '../errors.js';
-import { isInstanceAdmin } from '../modules/workspace/workspace.service.js';
-import { runAsSystem } from '../modules/workspace/scope.js';
-import type { RotationResult } from './secrets-rotation.js';
+import { builder } from '../../graphql/builder.js';
+import { ForbiddenError } from '../../errors.js';
+import { isInstanceAdmin } from '../workspace/workspace.service.js';
+import { runAsSystem } from '../../tenancy/scope.js';
+import type { RotationResult } from './secrets.service.js';
 
 const RotateEncryptionKeyPayload = builder.objectRef<RotationResult>('RotateEncryptionKeyPayload').implement({
   fields: (t) => ({

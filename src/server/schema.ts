@@ -1,10 +1,10 @@
 /** Assembles the schema: importing each module registers its types on the builder. */
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
-import { builder } from './builder.js';
-import './common.graphql.js';
+import { builder } from '../graphql/builder.js';
+import '../graphql/common.graphql.js';
 import '../modules/authentication/authentication.graphql.js';
 import '../modules/connector/connector.graphql.js';
-import '../security/secrets-rotation.graphql.js';
+import '../modules/secrets/secrets.graphql.js';
 import '../modules/mapping/mapping.graphql.js';
 import '../modules/pipeline/pipeline.graphql.js';
 import '../modules/pipeline/preview.graphql.js';
@@ -14,8 +14,8 @@ import '../modules/webhook/webhook.graphql.js';
 import '../modules/file/file.graphql.js';
 import '../modules/system/system.graphql.js';
 import '../modules/workspace/workspace.graphql.js';
-import { withMutationAudit } from '../modules/workspace/access.graphql.js';
-import { withInputGuard } from './input-guard.js';
+import { withMutationAudit } from './mutation-audit.js';
+import { withInputGuard } from '../graphql/input-guard.js';
 
 let schema: GraphQLSchema | null = null;
 

@@ -14,7 +14,7 @@
  *   streams are re-bound with `bindIterator`.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { FileRootsOptions, FileScope } from '../../security/file-roots.js';
+import type { FileRootsOptions, FileScope } from '../security/file-roots.js';
 
 export type ApiKeyScopeName = 'READ' | 'WRITE' | 'ADMIN';
 

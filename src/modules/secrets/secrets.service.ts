@@ -26,14 +26,14 @@
  * - One rotation or migration at a time per process. Never logs a secret (counts, key ids and
  *   bindings only).
  */
-import type { PrismaClient } from '../db/client.js';
-import type { Prisma } from '../generated/prisma/client.js';
-import type { Logger } from '../logger.js';
-import { resealAuthentication } from '../modules/authentication/authentication.service.js';
-import { driverSecretPaths, ownerOf, resealSecrets, type ResealOptions } from '../modules/connector/secrets.js';
-import { webhookSecretBinding, type WebhookSecretField } from '../modules/webhook/webhook.service.js';
-import { runAsSystem } from '../modules/workspace/scope.js';
-import { isBound, KeyRingError, type KeyRing } from './keyring.js';
+import type { PrismaClient } from '../../db/client.js';
+import type { Prisma } from '../../generated/prisma/client.js';
+import type { Logger } from '../../logger.js';
+import { resealAuthentication } from '../authentication/authentication.service.js';
+import { driverSecretPaths, ownerOf, resealSecrets, type ResealOptions } from '../connector/secrets.js';
+import { webhookSecretBinding, type WebhookSecretField } from '../webhook/webhook.service.js';
+import { runAsSystem } from '../../tenancy/scope.js';
+import { isBound, KeyRingError, type KeyRing } from '../../security/keyring.js';
 
 export interface ResealCounts {
   /** Rows whose secrets were re-encrypted. */

@@ -9,7 +9,7 @@
  * `workspaceId` column are restricted through their parent relation. In system scope, or with
  * no scope, operations pass through unchanged. Raw SQL is never rewritten.
  */
-import { Prisma } from '../../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
 import { currentWorkspaceId } from './scope.js';
 
 type Where = Record<string, unknown>;
