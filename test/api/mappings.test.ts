@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
+import { gid } from '../helpers/graphql.js';
 
 let s: TestServer;
 let dir: string;
@@ -24,8 +25,6 @@ const ERR = `
   }
 `;
 const MAPPING = `id name description version spec { mapping unset cast passThrough } versions { version spec { mapping unset cast passThrough } createdAt } createdAt updatedAt`;
-
-const gid = (type: string, id: string) => Buffer.from(`${type}:${id}`, 'utf8').toString('base64');
 
 async function createMapping(input: Record<string, unknown>) {
   return (await s.q(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { ${ERR} ... on CreateMappingPayload { mapping { ${MAPPING} } } } }`, { i: input }))
