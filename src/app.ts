@@ -66,7 +66,7 @@ async function start(config: Config, log: Logger): Promise<App> {
     // Data migration after the SQL ones: secrets stored before ciphertexts were bound to their rows get bound (idempotent).
     await services.secrets.bindUnbound();
     server = await startServer({ host: config.host, port: config.port, graphiql: config.graphiql, hardening: config.hardening, localAccess: config.localAccess, maxUploadBytes: config.maxUploadBytes, log, services });
-    const recovered = await services.jobs.recover();
+    const recovered = await services.jobHost.recover();
     if (recovered.recovered || recovered.queued) log.info(recovered, 'jobs recovered after restart');
     const schedules = await services.triggers.start();
     if (schedules.armed || schedules.caughtUp || schedules.skipped) log.info(schedules, 'schedules armed');
@@ -91,7 +91,8 @@ async function start(config: Config, log: Logger): Promise<App> {
           await services.deliveries.stop();
           await services.retention.stop();
           services.triggers.close();
-          services.jobs.close();
+          services.jobDispatch.close();
+          services.jobHost.close();
           await services.runner.shutdown(config.shutdownTimeoutMs);
           await queue.close();
           await outbound.uninstall();

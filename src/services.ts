@@ -1,4 +1,21 @@
-/** The service container: one instance of each domain service, wired to the seams. */
+/**
+ * The service container: one instance of each domain service, wired to the seams.
+ *
+ * Contract: every service gets what it needs as constructor arguments, built in this order,
+ * and nothing is assigned after construction. Where two services need each other, the
+ * earlier one gets a callback (or a small port) that reaches the later one only when it is
+ * called, never during construction:
+ * - events ← outbox hook (webhooks); webhooks ← delivery wake-up (deliveries).
+ * - The job service has two roles. The runner host (JobHost: begin / checkpoint / progress /
+ *   log / finish / retry / recover; db, events, pubsub, log, connectors' driver configs, the
+ *   dispatch port, a pipeline-changed callback for triggers) is all a worker process needs
+ *   with the runner and the queue. The runner gets the host; the queue's handler runs jobs on
+ *   the runner. The command side (JobService: create, start runs, dispatch, stop, cancel,
+ *   streams; db, events, pubsub, the runner's stop controls, the dispatch port) is what
+ *   resolvers, pipelines, connectors and triggers call.
+ * - connectors ← jobs' command side, authentications, driver tasks; mappings and pipelines
+ *   ← connectors' driver configs and driver tasks; pipelines ← triggers (schedule refresh).
+ */
 import type { RetentionConfig, WebhookConfig } from './config.js';
 import type { FileRootsOptions } from './security/file-roots.js';
 import type { Database } from './db/client.js';
@@ -6,12 +23,15 @@ import type { JobQueue } from './engine/queue/queue.js';
 import { Runner } from './engine/runner/runner.js';
 import { DriverTasks, type DriverTaskLimits } from './engine/runner/driver-tasks.js';
 import type { Logger } from './logger.js';
+import type { DriverConfigResolver } from './modules/connector/connector.service.js';
 import { AuthenticationService } from './modules/authentication/authentication.service.js';
 import { ConnectorService } from './modules/connector/connector.service.js';
 import { FileService } from './modules/file/file.service.js';
 import { EventService } from './modules/event/event.service.js';
 import { RetentionService } from './modules/event/retention.service.js';
 import { JobService } from './modules/job/job.service.js';
+import { JobHost } from './modules/job/job.host.js';
+import { QueueDispatch } from './modules/job/job.dispatch.js';
 import { MappingService } from './modules/mapping/mapping.service.js';
 import { PipelineService } from './modules/pipeline/pipeline.service.js';
 import { TriggerService } from './modules/pipeline/trigger.service.js';
@@ -29,12 +49,17 @@ export interface Services {
   pubsub: PubSub;
   queue: JobQueue;
   runner: Runner;
+  /** The runner's host: begin / checkpoint / finish, retries, recovery at start. */
+  jobHost: JobHost;
+  /** Hands QUEUED jobs to the queue; closed at shutdown. */
+  jobDispatch: QueueDispatch;
   /** Previews, discovery and checks: each in a worker thread with time and memory limits. */
   driverTasks: DriverTasks;
   events: EventService;
   connectors: ConnectorService;
   mappings: MappingService;
   pipelines: PipelineService;
+  /** Jobs, the command side (what resolvers and triggers call). */
   jobs: JobService;
   triggers: TriggerService;
   webhooks: WebhookService;
@@ -68,34 +93,43 @@ export function createServices(deps: {
   outboundAllow: readonly string[];
 }): Services {
   const db = deps.database.prisma;
-  const events = new EventService(db, deps.pubsub);
-  const webhooks = new WebhookService(db, events, deps.log, deps.keyring);
   // The outbox: every event queues its webhook deliveries in its own transaction.
-  events.hooks.push(webhooks.outboxHook);
-  const jobs = new JobService(db, events, deps.pubsub, deps.queue, deps.log);
-  const runner = new Runner(jobs, { progressIntervalMs: deps.progressIntervalMs, log: deps.log });
-  jobs.attach(runner);
-  // Jobs run in system scope: the queue may first be reached from a request.
-  deps.queue.process((item) => runAsSystem(() => jobs.handle(item.jobId)));
-  const pipelines = new PipelineService(db, events, deps.pubsub, jobs);
-  const triggers = new TriggerService(db, events, jobs, deps.log);
-  pipelines.triggers = triggers;
-  jobs.onPipelineChanged = (id) => void triggers.refresh(id).catch((err: unknown) => deps.log.error({ err, pipelineId: id }, 'schedule refresh failed'));
-  const authentications = new AuthenticationService(db, deps.keyring);
-  authentications.events = events;
-  const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications, deps.files);
-  const mappings = new MappingService(db, events);
-  const workspaces = new WorkspaceService(db, events, deps.pubsub);
-  // Drivers get connector configs with their secrets decrypted, only from here.
-  jobs.driverConfig = pipelines.driverConfig = mappings.driverConfig = (c, tx) => connectors.driverConfig(c, tx);
+  const events: EventService = new EventService(db, deps.pubsub, [(tx, row) => webhooks.outboxHook(tx, row)]);
+  const webhooks = new WebhookService(db, events, deps.log, deps.keyring, () => deliveries.wake());
+  const deliveries = new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log);
+  const authentications = new AuthenticationService(db, deps.keyring, events);
   // Requests' driver calls (check, discover, preview) run off the event loop, under limits.
   const driverTasks = new DriverTasks({ ...deps.preview, outboundAllow: deps.outboundAllow });
-  connectors.driverTasks = pipelines.driverTasks = mappings.driverTasks = driverTasks;
+  // Drivers get connector configs with their secrets decrypted, only from the connector service.
+  const driverConfig: DriverConfigResolver = (c, tx) => connectors.driverConfig(c, tx);
+
+  const jobDispatch = new QueueDispatch(deps.queue);
+  const jobHost = new JobHost({
+    db,
+    events,
+    pubsub: deps.pubsub,
+    log: deps.log,
+    driverConfig,
+    dispatch: jobDispatch.dispatch,
+    onPipelineChanged: (id) => void triggers.refresh(id).catch((err: unknown) => deps.log.error({ err, pipelineId: id }, 'schedule refresh failed')),
+  });
+  const runner = new Runner(jobHost, { progressIntervalMs: deps.progressIntervalMs, log: deps.log });
+  // Jobs run in system scope: the queue may first be reached from a request.
+  deps.queue.process((item) => runAsSystem(() => runner.run(item.jobId)));
+  const jobs = new JobService(db, events, deps.pubsub, runner, jobDispatch.dispatch);
+
+  const connectors = new ConnectorService(db, events, jobs, deps.keyring, authentications, deps.files, driverTasks);
+  const mappings = new MappingService(db, events, driverConfig, driverTasks);
+  const triggers = new TriggerService(db, events, jobs, deps.log);
+  const pipelines = new PipelineService(db, events, deps.pubsub, jobs, triggers, driverConfig, driverTasks);
+  const workspaces = new WorkspaceService(db, events, deps.pubsub);
   return {
     database: deps.database,
     pubsub: deps.pubsub,
     queue: deps.queue,
     runner,
+    jobHost,
+    jobDispatch,
     driverTasks,
     events,
     connectors,
@@ -104,7 +138,7 @@ export function createServices(deps: {
     jobs,
     triggers,
     webhooks,
-    deliveries: new DeliveryService(db, webhooks, deps.pubsub, deps.webhooks, deps.log),
+    deliveries,
     retention: new RetentionService(db, deps.retention, deps.log),
     workspaces,
     liveConnections: new LiveConnections(deps.pubsub, (id) => workspaces.forget(id)),

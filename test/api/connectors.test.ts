@@ -8,19 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
+import { gid, ungid } from '../helpers/graphql.js';
 
 let s: TestServer;
 let dir: string;
 /** The data folder of the first server (its files folder is `dir`). */
 let filesData: string;
 let csvPath: string;
-
-const gid = (type: string, id: string) => Buffer.from(`${type}:${id}`, 'utf8').toString('base64');
-const ungid = (globalId: string) => {
-  const raw = Buffer.from(globalId, 'base64').toString('utf8');
-  const i = raw.indexOf(':');
-  return { type: raw.slice(0, i), id: raw.slice(i + 1) };
-};
 
 // Spread inside the Error interface so it is valid in every result union.
 const ERR = `

@@ -7,6 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
+import { createConnectorId, TERMINAL_JOB_STATUSES, waitForJob } from '../helpers/graphql.js';
 
 let s: TestServer;
 let dir: string;
@@ -21,21 +22,16 @@ afterAll(async () => {
   await s?.stop();
 });
 
-const CREATE_CONNECTOR = `mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } ... on Error { code message } } }`;
 const CREATE_PIPELINE = `mutation($i: CreatePipelineInput!) { createPipeline(input: $i) { __typename ... on CreatePipelinePayload { pipeline { id } } ... on Error { code message } } }`;
 
-async function connector(name: string, driver: string, config: Record<string, unknown>): Promise<string> {
-  const r = await s.q(CREATE_CONNECTOR, { i: { name, driver, config } });
-  expect(r.createConnector.__typename).toBe('CreateConnectorPayload');
-  return r.createConnector.connector.id;
-}
+const connector = (name: string, driver: string, config: Record<string, unknown>) => createConnectorId(s.q, name, driver, config);
 
-async function waitJob(id: string, statuses = ['SUCCEEDED', 'FAILED', 'CANCELLED']) {
-  return eventually(async () => {
-    const r = await s.q(`query($id: ID!) { job(id: $id) { status attempts error recordsRead recordsWritten recordsFailed streams { stream recordsRead recordsWritten recordsFailed } attemptHistory { number status error } } }`, { id });
-    return statuses.includes(r.job.status) ? r.job : null;
-  }, 60_000);
-}
+const waitJob = (id: string, statuses = TERMINAL_JOB_STATUSES) =>
+  waitForJob(
+    async () => (await s.q(`query($id: ID!) { job(id: $id) { status attempts error recordsRead recordsWritten recordsFailed streams { stream recordsRead recordsWritten recordsFailed } attemptHistory { number status error } } }`, { id })).job,
+    statuses,
+    60_000,
+  );
 
 function writePrices(file: string, rows: number, badEvery: number) {
   const lines = ['sku,price'];

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, subscribe, takeSseMessages, testDataDir, type TestServer } from '../helpers/server.js';
 import { DEFAULT_WORKSPACE_ID } from '../../src/tenancy/scope.js';
+import { allEdges } from '../helpers/graphql.js';
 
 let s: TestServer;
 let dir: string;
@@ -39,13 +40,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every event matching `filter` (after `after`), oldest first, read page by page. */
 async function allEvents(filter: Record<string, unknown> = {}, after: string | null = null): Promise<Ev[]> {
-  const out: Ev[] = [];
-  for (;;) {
-    const page = (await s.q(PAGE, { f: filter, first: 100, after })).events;
-    out.push(...page.edges.map((e: any) => e.node));
-    if (!page.pageInfo.hasNextPage) return out;
-    after = page.pageInfo.endCursor;
-  }
+  const edges = await allEdges(async (a) => (await s.q(PAGE, { f: filter, first: 100, after: a })).events, after);
+  return edges.map((e: any) => e.node);
 }
 
 async function createConnector(name: string): Promise<string> {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, type TestServer } from '../helpers/server.js';
+import { bearer, callAs } from '../helpers/graphql.js';
 
 const MAX_UPLOAD = 8 * 1024 * 1024;
 const BOOTSTRAP = `sk_${randomBytes(32).toString('base64url')}`;
@@ -24,13 +25,7 @@ let writeKey: string;
 let readKey: string;
 let keyB: string;
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-async function as<T = any>(key: string, query: string, variables?: Record<string, unknown>): Promise<T> {
-  const r = await s.gql(query, variables, bearer(key));
-  if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
-  return r.data as T;
-}
+const as = <T = any>(key: string, query: string, variables?: Record<string, unknown>) => callAs<T>(s, key, query, variables);
 
 type Body = string | Buffer | ReadableStream<Uint8Array>;
 

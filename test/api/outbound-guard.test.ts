@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, type TestServer } from '../helpers/server.js';
+import { createConnectorId } from '../helpers/graphql.js';
 
 interface Local {
   url: string;
@@ -40,8 +41,6 @@ async function local(): Promise<Local> {
 
 const ENV = { SLUICE_WEBHOOK_TIMEOUT_MS: '2000', SLUICE_WEBHOOK_RETRY_BASE_MS: '60000', SLUICE_WEBHOOK_POLL_MS: '50' };
 
-const CREATE_CONNECTOR = `mutation($i: CreateConnectorInput!) { createConnector(input: $i) {
-  __typename ... on CreateConnectorPayload { connector { id } } ... on Error { code message } } }`;
 const CHECK = `mutation($id: ID!) { checkConnector(input: {id: $id}) { __typename ... on CheckConnectorPayload { result { ok message } } ... on Error { code message } } }`;
 const CHECK_CONFIG = `mutation($i: CheckConnectorConfigInput!) { checkConnectorConfig(input: $i) {
   __typename ... on CheckConnectorConfigPayload { result { ok message } } ... on Error { code message } } }`;
@@ -50,11 +49,7 @@ const CREATE_ENDPOINT = `mutation($i: CreateWebhookEndpointInput!) { createWebho
 const PING = `mutation($i: WebhookEndpointIdInput!) { pingWebhook(input: $i) { __typename ... on PingWebhookPayload { ok statusCode error } ... on Error { code message } } }`;
 const DELIVERIES = `query($id: ID!) { webhookEndpoint(id: $id) { deliveries(first: 10) { nodes { status attempts lastStatusCode lastError } } } }`;
 
-async function connector(s: TestServer, name: string, driver: string, config: Record<string, unknown>): Promise<string> {
-  const r = (await s.q(CREATE_CONNECTOR, { i: { name, driver, config } })).createConnector;
-  expect(r.__typename, JSON.stringify(r)).toBe('CreateConnectorPayload');
-  return r.connector.id;
-}
+const connector = (s: TestServer, name: string, driver: string, config: Record<string, unknown>) => createConnectorId(s.q, name, driver, config);
 
 async function endpoint(s: TestServer, url: string): Promise<string> {
   const r = (await s.q(CREATE_ENDPOINT, { i: { url, eventTypes: ['CONNECTOR_CREATED'] } })).createWebhookEndpoint;

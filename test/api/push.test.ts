@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killChildren, killGroup, spawnServer, type Gql } from '../helpers/child-server.js';
 import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
+import { createConnectorId, waitForJob } from '../helpers/graphql.js';
 
 let s: TestServer | null = null;
 let dir: string;
@@ -41,14 +42,7 @@ afterAll(async () => {
   await s?.stop();
 });
 
-async function connector(q: Gql, name: string, driver: string, config: Record<string, unknown>): Promise<string> {
-  const r = await q(
-    `mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } ... on Error { code message } } }`,
-    { i: { name: `${name} ${++n}`, driver, config } },
-  );
-  expect(r.createConnector.__typename, JSON.stringify(r)).toBe('CreateConnectorPayload');
-  return r.createConnector.connector.id;
-}
+const connector = (q: Gql, name: string, driver: string, config: Record<string, unknown>) => createConnectorId(q, `${name} ${++n}`, driver, config);
 
 const PIPELINE_FIELDS = `id name state trigger enabled hasPushToken pushPath nextRunAt currentJob { id status }`;
 
@@ -84,12 +78,7 @@ const getPipeline = async (id: string, q: Gql = sq) => (await q(`query($id: ID!)
 const getJob = async (id: string, q: Gql = sq) =>
   (await q(`query($id: ID!) { job(id: $id) { id kind trigger status attempts error recordsRead recordsWritten recordsFailed } }`, { id })).job;
 
-async function waitJob(id: string, q: Gql = sq) {
-  return eventually(async () => {
-    const j = await getJob(id, q);
-    return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.status) ? j : null;
-  });
-}
+const waitJob = (id: string, q: Gql = sq) => waitForJob(() => getJob(id, q));
 
 async function push(
   url: string,

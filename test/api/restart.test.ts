@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killChildren, killGroup, spawnServer, type Gql } from '../helpers/child-server.js';
 import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { allEvents as eventLog } from '../helpers/graphql.js';
 
 const BIG_ROWS = 300_000;
 const BATCH = 500;
@@ -90,19 +91,8 @@ const getPipeline = async (q: Gql, id: string) => (await q(`query($id: ID!) { pi
 const getJob = async (q: Gql, id: string) => (await q(`query($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id })).job;
 
 /** The whole event log (or the part after `after`), paging 100 at a time. */
-async function allEvents(q: Gql, filter: Record<string, unknown> | null = null, after: string | null = null) {
-  const out: any[] = [];
-  for (;;) {
-    const r = await q(
-      `query($f: EventFilter, $after: String) { events(filter: $f, first: 100, after: $after) {
-        pageInfo { hasNextPage endCursor } edges { cursor node { id type message pipelineId jobId connectorId data createdAt } } } }`,
-      { f: filter, after },
-    );
-    out.push(...r.events.edges.map((e: any) => ({ cursor: e.cursor, ...e.node })));
-    if (!r.events.pageInfo.hasNextPage) return out;
-    after = r.events.pageInfo.endCursor;
-  }
-}
+const allEvents = (q: Gql, filter: Record<string, unknown> | null = null, after: string | null = null) =>
+  eventLog(q, 'id type message pipelineId jobId connectorId data createdAt', filter, after);
 
 function table(db: string): { n: number; d: number; max: number | null } {
   const conn = new Database(db, { readonly: true });

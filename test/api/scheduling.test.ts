@@ -11,6 +11,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { allEvents as eventLog, createConnectorId, TERMINAL_JOB_STATUSES, waitForJob, type Gql } from '../helpers/graphql.js';
 
 let s: TestServer;
 let dir: string;
@@ -28,7 +29,6 @@ afterAll(async () => {
   await s?.stop();
 });
 
-type Gql = <T = any>(query: string, variables?: Record<string, unknown>) => Promise<T>;
 const sq: Gql = (query, variables) => s.q(query, variables);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -42,14 +42,7 @@ const UPDATE_PIPELINE = `mutation($i: UpdatePipelineInput!) { updatePipeline(inp
   ... on UpdatePipelinePayload { pipeline { ${P_FIELDS} } } ... on ValidationError { code message fieldErrors { path message } } ... on Error { code message } } }`;
 const RUN = `mutation($i: PipelineIdInput!) { runPipeline(input: $i) { __typename ... on RunPipelinePayload { job { id status trigger } } ... on Error { code message } } }`;
 
-async function connector(name: string, driver: string, config: Record<string, unknown>, q: Gql = sq): Promise<string> {
-  const r = await q(
-    `mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } ... on Error { code message } } }`,
-    { i: { name: `${name} ${++n}`, driver, config } },
-  );
-  expect(r.createConnector.__typename, JSON.stringify(r)).toBe('CreateConnectorPayload');
-  return r.createConnector.connector.id;
-}
+const connector = (name: string, driver: string, config: Record<string, unknown>, q: Gql = sq) => createConnectorId(q, `${name} ${++n}`, driver, config);
 
 const gen = (config: Record<string, unknown>, q: Gql = sq) => connector('generator', 'generator', config, q);
 const FULL_REFRESH = [{ name: 'stream_1', syncMode: 'FULL_REFRESH' }];
@@ -83,12 +76,7 @@ const getJob = async (id: string, q: Gql = sq) => (await q(`query($id: ID!) { jo
 const jobsOf = async (id: string, q: Gql = sq): Promise<any[]> =>
   (await q(`query($id: ID!) { pipeline(id: $id) { jobs(first: 100) { nodes { ${J_FIELDS} } } } }`, { id })).pipeline.jobs.nodes;
 
-async function waitJob(id: string, statuses = ['SUCCEEDED', 'FAILED', 'CANCELLED'], q: Gql = sq) {
-  return eventually(async () => {
-    const j = await getJob(id, q);
-    return statuses.includes(j.status) ? j : null;
-  }, 30_000);
-}
+const waitJob = (id: string, statuses = TERMINAL_JOB_STATUSES, q: Gql = sq) => waitForJob(() => getJob(id, q), statuses, 30_000);
 
 async function waitState(id: string, state: string, q: Gql = sq) {
   return eventually(async () => {
@@ -98,19 +86,8 @@ async function waitState(id: string, state: string, q: Gql = sq) {
 }
 
 /** Events matching `filter` (after `after` when given), oldest first. */
-async function allEvents(filter: Record<string, unknown>, after: string | null = null, q: Gql = sq): Promise<any[]> {
-  const out: any[] = [];
-  for (;;) {
-    const r = await q(
-      `query($f: EventFilter, $after: String) { events(filter: $f, first: 100, after: $after) {
-        pageInfo { hasNextPage endCursor } edges { cursor node { type message pipelineId jobId data createdAt } } } }`,
-      { f: filter, after },
-    );
-    out.push(...r.events.edges.map((e: any) => ({ cursor: e.cursor, ...e.node })));
-    if (!r.events.pageInfo.hasNextPage) return out;
-    after = r.events.pageInfo.endCursor;
-  }
-}
+const allEvents = (filter: Record<string, unknown>, after: string | null = null, q: Gql = sq): Promise<any[]> =>
+  eventLog(q, 'type message pipelineId jobId data createdAt', filter, after);
 
 async function lastCursor(q: Gql = sq): Promise<string> {
   const r = await q(`{ events(last: 1) { edges { cursor } } }`);

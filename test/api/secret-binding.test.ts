@@ -16,6 +16,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sealV1 } from '../helpers/keyring.js';
 import { eventually, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { rawId } from '../helpers/graphql.js';
 
 const TOKEN = { a: 'tok-A-2f8e1c', b: 'tok-B-9d3a7b', x: 'tok-X-5c6d1e', d: 'tok-D-0a1b2c', e: 'tok-E-3d4e5f', key: 'key-H-7g8h9i' };
 const VALID = new Set(Object.values(TOKEN));
@@ -74,11 +75,6 @@ afterAll(async () => {
 });
 
 /** The database id inside a Relay global id. */
-function rawId(globalId: string): string {
-  const raw = Buffer.from(globalId, 'base64').toString('utf8');
-  return raw.slice(raw.indexOf(':') + 1);
-}
-
 const prisma = () => s.app.services.database.prisma;
 
 async function createConnector(name: string, config: Record<string, unknown>, authenticationId?: string): Promise<string> {

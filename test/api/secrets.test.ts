@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, type TestServer } from '../helpers/server.js';
+import { rawId } from '../helpers/graphql.js';
 
 const SECRET = {
   bearer: 'S3CRET-bearer-token-a1b2c3',
@@ -379,11 +380,6 @@ describe('secrets at rest and in transit', () => {
 });
 
 /** The database id inside a Relay global id. */
-function rawId(globalId: string): string {
-  const raw = Buffer.from(globalId, 'base64').toString('utf8');
-  return raw.slice(raw.indexOf(':') + 1);
-}
-
 describe('configured keys (SLUICE_SECRET_KEYS)', () => {
   const A = Buffer.alloc(32, 1).toString('base64');
   const B = Buffer.alloc(32, 2).toString('base64');

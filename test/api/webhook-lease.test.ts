@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killChildren, killGroup, spawnServer, type ChildServer } from '../helpers/child-server.js';
 import { createTestDatabase, PG_URL } from '../helpers/postgres.js';
 import { eventually, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { rawId } from '../helpers/graphql.js';
 
 type Mode = { kind: 'ok' } | { kind: 'slow'; ms: number } | { kind: 'hang' };
 
@@ -84,11 +85,6 @@ async function emitEvent(q: Q, connectorId: string): Promise<void> {
 }
 
 /** The database id inside a Relay global id. */
-function rawId(globalId: string): string {
-  const raw = Buffer.from(globalId, 'base64').toString('utf8');
-  return raw.slice(raw.indexOf(':') + 1);
-}
-
 interface DeliveryRow {
   id: string;
   messageId: string;

@@ -11,6 +11,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, subscribe, testDataDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { bearer, callAs } from '../helpers/graphql.js';
 
 let s: TestServer;
 let dir: string;
@@ -23,13 +24,7 @@ let readKeyA: string;
 let writeKeyA: string;
 const A: Record<string, string> = {};
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-async function as<T = any>(key: string, query: string, variables?: Record<string, unknown>): Promise<T> {
-  const r = await s.gql(query, variables, bearer(key));
-  if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
-  return r.data as T;
-}
+const as = <T = any>(key: string, query: string, variables?: Record<string, unknown>) => callAs<T>(s, key, query, variables);
 
 async function mutate(key: string, field: string, inputType: string, input: unknown, payload = '') {
   const r = await as(key, `mutation($i: ${inputType}!) { ${field}(input: $i) { __typename ${payload} ... on Error { code message } } }`, { i: input });

@@ -11,6 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, tempDir, writeCsv, type TestServer } from '../helpers/server.js';
+import { bearer, callAs } from '../helpers/graphql.js';
 
 const ADMIN_KEY = `sk_${crypto.randomBytes(32).toString('base64url')}`;
 const OUTSIDE = 'is outside the files root of this workspace';
@@ -29,13 +30,7 @@ let keyB: string;
 let folderB: string;
 
 const env = () => ({ SLUICE_LOCAL_ACCESS: 'false', SLUICE_BOOTSTRAP_API_KEY: ADMIN_KEY, SLUICE_FILES_EXTRA_ROOTS: `${extraRo}:ro` });
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-async function as(key: string, query: string, variables?: Record<string, unknown>): Promise<any> {
-  const r = await s.gql(query, variables, bearer(key));
-  if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
-  return r.data;
-}
+const as = (key: string, query: string, variables?: Record<string, unknown>): Promise<any> => callAs(s, key, query, variables);
 
 const CREATE = `mutation($i: CreateConnectorInput!) { createConnector(input: $i) {
   __typename ... on CreateConnectorPayload { connector { id } } ... on ValidationError { code fieldErrors { path message } } } }`;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, type TestServer } from '../helpers/server.js';
+import { bearer, callAs, createConnectorId, mintKey } from '../helpers/graphql.js';
 
 const ADMIN = 'sk_' + Buffer.alloc(32, 43).toString('base64url');
 /** Per-answer bound for /health: it proves /health answers, not how fast (the bench measures that) on a shared 2-core machine. */
@@ -20,26 +21,11 @@ let s: TestServer;
 let readKey: string;
 let writeKey: string;
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+const as = <T = any>(key: string, query: string, variables?: Record<string, unknown>) => callAs<T>(s, key, query, variables);
 
-async function as<T = any>(key: string, query: string, variables?: Record<string, unknown>): Promise<T> {
-  const r = await s.gql(query, variables, bearer(key));
-  if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
-  return r.data as T;
-}
+const mint = async (scope: 'READ' | 'WRITE'): Promise<string> => (await mintKey((q, v) => as(ADMIN, q, v), `${scope} key`, scope)).key;
 
-async function mint(scope: 'READ' | 'WRITE'): Promise<string> {
-  const r = await as(ADMIN, `mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { ... on CreateApiKeyPayload { key } } }`, { i: { name: `${scope} key`, scope } });
-  return r.createApiKey.key;
-}
-
-async function connector(name: string, driver: string, config: Record<string, unknown>): Promise<string> {
-  const r = await as(writeKey, `mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } ... on Error { code message } } }`, {
-    i: { name, driver, config },
-  });
-  expect(r.createConnector.__typename, JSON.stringify(r)).toBe('CreateConnectorPayload');
-  return r.createConnector.connector.id;
-}
+const connector = (name: string, driver: string, config: Record<string, unknown>) => createConnectorId((q, v) => as(writeKey, q, v), name, driver, config);
 
 /**
  * Polls /health every 50 ms until stopped. Every poll must answer 200 within HEALTH_ANSWER_MS;

@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { bearer, callAs, createConnectorId } from '../helpers/graphql.js';
 
 const ADMIN = 'sk_' + Buffer.alloc(32, 44).toString('base64url');
 const TIMEOUT_MS = 1_500;
@@ -20,19 +21,9 @@ let silent: http.Server;
 let silentUrl: string;
 const held: http.ServerResponse[] = [];
 
-const bearer = (k: string) => ({ authorization: `Bearer ${k}` });
+const as = <T = any>(query: string, variables?: Record<string, unknown>) => callAs<T>(s, key, query, variables);
 
-async function as<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
-  const r = await s.gql(query, variables, bearer(key));
-  if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
-  return r.data as T;
-}
-
-async function connector(name: string, driver: string, config: Record<string, unknown>): Promise<string> {
-  const r = await as(`mutation($i: CreateConnectorInput!) { createConnector(input: $i) { __typename ... on CreateConnectorPayload { connector { id } } ... on Error { code message } } }`, { i: { name, driver, config } });
-  expect(r.createConnector.__typename, JSON.stringify(r)).toBe('CreateConnectorPayload');
-  return r.createConnector.connector.id;
-}
+const connector = (name: string, driver: string, config: Record<string, unknown>) => createConnectorId(as, name, driver, config);
 
 const PREVIEW_MAPPING = `mutation($i: PreviewMappingInput!) { previewMapping(input: $i) {
   __typename ... on PreviewMappingPayload { records { output } } ... on Error { code message } ... on ResourceLimitError { limit } } }`;

@@ -8,6 +8,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, takeSseMessages, type SseMessage, type TestServer } from '../helpers/server.js';
+import { bearer, callAs, mintKey } from '../helpers/graphql.js';
 
 const ADMIN = 'sk_' + Buffer.alloc(32, 41).toString('base64url');
 const EVENTS = `subscription { events(filter: { types: [API_KEY_CREATED] }) { type message } }`;
@@ -16,22 +17,10 @@ let s: TestServer;
 const clients: Client[] = [];
 const controllers: AbortController[] = [];
 
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-async function as<T = any>(key: string, query: string, variables?: Record<string, unknown>): Promise<T> {
-  const r = await s.gql(query, variables, bearer(key));
-  if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
-  return r.data as T;
-}
+const as = <T = any>(key: string, query: string, variables?: Record<string, unknown>) => callAs<T>(s, key, query, variables);
 
 /** Mints a key with the ADMIN key; its creation is also an API_KEY_CREATED event for the feeds. */
-async function mint(name: string, scope: 'READ' | 'WRITE', expiresAt?: Date): Promise<{ key: string; id: string }> {
-  const r = await as(ADMIN, `mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { __typename ... on CreateApiKeyPayload { key apiKey { id } } ... on Error { code message } } }`, {
-    i: { name, scope, expiresAt: expiresAt?.toISOString() },
-  });
-  expect(r.createApiKey.__typename, JSON.stringify(r)).toBe('CreateApiKeyPayload');
-  return { key: r.createApiKey.key, id: r.createApiKey.apiKey.id };
-}
+const mint = (name: string, scope: 'READ' | 'WRITE', expiresAt?: Date) => mintKey((q, v) => as(ADMIN, q, v), name, scope, expiresAt);
 
 async function revoke(by: string, id: string) {
   const r = await as(by, `mutation($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { __typename ... on Error { code message } } }`, { i: { id } });

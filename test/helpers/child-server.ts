@@ -6,11 +6,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Gql } from './graphql.js';
 import { eventually } from './server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export type Gql = <T = any>(query: string, variables?: Record<string, unknown>) => Promise<T>;
+export type { Gql };
 
 export interface ChildServer {
   child: ChildProcess;

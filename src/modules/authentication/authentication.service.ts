@@ -198,12 +198,11 @@ export function resealAuthentication(
 }
 
 export class AuthenticationService {
-  /** Set by the service container: changes are recorded as events in their own transaction. */
-  events!: EventService;
-
   constructor(
     private readonly db: PrismaClient,
     private readonly ring: KeyRing,
+    /** Changes are recorded as events in their own transaction. */
+    private readonly events: EventService,
   ) {}
 
   /** Runs `fn` in a transaction that also appends its event. */

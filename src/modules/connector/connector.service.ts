@@ -89,9 +89,6 @@ export interface ConnectorJobs {
 }
 
 export class ConnectorService {
-  /** Where check and discover run: a worker thread with time and memory limits (set by services.ts). */
-  driverTasks!: DriverTasks;
-
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
@@ -99,6 +96,8 @@ export class ConnectorService {
     private readonly ring: KeyRing,
     private readonly authentications: AuthenticationService,
     private readonly files: FileRootsOptions,
+    /** Where check and discover run: a worker thread with time and memory limits. */
+    private readonly driverTasks: DriverTasks,
   ) {}
 
   /** The driver context of a workspace (its files folder; the extra roots for the default one). */

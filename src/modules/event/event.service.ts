@@ -96,14 +96,14 @@ export class CommitThenThrow {
 }
 
 export class EventService {
-  /** Called after each event insert, inside the same transaction (webhook outbox). */
-  readonly hooks: EventHook[] = [];
   /** Pipeline / job / connector id → workspace, for events written in system scope (see workspaceOf). */
   private readonly owners = new Map<string, string>();
 
   constructor(
     private readonly db: PrismaClient,
     private readonly pubsub: PubSub,
+    /** Called after each event insert, inside the same transaction (webhook outbox). */
+    private readonly hooks: readonly EventHook[] = [],
   ) {}
 
   /** Highest sequence removed by retention (0 when nothing was pruned). */

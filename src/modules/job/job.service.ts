@@ -1,65 +1,42 @@
 /**
- * Jobs: creation, dispatch to the queue, and the runner's view of the database
- * (RunnerHost). Owns job status transitions and what each one writes.
+ * Jobs, the command side: what resolvers, pipelines, connectors and triggers call — create,
+ * start runs under the concurrency rules, dispatch, stop, cancel, and the progress stream.
+ * The runner's side (begin, checkpoint, finish, retry, recovery) is JobHost (job.host.ts).
  *
- * Promises: a job reaches RUNNING only while its pipeline runs and its connectors are not
- * paused; checkpoints of a job that is no longer RUNNING (e.g. after a reset) are ignored
- * except for their dead letters; every status change writes an event; a job left RUNNING by
- * a dead process is recovered at start (resumed, paused or cancelled per its pipeline); a job
- * stopped by a pause that was undone before its batch boundary follows its pipeline (queued
- * again if it runs, cancelled if it stopped). Every transaction that changes a job locks its
- * pipeline first (see lockPipelines), so job changes and lifecycle actions never deadlock.
+ * Promises: jobs are created inside the caller's transaction and dispatched after commit;
+ * stopping a running job takes effect at its next batch boundary (the host records the
+ * outcome), waiting ones end at once with an event. Every transaction that changes a job
+ * locks its pipeline first (see lockPipelines), so job changes and lifecycle actions never
+ * deadlock.
  */
 import type { PrismaClient } from '../../db/client.js';
-import { pgJson, pgText } from '../../db/pg-text.js';
 import { Prisma } from '../../generated/prisma/client.js';
-import type { ConfiguredStream, StreamStates, WriteMode } from '../../engine/drivers/types.js';
-import type { MappingSpec } from '../../engine/mapping/mapping.js';
-import type { Counters, JobPlan } from '../../engine/runner/protocol.js';
-import type { CheckpointData, JobOutcome, Runner, RunnerHost } from '../../engine/runner/runner.js';
-import type { JobQueue } from '../../engine/queue/queue.js';
+import type { Runner } from '../../engine/runner/runner.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
-import type { Logger } from '../../logger.js';
-import type { JobProgressMessage, PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
+import type { JobProgressMessage, PubSub } from '../../pubsub/pubsub.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
-import type { DriverConfigResolver } from '../connector/connector.service.js';
-import type { FileScope } from '../../security/file-roots.js';
-import { lockConnectorPipelines, lockPipelines, recordTransition } from '../pipeline/pipeline.transitions.js';
-import { isRunningState, type PipelineState } from '../pipeline/lifecycle.js';
-import { runAsSystem } from '../../tenancy/scope.js';
+import { lockConnectorPipelines } from '../pipeline/pipeline.transitions.js';
+import { ACTIVE_STATUSES, createJob, ensurePushJob, lockJobPipeline, type JobDispatch, type JobRow, type PipelineRow } from './job.rows.js';
 
-export const ACTIVE_STATUSES = ['QUEUED', 'RUNNING', 'PAUSED'] as const;
-const PROGRESS_EVENT_INTERVAL_MS = 2000;
+export { ACTIVE_STATUSES } from './job.rows.js';
+
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
-type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
-type JobRow = NonNullable<Awaited<ReturnType<PrismaClient['job']['findUnique']>>>;
 type RunTrigger = 'MANUAL' | 'SCHEDULE' | 'SUBSCRIPTION';
 
-export class JobService implements RunnerHost {
-  private runner!: Runner;
-  private readonly lastProgressEvent = new Map<string, number>();
-  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
-  private closed = false;
+/** What the command side needs of the runner: whether a job runs in this process, and stopping it. */
+export type RunControl = Pick<Runner, 'isRunning' | 'requestStop'>;
 
+export class JobService {
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
     private readonly pubsub: PubSub,
-    private readonly queue: JobQueue,
-    private readonly logger: Logger,
+    private readonly runner: RunControl,
+    /** Hands QUEUED jobs to the queue (after their transaction committed). */
+    readonly dispatch: JobDispatch,
   ) {}
-
-  /** Connector configs for drivers, secrets decrypted (set by the service container). */
-  driverConfig!: DriverConfigResolver;
-
-  /** Called after a job changed its pipeline (READY, auto-stop) so triggers can re-arm. */
-  onPipelineChanged?: (pipelineId: string) => void;
-
-  attach(runner: Runner) {
-    this.runner = runner;
-  }
 
   async get(id: string) {
     const j = await this.db.job.findUnique({ where: { id } });
@@ -68,46 +45,23 @@ export class JobService implements RunnerHost {
   }
 
   /** Creates a QUEUED job for a pipeline inside the caller's transaction; dispatch it after commit. */
-  async create(
+  create(
     tx: Tx,
     emit: (e: NewEvent) => Promise<void>,
     pipeline: PipelineRow,
     kind: 'SYNC' | 'RESET' | 'REPLAY',
     trigger: string,
     result?: Prisma.InputJsonValue,
-  ) {
-    const mapping = pipeline.mappingId ? await tx.mapping.findUnique({ where: { id: pipeline.mappingId }, select: { version: true } }) : null;
-    const job = await tx.job.create({
-      data: {
-        workspaceId: pipeline.workspaceId,
-        kind,
-        pipelineId: pipeline.id,
-        trigger,
-        status: 'QUEUED',
-        mappingId: pipeline.mappingId,
-        mappingVersion: mapping?.version ?? null,
-        cursorStart: (pipeline.cursor ?? Prisma.DbNull) as Prisma.InputJsonValue,
-        ...(result !== undefined ? { result } : {}),
-      },
-    });
-    await emit({ type: 'JOB_QUEUED', pipelineId: pipeline.id, jobId: job.id, message: `${kind.toLowerCase()} job queued (${trigger.toLowerCase()})` });
-    return job;
+  ): Promise<JobRow> {
+    return createJob(tx, emit, pipeline, kind, trigger, result);
   }
 
   /**
    * Makes sure a SUBSCRIPTION job will drain the pipeline's pushed records: none is created
    * when one is already waiting (it claims every batch when it starts).
    */
-  async ensurePushJob(tx: Tx, emit: (e: NewEvent) => Promise<void>, p: PipelineRow) {
-    const waiting = await tx.job.findFirst({ where: { pipelineId: p.id, trigger: 'SUBSCRIPTION', status: { in: ['QUEUED', 'PAUSED'] } } });
-    if (waiting) return null;
-    return this.create(tx, emit, p, 'SYNC', 'SUBSCRIPTION');
-  }
-
-  /** Hands a QUEUED job to the queue; jobs of one pipeline run one at a time unless `parallel`. */
-  async dispatch(job: { id: string; pipelineId: string | null }, parallel = false) {
-    if (this.closed) return;
-    await this.queue.enqueue({ jobId: job.id, group: parallel ? null : job.pipelineId });
+  ensurePushJob(tx: Tx, emit: (e: NewEvent) => Promise<void>, p: PipelineRow): Promise<JobRow | null> {
+    return ensurePushJob(tx, emit, p);
   }
 
   /**
@@ -175,32 +129,6 @@ export class JobService implements RunnerHost {
       const reason = `${trigger.toLowerCase()} run skipped: job ${a.id} is ${a.status.toLowerCase()} and parallel runs are off`;
       return { job: null, skipped: reason, events: [{ type: 'RUN_SKIPPED', pipelineId: p.id, jobId: a.id, message: reason, data: { trigger, ...dataOf(p) } }] };
     });
-  }
-
-  /** Dispatches a QUEUED job when its retry is due (kept in memory; recover() re-arms after a restart). */
-  private scheduleRetry(jobId: string, at: Date) {
-    clearTimeout(this.retryTimers.get(jobId));
-    const timer = setTimeout(() => runAsSystem(() => {
-      this.retryTimers.delete(jobId);
-      void this.db.job
-        .findUnique({ where: { id: jobId }, select: { id: true, pipelineId: true, status: true } })
-        .then((j) => (j?.status === 'QUEUED' ? this.dispatch(j) : undefined))
-        .catch((err: unknown) => this.logger.error({ err, jobId }, 'retry dispatch failed'));
-    }), Math.max(0, at.getTime() - Date.now()));
-    timer.unref();
-    this.retryTimers.set(jobId, timer);
-  }
-
-  /** Stops dispatching (shutdown); waiting retries stay QUEUED in the database. */
-  close() {
-    this.closed = true;
-    for (const t of this.retryTimers.values()) clearTimeout(t);
-    this.retryTimers.clear();
-  }
-
-  /** Handles the queue: runs one job. */
-  async handle(jobId: string) {
-    await this.runner.run(jobId);
   }
 
   /**
@@ -299,35 +227,6 @@ export class JobService implements RunnerHost {
     });
   }
 
-  /** Re-dispatches jobs that were QUEUED or RUNNING when the process last stopped. */
-  async recover() {
-    const running = await this.db.job.findMany({ where: { status: 'RUNNING', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, include: { pipeline: true } });
-    for (const job of running) {
-      await this.events.transaction(async (tx, emit) => {
-        await lockJobPipeline(tx, job.id);
-        await tx.jobAttempt.updateMany({
-          where: { jobId: job.id, finishedAt: null },
-          data: { status: 'FAILED', finishedAt: new Date(), error: 'the process stopped during this attempt' },
-        });
-        const state = job.pipeline?.state;
-        const status = state === 'INIT' || state === 'READY' ? 'QUEUED' : state === 'PAUSE' ? 'PAUSED' : 'CANCELLED';
-        await tx.job.update({ where: { id: job.id }, data: { status } });
-        await emit({
-          type: status === 'QUEUED' ? 'JOB_QUEUED' : status === 'PAUSED' ? 'JOB_PAUSED' : 'JOB_CANCELLED',
-          pipelineId: job.pipelineId,
-          jobId: job.id,
-          message: `job recovered after restart: ${status === 'QUEUED' ? 'resuming from its checkpoint' : status.toLowerCase()}`,
-        });
-      });
-    }
-    const queued = await this.db.job.findMany({ where: { status: 'QUEUED', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, orderBy: { createdAt: 'asc' } });
-    for (const job of queued) {
-      if (job.nextAttemptAt && job.nextAttemptAt.getTime() > Date.now()) this.scheduleRetry(job.id, job.nextAttemptAt);
-      else await this.dispatch(job);
-    }
-    return { recovered: running.length, queued: queued.length };
-  }
-
   /**
    * The job's current counters, then live progress; ends after a final message with a
    * terminal status. Subscribes before reading the snapshot so no update falls between.
@@ -358,333 +257,4 @@ export class JobService implements RunnerHost {
       await live.return?.();
     }
   }
-
-  // ---- RunnerHost ----
-
-  async begin(jobId: string): Promise<JobPlan | null> {
-    let plan: JobPlan | null = null;
-    let pausedMsg: string | null = null;
-    await this.events.transaction(async (tx, emit) => {
-      [plan, pausedMsg] = [null, null];
-      await lockJobPipeline(tx, jobId);
-      const job = await tx.job.findUnique({ where: { id: jobId }, include: { pipeline: { include: { source: true, destination: true } } } });
-      if (!job || job.status !== 'QUEUED' || !job.pipeline) return;
-      const p = job.pipeline;
-      if (p.state !== 'INIT' && p.state !== 'READY') {
-        const status = p.state === 'PAUSE' ? 'PAUSED' : 'CANCELLED';
-        await tx.job.update({ where: { id: jobId }, data: { status } });
-        await emit({ type: status === 'PAUSED' ? 'JOB_PAUSED' : 'JOB_CANCELLED', pipelineId: p.id, jobId, message: `job not started: pipeline is ${p.state}` });
-        return;
-      }
-      const paused = [p.source, p.destination].filter((c) => c.paused);
-      if (paused.length) {
-        pausedMsg = `connector(s) paused: ${paused.map((c) => c.name).join(', ')}`;
-        await tx.job.update({ where: { id: jobId }, data: { status: 'PAUSED' } });
-        await emit({ type: 'JOB_PAUSED', pipelineId: p.id, jobId, message: `job waiting: ${pausedMsg}` });
-        return;
-      }
-      let mapping: MappingSpec | null = null;
-      if (job.mappingId && job.mappingVersion) {
-        const v = await tx.mappingVersion.findUnique({ where: { mappingId_version: { mappingId: job.mappingId, version: job.mappingVersion } } });
-        mapping = (v?.spec ?? null) as MappingSpec | null;
-      }
-      const attempt = job.attempts + 1;
-      await tx.job.update({
-        where: { id: jobId },
-        data: { status: 'RUNNING', attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null, nextAttemptAt: null },
-      });
-      await tx.jobAttempt.create({ data: { jobId, number: attempt, status: 'RUNNING' } });
-      await emit({
-        type: 'JOB_STARTED',
-        pipelineId: p.id,
-        jobId,
-        message: attempt === 1 ? `${job.kind.toLowerCase()} job started` : `${job.kind.toLowerCase()} job resumed (attempt ${attempt})`,
-        data: { attempt },
-      });
-      let state = (p.cursor ?? {}) as StreamStates;
-      if (job.attempts === 0 && job.kind === 'SYNC' && job.trigger !== 'START') {
-        // A new run starts full-refresh streams from scratch; incremental ones continue from their cursor.
-        const streams = p.streams as unknown as ConfiguredStream[];
-        const kept = { ...state };
-        for (const s of streams) if (s.syncMode === 'FULL_REFRESH') delete kept[s.name];
-        if (Object.keys(kept).length !== Object.keys(state).length) {
-          state = kept;
-          await tx.pipeline.update({ where: { id: p.id }, data: { cursor: Object.keys(kept).length ? (kept as Prisma.InputJsonValue) : Prisma.DbNull } });
-          await tx.job.update({ where: { id: jobId }, data: { cursorStart: kept as Prisma.InputJsonValue } });
-        }
-      }
-      let replay: JobPlan['replay'];
-      if (job.trigger === 'SUBSCRIPTION') {
-        // Claim the pushed batches, oldest first: those of an earlier attempt, new ones, and those
-        // left by a push job that ended without delivering them (failed or cancelled).
-        const batches = await tx.pushBatch.findMany({
-          where: await claimableBatches(tx, p.id, jobId),
-          orderBy: { sequence: 'asc' },
-          take: 20,
-        });
-        await tx.pushBatch.updateMany({ where: { sequence: { in: batches.map((b) => b.sequence) } }, data: { jobId } });
-        replay = batches.flatMap((b) => (b.records as unknown[]).map((record) => ({ stream: b.stream, record })));
-      } else if (job.kind === 'REPLAY') {
-        const ids = ((job.result ?? {}) as { deadLetterIds?: string[] }).deadLetterIds ?? [];
-        const rows = await tx.deadLetter.findMany({ where: { id: { in: ids } }, orderBy: { id: 'asc' }, select: { stream: true, record: true } });
-        replay = rows.map((r) => ({ stream: r.stream, record: r.record }));
-      }
-      const writeMode = p.writeMode as WriteMode;
-      // Secrets are decrypted for the worker only; a connector whose secrets cannot be read fails the job (not retried).
-      let source: unknown = {};
-      let destination: unknown = {};
-      let secrets: string[] = [];
-      let configError: string | undefined;
-      let files: FileScope | null = null;
-      try {
-        const [s, d] = [await this.driverConfig(p.source, tx), await this.driverConfig(p.destination, tx)];
-        [source, destination, secrets, files] = [s.config, d.config, [...s.secrets, ...d.secrets], s.files];
-      } catch (err) {
-        configError = `cannot prepare the connectors' credentials: ${(err as Error).message}`;
-      }
-      plan = {
-        jobId,
-        ...(replay ? { replay } : {}),
-        ...(configError ? { configError } : {}),
-        secrets,
-        pipelineId: p.id,
-        source: { driver: p.source.driver, config: source },
-        destination: { driver: p.destination.driver, config: destination },
-        streams: p.streams as unknown as ConfiguredStream[],
-        files,
-        state,
-        executionTimeoutMs: p.executionTimeoutMs,
-        mapping,
-        writeMode,
-        batchSize: p.batchSize,
-        failureThreshold: p.failureThreshold,
-        streamTotals: (job.streamStats ?? {}) as unknown as Record<string, Counters>,
-        totals: {
-          recordsRead: Number(job.recordsRead),
-          recordsWritten: Number(job.recordsWritten),
-          recordsFailed: Number(job.recordsFailed),
-          bytesRead: Number(job.bytesRead),
-          bytesWritten: Number(job.bytesWritten),
-        },
-      };
-    });
-    if (pausedMsg) this.logger.info({ jobId }, pausedMsg);
-    return plan;
-  }
-
-  async checkpoint(jobId: string, data: CheckpointData): Promise<void> {
-    const now = Date.now();
-    const emitProgress = now - (this.lastProgressEvent.get(jobId) ?? 0) >= PROGRESS_EVENT_INTERVAL_MS;
-    if (emitProgress) this.lastProgressEvent.set(jobId, now);
-    await this.events.transaction(async (tx, emit) => {
-      await lockJobPipeline(tx, jobId);
-      const job = await tx.job.findUnique({ where: { id: jobId }, select: { status: true, pipelineId: true } });
-      if (!job?.pipelineId) return;
-      if (data.deadLetters.length) {
-        await tx.deadLetter.createMany({
-          data: data.deadLetters.map((d) => {
-            const record = pgJson(d.record ?? null);
-            const note = record !== (d.record ?? null) ? ' (its NUL characters are stored as U+FFFD)' : '';
-            return { jobId, pipelineId: job.pipelineId!, stream: d.stream, stage: d.stage, error: pgText(d.error) + note, record: record as Prisma.InputJsonValue };
-          }),
-        });
-      }
-      if (job.status !== 'RUNNING') return;
-      let cursor: StreamStates | undefined;
-      if (data.state) {
-        const p = await tx.pipeline.findUnique({ where: { id: job.pipelineId }, select: { cursor: true } });
-        cursor = { ...((p?.cursor ?? {}) as StreamStates), ...pgJson(data.state) };
-        await tx.pipeline.update({ where: { id: job.pipelineId }, data: { cursor: cursor as Prisma.InputJsonValue } });
-      }
-      await tx.job.update({
-        where: { id: jobId },
-        data: {
-          ...countersData(data.totals),
-          streamStats: data.streamTotals as unknown as Prisma.InputJsonValue,
-          ...(cursor ? { cursorEnd: cursor as Prisma.InputJsonValue } : {}),
-        },
-      });
-      if (emitProgress) {
-        await emit({
-          type: 'JOB_PROGRESS',
-          pipelineId: job.pipelineId,
-          jobId,
-          message: `${data.totals.recordsRead} read, ${data.totals.recordsWritten} written, ${data.totals.recordsFailed} failed`,
-          data: data.totals,
-        });
-      }
-    });
-  }
-
-  progress(jobId: string, pipelineId: string, totals: Counters, status: string, final: boolean): void {
-    this.pubsub.publish('jobProgress', jobId, { jobId, pipelineId, status, ...totals, final, at: new Date().toISOString() });
-  }
-
-  log(jobId: string, level: 'info' | 'warn' | 'error', message: string): void {
-    this.logger[level]({ jobId }, message);
-  }
-
-  async finish(jobId: string, outcome: JobOutcome, totals: Counters, streamTotals: Record<string, Counters>): Promise<void> {
-    this.lastProgressEvent.delete(jobId);
-    let published: PipelineStateMessage[] = [];
-    let retryAt: Date | null = null;
-    let followUp: { id: string; pipelineId: string | null } | null = null;
-    let pipelineId: string | null = null;
-    const finalStatus = await this.events.transaction(async (tx, emit) => {
-      [published, retryAt, followUp, pipelineId] = [[], null, null, null];
-      await lockJobPipeline(tx, jobId);
-      const job = await tx.job.findUnique({
-        where: { id: jobId },
-        include: { pipeline: { include: { source: { select: { paused: true } }, destination: { select: { paused: true } } } } },
-      });
-      if (!job) return null;
-      pipelineId = job.pipelineId;
-      const { bytesRead: _br, bytesWritten: _bw, ...recordCounts } = countersData(totals);
-      const attemptData = { ...recordCounts, finishedAt: new Date() };
-      // Already ended elsewhere (reset/cancel discarded it): keep that status.
-      if (job.status !== 'RUNNING') {
-        await tx.jobAttempt.updateMany({ where: { jobId, finishedAt: null }, data: { ...attemptData, status: 'CANCELLED' } });
-        return job.status;
-      }
-      let status: 'SUCCEEDED' | 'FAILED' | 'PAUSED' | 'CANCELLED' | 'QUEUED';
-      let error: string | null = null;
-      switch (outcome.status) {
-        case 'SUCCEEDED':
-          status = 'SUCCEEDED';
-          break;
-        case 'FAILED':
-          error = pgText(outcome.error);
-          if (outcome.retryable && job.pipeline && job.attempts < job.pipeline.maxAttempts && (job.pipeline.state === 'INIT' || job.pipeline.state === 'READY')) {
-            status = 'QUEUED';
-            retryAt = new Date(Date.now() + retryDelayMs(job.attempts, job.pipeline.retryBackoffMs));
-          } else status = 'FAILED';
-          break;
-        case 'PAUSED':
-          // The pause that stopped it may have been undone before it reached its batch boundary
-          // (pipeline resumed, or stopped): the job follows its pipeline as it is now.
-          if (job.pipeline && isRunningState(job.pipeline.state as PipelineState) && !job.pipeline.source.paused && !job.pipeline.destination.paused) {
-            status = 'QUEUED';
-            followUp = job;
-          } else status = job.pipeline?.state === 'STOP' ? 'CANCELLED' : 'PAUSED';
-          break;
-        case 'CANCELLED':
-          status = 'CANCELLED';
-          break;
-        case 'INTERRUPTED':
-          status = 'QUEUED';
-          error = 'interrupted by shutdown; resumes at next start';
-          break;
-        case 'TIMEOUT':
-          status = 'FAILED';
-          error = `execution timeout: ran longer than ${Math.round((job.pipeline?.executionTimeoutMs ?? 0) / 1000)}s`;
-          break;
-      }
-      const ended = status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
-      await tx.job.update({
-        where: { id: jobId },
-        data: {
-          status,
-          error,
-          nextAttemptAt: retryAt,
-          streamStats: streamTotals as unknown as Prisma.InputJsonValue,
-          ...countersData(totals),
-          ...(ended ? { finishedAt: new Date() } : {}),
-        },
-      });
-      await tx.jobAttempt.updateMany({
-        where: { jobId, finishedAt: null },
-        data: { ...attemptData, status: status === 'QUEUED' ? (followUp ? 'PAUSED' : 'FAILED') : status, error },
-      });
-      const summary = `${totals.recordsRead} read, ${totals.recordsWritten} written, ${totals.recordsFailed} failed`;
-      if (retryAt) {
-        const seconds = Math.round((retryAt.getTime() - Date.now()) / 1000);
-        await emit({
-          type: 'JOB_RETRYING',
-          pipelineId: job.pipelineId,
-          jobId,
-          message: `attempt ${job.attempts} failed: ${error}; retrying from the last checkpoint in ${seconds}s (attempt ${job.attempts + 1} of ${job.pipeline!.maxAttempts})`,
-          data: { attempt: job.attempts, nextAttemptAt: retryAt.toISOString(), error },
-        });
-        return status;
-      }
-      const type = ({ SUCCEEDED: 'JOB_SUCCEEDED', FAILED: 'JOB_FAILED', PAUSED: 'JOB_PAUSED', CANCELLED: 'JOB_CANCELLED', QUEUED: 'JOB_QUEUED' } as const)[status];
-      await emit({
-        type,
-        pipelineId: job.pipelineId,
-        jobId,
-        message: `job ${status === 'QUEUED' ? (followUp ? 'queued to resume from its checkpoint (its pipeline runs again)' : 'interrupted') : status.toLowerCase()}: ${error ? `${error}; ` : ''}${summary}`,
-        data: { ...totals, error },
-      });
-      const p = job.pipeline;
-      if (job.trigger === 'SUBSCRIPTION' && status === 'SUCCEEDED' && p) {
-        await tx.pushBatch.deleteMany({ where: { jobId } });
-        const more = await tx.pushBatch.count({ where: await claimableBatches(tx, p.id, jobId) });
-        if (more) followUp = await this.ensurePushJob(tx, emit, p);
-      }
-      if (job.kind === 'REPLAY' && status === 'SUCCEEDED') {
-        // Replayed records that failed again were dead-lettered anew under this job.
-        const ids = ((job.result ?? {}) as { deadLetterIds?: string[] }).deadLetterIds ?? [];
-        await tx.deadLetter.deleteMany({ where: { id: { in: ids } } });
-      } else if (p && status === 'SUCCEEDED' && p.state === 'INIT' && job.kind !== 'REPLAY') {
-        published.push(await recordTransition(tx, emit, { ...p, state: p.state as PipelineState }, 'INITIAL_LOAD_COMPLETED', 'READY', { jobId }));
-      } else if (p && status === 'FAILED') {
-        const failures = p.consecutiveFailures + 1;
-        await tx.pipeline.update({ where: { id: p.id }, data: { stateReason: `last job failed: ${error}`, consecutiveFailures: failures } });
-        if (p.autoStopAfterFailures > 0 && failures >= p.autoStopAfterFailures && p.state !== 'STOP') {
-          const reason = `stopped after ${failures} consecutive failed jobs (last: ${error})`;
-          const fresh = await tx.pipeline.findUniqueOrThrow({ where: { id: p.id } });
-          published.push(await recordTransition(tx, emit, { ...fresh, state: fresh.state as PipelineState }, 'AUTO_STOP', 'STOP', { reason, jobId }));
-          await emit({ type: 'PIPELINE_AUTO_STOPPED', pipelineId: p.id, jobId, message: `pipeline "${p.name}" ${reason}`, data: { failures } });
-        }
-      }
-      if (p && status === 'SUCCEEDED' && p.consecutiveFailures !== 0) {
-        await tx.pipeline.update({ where: { id: p.id }, data: { consecutiveFailures: 0 } });
-      }
-      return status;
-    });
-    for (const m of published) this.pubsub.publish('pipelineStateChanged', m.pipelineId, m);
-    if (retryAt) this.scheduleRetry(jobId, retryAt);
-    const follow = followUp as { id: string; pipelineId: string | null } | null;
-    if (follow) await this.dispatch(follow);
-    if (pipelineId) this.onPipelineChanged?.(pipelineId);
-    if (finalStatus) {
-      const job = await this.db.job.findUnique({ where: { id: jobId }, select: { pipelineId: true } });
-      this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);
-    }
-  }
-}
-
-/** Locks the job's pipeline (lock order: the pipeline before its jobs, see lockPipelines). */
-async function lockJobPipeline(tx: Tx, jobId: string): Promise<void> {
-  const j = await tx.job.findUnique({ where: { id: jobId }, select: { pipelineId: true } });
-  if (j?.pipelineId) await lockPipelines(tx, [j.pipelineId]);
-}
-
-/**
- * Pushed batches the push job `jobId` may take: unclaimed ones and those claimed by a job that
- * is no longer active (its own earlier attempt, or a push job that failed or was cancelled), so
- * a record answered 202 is never stranded. Batches of another active push job are left to it.
- */
-async function claimableBatches(tx: Tx, pipelineId: string, jobId: string): Promise<Prisma.PushBatchWhereInput> {
-  const others = await tx.job.findMany({
-    where: { pipelineId, trigger: 'SUBSCRIPTION', status: { in: [...ACTIVE_STATUSES] }, id: { not: jobId } },
-    select: { id: true },
-  });
-  return { pipelineId, OR: [{ jobId: null }, { jobId: { notIn: others.map((j) => j.id) } }] };
-}
-
-/** Exponential backoff (×3 per attempt, capped at 10 minutes) with equal jitter. */
-export function retryDelayMs(attempt: number, baseMs: number): number {
-  const d = Math.min(600_000, baseMs * 3 ** Math.max(0, attempt - 1));
-  return Math.round(d / 2 + Math.random() * (d / 2));
-}
-
-function countersData(c: Counters) {
-  return {
-    recordsRead: BigInt(c.recordsRead),
-    recordsWritten: BigInt(c.recordsWritten),
-    recordsFailed: BigInt(c.recordsFailed),
-    bytesRead: BigInt(c.bytesRead),
-    bytesWritten: BigInt(c.bytesWritten),
-  };
 }

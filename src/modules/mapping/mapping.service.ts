@@ -56,12 +56,11 @@ export class MappingService {
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
+    /** Connector configs for drivers, secrets decrypted. */
+    private readonly driverConfig: DriverConfigResolver,
+    /** Where previews run: a worker thread with time and memory limits. */
+    private readonly driverTasks: DriverTasks,
   ) {}
-
-  /** Connector configs for drivers, secrets decrypted (set by the service container). */
-  driverConfig!: DriverConfigResolver;
-  /** Where previews run: a worker thread with time and memory limits (set by the service container). */
-  driverTasks!: DriverTasks;
 
   async get(id: string) {
     const m = await this.db.mapping.findUnique({ where: { id } });

@@ -18,7 +18,8 @@ import type { MappingSpec } from '../../engine/mapping/mapping.js';
 import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
 import { requireName, type DriverConfigResolver } from '../connector/connector.service.js';
 import { CommitThenThrow, type EventService } from '../event/event.service.js';
-import { ACTIVE_STATUSES, type JobService } from '../job/job.service.js';
+import type { JobService } from '../job/job.service.js';
+import { ACTIVE_STATUSES } from '../job/job.rows.js';
 import { availableActions, isRunningState, next, type PipelineAction, type PipelineState } from './lifecycle.js';
 import { lockPipeline, recordTransition } from './pipeline.transitions.js';
 import { checkSchedule, scheduleOf, type TriggerService } from './trigger.service.js';
@@ -115,20 +116,18 @@ export const MAX_REPLAY = 100_000;
 type Row = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
 
 export class PipelineService {
-  /** Set once the trigger service exists (it re-arms schedules after changes). */
-  triggers?: TriggerService;
-
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
     private readonly pubsub: PubSub,
     private readonly jobs: JobService,
+    /** Re-arms schedules after changes. */
+    private readonly triggers: Pick<TriggerService, 'refresh'>,
+    /** Connector configs for drivers, secrets decrypted. */
+    private readonly driverConfig: DriverConfigResolver,
+    /** Where previews and discovery run: a worker thread with time and memory limits. */
+    private readonly driverTasks: DriverTasks,
   ) {}
-
-  /** Connector configs for drivers, secrets decrypted (set by the service container). */
-  driverConfig!: DriverConfigResolver;
-  /** Where previews and discovery run: a worker thread with time and memory limits (set by the service container). */
-  driverTasks!: DriverTasks;
 
   async get(id: string): Promise<Row> {
     const p = await this.db.pipeline.findUnique({ where: { id } });
@@ -223,7 +222,7 @@ export class PipelineService {
       await emit({ type: 'PIPELINE_UPDATED', pipelineId: current.id, message: `pipeline "${name}" updated` });
       return tx.pipeline.findUniqueOrThrow({ where: { id: current.id } });
     }).then(async (p) => {
-      await this.triggers?.refresh(p.id, settings.rescheduled);
+      await this.triggers.refresh(p.id, settings.rescheduled);
       return this.get(p.id);
     });
   }
@@ -295,7 +294,7 @@ export class PipelineService {
     afterCommit();
     if (message) this.pubsub.publish('pipelineStateChanged', id, message);
     for (const j of dispatch) await this.jobs.dispatch(j);
-    await this.triggers?.refresh(id);
+    await this.triggers.refresh(id);
     return this.get(id);
   }
 

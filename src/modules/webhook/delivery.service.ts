@@ -109,9 +109,7 @@ export class DeliveryService {
     private readonly pubsub: PubSub,
     private readonly config: WebhookConfig,
     private readonly log: Logger,
-  ) {
-    webhooks.onQueued = () => this.wake();
-  }
+  ) {}
 
   start(): void {
     if (!this.stopped) return;

@@ -130,14 +130,13 @@ function describe(ep: { url: string }): string {
 export class WebhookService {
   private cache: { at: number; endpoints: CachedEndpoint[] } | null = null;
   private generation = 0;
-  /** Wakes the delivery loop (set by the delivery service). */
-  onQueued: () => void = () => {};
-
   constructor(
     private readonly db: PrismaClient,
     private readonly events: EventService,
     private readonly log: Logger,
     private readonly ring: KeyRing,
+    /** Wakes the delivery loop after redeliveries and replays were queued. */
+    private readonly onQueued: () => void = () => {},
   ) {}
 
   /** A stored signing secret of endpoint `endpointId` in clear, to sign with (and nothing else). Throws KeyRingError when it does not open there. */

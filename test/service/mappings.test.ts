@@ -1,14 +1,16 @@
 /**
- * Mappings through the real server: create / update / delete, versioning (a new version only
+ * Mappings through the services (no HTTP server): create / update / delete, versioning (a new version only
  * when the spec changes, every version kept), spec validation with exact field paths, and
  * `testMapping` (Open Connector semantics) on inline specs and on stored versions.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
+import { testDataDir } from '../helpers/server.js';
+import { startTestServices, type TestServices } from '../helpers/services.js';
+import { gid } from '../helpers/graphql.js';
 
-let s: TestServer;
+let s: TestServices;
 let dir: string;
 /** The data folder of the first server (its files folder is `dir`). */
 let filesData: string;
@@ -24,8 +26,6 @@ const ERR = `
   }
 `;
 const MAPPING = `id name description version spec { mapping unset cast passThrough } versions { version spec { mapping unset cast passThrough } createdAt } createdAt updatedAt`;
-
-const gid = (type: string, id: string) => Buffer.from(`${type}:${id}`, 'utf8').toString('base64');
 
 async function createMapping(input: Record<string, unknown>) {
   return (await s.q(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { ${ERR} ... on CreateMappingPayload { mapping { ${MAPPING} } } } }`, { i: input }))
@@ -62,7 +62,7 @@ const norm = (spec: Record<string, unknown>) => ({ mapping: {}, unset: [], cast:
 beforeAll(async () => {
   ({ dataDir: filesData, filesDir: dir } = testDataDir('sluice-mappings-'));
   fs.writeFileSync(path.join(dir, 'in.csv'), 'id,name\n1,a\n');
-  s = await startTestServer({ dataDir: filesData });
+  s = await startTestServices({ dataDir: filesData });
 });
 afterAll(async () => {
   await s?.stop();
