@@ -4,26 +4,23 @@
 import SchemaBuilder, { PothosValidationError } from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import PrismaPlugin from '@pothos/plugin-prisma';
-import RelayPlugin, { decodeGlobalID } from '@pothos/plugin-relay';
+import RelayPlugin from '@pothos/plugin-relay';
+import { ValidationError } from '../errors.js';
+import { parseGlobalId } from '../ids.js';
 import type PrismaTypes from '../generated/pothos-types.js';
 import { getDatamodel } from '../generated/pothos-types.js';
 import type { GraphQLContext } from './context.js';
 
 const upperFirst = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Node types whose ids are not database UUIDs. */
-const NON_UUID_IDS = new Set(['ConnectorDefinition']);
-
 /**
  * Global ids of database objects must carry a UUID: anything else is a clear validation
- * error, not a database error masked as "Unexpected error.".
+ * error, not a database error masked as "Unexpected error." (the input guard reports it first,
+ * as VALIDATION_FAILED at the argument's path).
  */
 function decodeSluiceGlobalID(globalID: string): { typename: string; id: string } {
-  const decoded = decodeGlobalID(globalID);
-  if (!NON_UUID_IDS.has(decoded.typename) && !UUID.test(decoded.id)) {
-    throw new PothosValidationError(`Invalid global ID: ${globalID}`);
-  }
+  const decoded = parseGlobalId(globalID);
+  if (!decoded) throw new PothosValidationError(`Invalid global ID: ${globalID}`);
   return decoded;
 }
 
@@ -54,7 +51,8 @@ export const builder = new SchemaBuilder<{
     nodesOnConnection: { description: 'The nodes of this page (a shortcut for edges { node }).' },
   },
   errors: {
-    defaultTypes: [],
+    // Every field with typed errors may answer VALIDATION_FAILED (malformed ids, NUL, depth: the input guard).
+    defaultTypes: [ValidationError],
     directResult: false,
     defaultResultOptions: {
       name: ({ parentTypeName, fieldName }) =>

@@ -11,5 +11,5 @@ import type * as GraphQLModule from 'graphql';
 
 export const graphqlCjs = createRequire(import.meta.url)('graphql') as typeof GraphQLModule;
 
-export const { GraphQLError } = graphqlCjs;
+export const { GraphQLError, isInputObjectType, isListType, isNonNullType } = graphqlCjs;
 export type GraphQLError = GraphQLModule.GraphQLError;

@@ -226,10 +226,11 @@ const EXPECTED: Record<Start, Record<Action, State | null>> = {
   'PAUSE (from INIT)': { START: null, STOP: 'STOP', PAUSE: null, RESUME: 'INIT', RESET: 'INIT' },
 };
 
-const AVAILABLE: Record<State, Action[]> = {
+/** RUN (runPipeline, no state change) is offered exactly where runPipeline is accepted. */
+const AVAILABLE: Record<State, (Action | 'RUN')[]> = {
   STOP: ['START', 'RESET'],
-  INIT: ['STOP', 'PAUSE', 'RESET'],
-  READY: ['STOP', 'PAUSE', 'RESET'],
+  INIT: ['STOP', 'PAUSE', 'RESET', 'RUN'],
+  READY: ['STOP', 'PAUSE', 'RESET', 'RUN'],
   PAUSE: ['STOP', 'RESUME', 'RESET'],
 };
 

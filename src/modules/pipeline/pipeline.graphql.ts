@@ -6,7 +6,7 @@ import type { ConfiguredStream } from '../../engine/drivers/types.js';
 import type { PipelineStateMessage } from '../../pubsub/pubsub.js';
 import { ConnectorRef, SyncModeEnum, WriteModeEnum } from '../connector/connector.graphql.js';
 import { MappingRef } from '../mapping/mapping.graphql.js';
-import { ACTIONS, type PipelineAction } from './lifecycle.js';
+import { ACTIONS, TRANSITIONS, type PipelineTransition } from './lifecycle.js';
 
 export const PipelineStateEnum = builder.enumType('PipelineState', {
   values: {
@@ -249,7 +249,7 @@ const PipelineIdInput = builder.inputType('PipelineIdInput', {
   fields: (t) => ({ id: t.globalID({ required: true, for: PipelineRef }) }),
 });
 
-const actionDocs: Record<PipelineAction, string> = {
+const actionDocs: Record<PipelineTransition, string> = {
   START: 'STOP → INIT: queues the initial load (from the saved cursor).',
   STOP: 'Any → STOP: a running job ends at its next batch boundary; the cursor is kept.',
   PAUSE: 'INIT|READY → PAUSE: a running job ends at its next batch boundary with its cursor checkpointed.',
@@ -311,7 +311,7 @@ builder.mutationFields((t) => ({
     resolve: (_q, _r, { input }, ctx) => ctx.services.pipelines.delete(input.id.id, input.expectedVersion),
   }),
   ...Object.fromEntries(
-    ACTIONS.map((action) => [
+    TRANSITIONS.map((action) => [
       `${action.toLowerCase()}Pipeline`,
       t.prismaField({
         type: 'Pipeline',

@@ -20,7 +20,7 @@ import { requireName, type DriverConfigResolver } from '../connector/connector.s
 import { CommitThenThrow, type EventService } from '../event/event.service.js';
 import type { JobService } from '../job/job.service.js';
 import { ACTIVE_STATUSES } from '../job/job.rows.js';
-import { availableActions, isRunningState, next, type PipelineAction, type PipelineState } from './lifecycle.js';
+import { availableActions, isRunningState, next, type PipelineAction, type PipelineState, type PipelineTransition } from './lifecycle.js';
 import { lockPipeline, recordTransition } from './pipeline.transitions.js';
 import { checkSchedule, scheduleOf, type TriggerService } from './trigger.service.js';
 import type { ScheduleUnit } from '../../engine/scheduler/schedule.js';
@@ -245,7 +245,7 @@ export class PipelineService {
    * Applies a lifecycle action. The state is read under the pipeline's lock, so concurrent
    * actions apply one after another, each to the state the previous one left.
    */
-  async act(id: string, action: PipelineAction, expectedVersion?: number | null): Promise<Row> {
+  async act(id: string, action: PipelineTransition, expectedVersion?: number | null): Promise<Row> {
     let message: PipelineStateMessage | null = null;
     let afterCommit = () => {};
     let dispatch: { id: string; pipelineId: string | null }[] = [];
