@@ -6,12 +6,12 @@
 import fs from 'node:fs';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
-import { pgTarget } from './engine/drivers/postgres.common.js';
+import { pgTarget } from './engine/drivers/postgres/common.js';
 import { MemoryQueue } from './engine/queue/queue.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSluicePubSub } from './pubsub/pubsub.js';
 import { KeyRing } from './security/keyring.js';
-import { installOutboundGuard } from './engine/drivers/outbound.js';
+import { installOutboundGuard } from './engine/drivers/kit/outbound.js';
 import { startServer, type RunningServer } from './server/server.js';
 import { createServices, type Services } from './services.js';
 import { runAsSystem } from './tenancy/scope.js';

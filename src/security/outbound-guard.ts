@@ -41,7 +41,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector } from 'undici';
 import os from 'node:os';
-import type { DatabaseTarget, OutboundGuardSettings, ResolvedAddress } from '../engine/drivers/outbound.js';
+import type { DatabaseTarget, OutboundGuardSettings, ResolvedAddress } from '../engine/drivers/kit/outbound.js';
 
 export type { DatabaseTarget, ResolvedAddress };
 

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clearTokenCache, HttpCredentials } from '../../src/engine/drivers/http-auth.js';
+import { clearTokenCache, HttpCredentials } from '../../src/engine/drivers/http/auth.js';
 import { eventually, startTestServer, testDataDir, type TestServer } from '../helpers/server.js';
 
 const PLACEHOLDER = '**********';

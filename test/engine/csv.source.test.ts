@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/csv.source.js';
+import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/file/csv.source.js';
 import type { ConfiguredStream, DataRecord, SourceMessage, StreamStates } from '../../src/engine/drivers/types.js';
 import { testFiles, type TestFiles } from '../helpers/files.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, afterAll } from 'vitest';
-import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/csv.source.js';
+import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/file/csv.source.js';
 import type { DataRecord, SourceMessage, StreamStates } from '../../src/engine/drivers/types.js';
 import { startServer, type LocalServer } from './support/local-server.js';
 import { testFiles } from '../helpers/files.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileDestination, type FileDestinationConfig } from '../../src/engine/drivers/file.destination.js';
+import { fileDestination, type FileDestinationConfig } from '../../src/engine/drivers/file/file.destination.js';
 import { DriverError, type ConfiguredStream, type DataRecord } from '../../src/engine/drivers/types.js';
 import { testFiles, type TestFiles } from '../helpers/files.js';
 

@@ -8,7 +8,7 @@ import {
   requestJson,
   setOutboundGuard,
   type RetryEvent,
-} from '../../src/engine/drivers/http-client.js';
+} from '../../src/engine/drivers/http/client.js';
 import { DriverError } from '../../src/engine/drivers/types.js';
 import { closedPort, json, startServer, type LocalServer } from './support/local-server.js';
 

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { afterEach, describe, expect, it, afterAll } from 'vitest';
-import { compareCursor, httpSource, type HttpSourceConfig } from '../../src/engine/drivers/http.source.js';
+import { compareCursor, httpSource, type HttpSourceConfig } from '../../src/engine/drivers/http/http.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamStates } from '../../src/engine/drivers/types.js';
 import { json, startServer, type LocalServer, type RecordedRequest } from './support/local-server.js';
 import { testFiles } from '../helpers/files.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonlDestination } from '../../src/engine/drivers/jsonl.destination.js';
+import { jsonlDestination } from '../../src/engine/drivers/file/jsonl.destination.js';
 import { DriverError, type ConfiguredStream } from '../../src/engine/drivers/types.js';
 import { testFiles, type TestFiles } from '../helpers/files.js';
 

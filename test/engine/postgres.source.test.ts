@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresSource, parseNumeric, type PostgresSourceConfig } from '../../src/engine/drivers/postgres.source.js';
+import { postgresSource, parseNumeric, type PostgresSourceConfig } from '../../src/engine/drivers/postgres/postgres.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamState, type StreamStates } from '../../src/engine/drivers/types.js';
 import { PG_URL, createTestDatabase, skipNote, type TestDatabase } from './pg-test-db.js';
 import { testFiles } from '../helpers/files.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqliteDestination } from '../../src/engine/drivers/sqlite.destination.js';
+import { sqliteDestination } from '../../src/engine/drivers/sqlite/sqlite.destination.js';
 import { DriverError, type ConfiguredStream, type FieldSchema, type WriteMode } from '../../src/engine/drivers/types.js';
 import { testFiles, type TestFiles } from '../helpers/files.js';
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqliteSource, type SqliteSourceConfig } from '../../src/engine/drivers/sqlite.source.js';
+import { sqliteSource, type SqliteSourceConfig } from '../../src/engine/drivers/sqlite/sqlite.source.js';
 import { DriverError, type ConfiguredStream, type DataRecord, type SourceMessage, type StreamState, type StreamStates } from '../../src/engine/drivers/types.js';
 import { testFiles, type TestFiles } from '../helpers/files.js';
 

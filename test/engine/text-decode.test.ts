@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/csv.source.js';
-import { jsonSource } from '../../src/engine/drivers/json.source.js';
-import { decodeText } from '../../src/engine/drivers/text-decode.js';
+import { csvSource, type CsvSourceConfig } from '../../src/engine/drivers/file/csv.source.js';
+import { jsonSource } from '../../src/engine/drivers/file/json.source.js';
+import { decodeText } from '../../src/engine/drivers/kit/text-decode.js';
 import { testFiles } from '../helpers/files.js';
 import type { DataRecord, SourceMessage } from '../../src/engine/drivers/types.js';
 

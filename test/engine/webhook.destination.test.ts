@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import { afterEach, describe, expect, it, afterAll } from 'vitest';
-import { webhookDestination, type WebhookDestinationConfig } from '../../src/engine/drivers/webhook.destination.js';
+import { webhookDestination, type WebhookDestinationConfig } from '../../src/engine/drivers/http/webhook.destination.js';
 import { DriverError, type ConfiguredStream, type DataRecord } from '../../src/engine/drivers/types.js';
 import { closedPort, json, startServer, type LocalServer, type RecordedRequest } from './support/local-server.js';
 import { testFiles } from '../helpers/files.js';

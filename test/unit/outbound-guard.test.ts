@@ -3,9 +3,9 @@
  * allow-list, redirects, and DNS rebinding (fake DNS answers, real local HTTP servers).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { request, setOutboundGuard } from '../../src/engine/drivers/http-client.js';
+import { request, setOutboundGuard } from '../../src/engine/drivers/http/client.js';
 import { DriverError } from '../../src/engine/drivers/types.js';
-import { installOutboundGuard } from '../../src/engine/drivers/outbound.js';
+import { installOutboundGuard } from '../../src/engine/drivers/kit/outbound.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import {
   blockedReason,

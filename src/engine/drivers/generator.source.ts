@@ -1,5 +1,5 @@
-import { sleep } from './http-client.js';
-import { project } from './record-schema.js';
+import { sleep } from './http/client.js';
+import { project } from './kit/records.js';
 import {
   DriverError,
   type Catalog,

@@ -9,18 +9,18 @@
 import AjvModule from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { csvSource } from './csv.source.js';
-import { jsonlDestination } from './jsonl.destination.js';
-import { sqliteDestination } from './sqlite.destination.js';
-import { jsonSource } from './json.source.js';
-import { httpSource } from './http.source.js';
+import { csvSource } from './file/csv.source.js';
+import { jsonlDestination } from './file/jsonl.destination.js';
+import { sqliteDestination } from './sqlite/sqlite.destination.js';
+import { jsonSource } from './file/json.source.js';
+import { httpSource } from './http/http.source.js';
 import { generatorSource } from './generator.source.js';
 import { nullDestination } from './null.destination.js';
-import { fileDestination } from './file.destination.js';
-import { webhookDestination } from './webhook.destination.js';
-import { postgresSource } from './postgres.source.js';
-import { postgresDestination } from './postgres.destination.js';
-import { sqliteSource } from './sqlite.source.js';
+import { fileDestination } from './file/file.destination.js';
+import { webhookDestination } from './http/webhook.destination.js';
+import { postgresSource } from './postgres/postgres.source.js';
+import { postgresDestination } from './postgres/postgres.destination.js';
+import { sqliteSource } from './sqlite/sqlite.source.js';
 import type { ConfigError, ConnectorRole, DestinationDriver, Driver, JsonSchema, SourceDriver } from './types.js';
 
 export * from './types.js';

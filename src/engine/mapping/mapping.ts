@@ -22,7 +22,7 @@
  *    left as is; a value that cannot be converted throws `MappingRecordError` (`CAST_FAILED`).
  *    string: numbers/booleans via String, objects/arrays via JSON.stringify. int: integer numbers
  *    and integer strings (trimmed, "4.0" ok) within the safe-integer range. float: finite numbers
- *    and decimal strings. bool: booleans, 1/0, "true"/"false"/"1"/"0"/"yes"/"no" (any case).
+ *    and decimal strings. Text is read by drivers/kit/values.ts, as the drivers read it. bool: booleans, 1/0 and the boolean words of drivers/kit/values.ts (true/false, t/f, yes/no, y/n, on/off, 1/0, any case).
  *    datetime: ISO-8601 date or date-time (no offset = UTC; impossible dates rejected) or epoch
  *    milliseconds -> `toISOString()` form. json: strings are parsed, other values kept.
  *
@@ -34,6 +34,7 @@
  * or cast path are copied), so treat records as immutable or clone before mutating them.
  * Constants are copied per record. Error paths are concrete: `[*]` is replaced by the index.
  */
+import { INTEGER_LITERAL, isoFromMs, MAX_DATE_MS, NUMBER_LITERAL, parseBooleanText, parseIntegerText, parseIsoMs, parseNumberText } from '../drivers/kit/values.js';
 import type { FieldSchema, FieldType } from '../drivers/types.js';
 
 export type CastType = 'string' | 'int' | 'float' | 'bool' | 'datetime' | 'json';
@@ -729,130 +730,6 @@ class CastFailure {
   constructor(readonly reason: string) {}
 }
 
-const INT_RE = /^[+-]?\d+(?:\.0*)?$/;
-const FLOAT_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-const MAX_DATE_MS = 8.64e15;
-const DAYS_IN_400_YEARS_MS = 146097 * 86_400_000;
-
-function daysInMonth(y: number, m: number): number {
-  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
-  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
-}
-
-/** Value of the `n` ASCII digits at `s[i]`, or -1. */
-function digits(s: string, i: number, n: number): number {
-  if (i + n > s.length) return -1;
-  let v = 0;
-  for (let j = i; j < i + n; j++) {
-    const c = s.charCodeAt(j) - 48;
-    if (c < 0 || c > 9) return -1;
-    v = v * 10 + c;
-  }
-  return v;
-}
-
-/**
- * Epoch ms of an ISO-8601 / RFC 3339 date (`YYYY-MM-DD`) or date-time
- * (`YYYY-MM-DD[T ]HH:MM[:SS[.fff...]][Z|±HH[:MM]]`), or NaN. No offset means UTC.
- * Hand-written (no regex, no Date.parse, which accepts non-ISO text and rolls 02-30 over).
- */
-function parseIso(s: string): number {
-  const n = s.length;
-  const y = digits(s, 0, 4);
-  const mo = digits(s, 5, 2);
-  const d = digits(s, 8, 2);
-  if (y < 0 || mo < 1 || mo > 12 || d < 1 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return NaN;
-  if (d > daysInMonth(y, mo)) return NaN;
-  let h = 0;
-  let mi = 0;
-  let sec = 0;
-  let ms = 0;
-  let offset = 0;
-  let i = 10;
-  if (i < n) {
-    const sep = s.charCodeAt(i);
-    if (sep !== 84 && sep !== 116 && sep !== 32) return NaN; // T t space
-    h = digits(s, 11, 2);
-    mi = digits(s, 14, 2);
-    if (h < 0 || h > 23 || s.charCodeAt(13) !== 58 || mi < 0 || mi > 59) return NaN;
-    i = 16;
-    if (i < n && s.charCodeAt(i) === 58) {
-      sec = digits(s, 17, 2);
-      if (sec < 0 || sec > 59) return NaN;
-      i = 19;
-      const dot = s.charCodeAt(i);
-      if (i < n && (dot === 46 || dot === 44)) {
-        i++;
-        const start = i;
-        while (i < n) {
-          const c = s.charCodeAt(i) - 48;
-          if (c < 0 || c > 9) break;
-          if (i - start < 3) ms = ms * 10 + c;
-          i++;
-        }
-        const len = i - start;
-        if (len === 0) return NaN;
-        if (len === 1) ms *= 100;
-        else if (len === 2) ms *= 10;
-      }
-    }
-    if (i < n) {
-      const z = s.charCodeAt(i);
-      if (z === 90 || z === 122) {
-        i++;
-      } else if (z === 43 || z === 45) {
-        const oh = digits(s, i + 1, 2);
-        if (oh < 0 || oh > 23) return NaN;
-        i += 3;
-        let om = 0;
-        if (i < n) {
-          if (s.charCodeAt(i) === 58) i++;
-          om = digits(s, i, 2);
-          if (om < 0 || om > 59) return NaN;
-          i += 2;
-        }
-        offset = (z === 45 ? -1 : 1) * (oh * 60 + om) * 60_000;
-      } else {
-        return NaN;
-      }
-    }
-    if (i !== n) return NaN;
-  }
-  // Shift by 400 years (an exact Gregorian cycle) so Date.UTC does not treat years 0-99 as 19xx.
-  return Date.UTC(y + 400, mo - 1, d, h, mi, sec, ms) - DAYS_IN_400_YEARS_MS - offset;
-}
-
-const MIN_4_DIGIT_YEAR_MS = -62167219200000; // 0000-01-01T00:00:00.000Z
-const MAX_4_DIGIT_YEAR_MS = 253402300799999; // 9999-12-31T23:59:59.999Z
-
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : `${n}`;
-}
-
-/** `new Date(ms).toISOString()`, several times faster for years 0000-9999. */
-function isoFromMs(ms: number): string {
-  const t = Math.trunc(ms);
-  if (t < MIN_4_DIGIT_YEAR_MS || t > MAX_4_DIGIT_YEAR_MS) return new Date(t).toISOString();
-  const inDay = ((t % 86_400_000) + 86_400_000) % 86_400_000;
-  // Days since 1970-01-01 to civil date (H. Hinnant's algorithm).
-  const z = (t - inDay) / 86_400_000 + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  const h = Math.floor(inDay / 3_600_000);
-  const mi = Math.floor(inDay / 60_000) % 60;
-  const sec = Math.floor(inDay / 1000) % 60;
-  const milli = inDay % 1000;
-  const y = year < 1000 ? `${year}`.padStart(4, '0') : `${year}`;
-  const msStr = milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : `${milli}`;
-  return `${y}-${pad2(month)}-${pad2(day)}T${pad2(h)}:${pad2(mi)}:${pad2(sec)}.${msStr}Z`;
-}
-
 function castString(v: unknown): unknown {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
@@ -866,30 +743,29 @@ function castString(v: unknown): unknown {
 }
 
 function castInt(v: unknown): unknown {
-  let n: number;
   if (typeof v === 'number') {
     if (!Number.isInteger(v)) return new CastFailure(`${show(v)} is not an integer`);
-    n = v;
-  } else if (typeof v === 'string') {
-    const t = v.trim();
-    if (!INT_RE.test(t)) return new CastFailure(`${show(v)} is not an integer`);
-    n = Number(t);
-  } else {
-    return new CastFailure(`${show(v)} is not an integer`);
+    if (!Number.isSafeInteger(v)) return new CastFailure(`${show(v)} is outside the safe integer range`);
+    return v + 0;
   }
-  if (!Number.isSafeInteger(n)) return new CastFailure(`${show(v)} is outside the safe integer range`);
-  return n === 0 ? 0 : n;
+  if (typeof v === 'string') {
+    const n = parseIntegerText(v);
+    if (n !== undefined) return n;
+    return new CastFailure(
+      INTEGER_LITERAL.test(v.trim())
+        ? `${show(v)} is outside the safe integer range`
+        : `${show(v)} is not an integer`,
+    );
+  }
+  return new CastFailure(`${show(v)} is not an integer`);
 }
 
 function castFloat(v: unknown): unknown {
-  if (typeof v === 'number') return Number.isFinite(v) ? v : new CastFailure(`${show(v)} is not a finite number`);
+  if (typeof v === 'number') return Number.isFinite(v) ? v + 0 : new CastFailure(`${show(v)} is not a finite number`);
   if (typeof v === 'string') {
-    const t = v.trim();
-    if (FLOAT_RE.test(t)) {
-      const n = Number(t);
-      if (Number.isFinite(n)) return n === 0 ? 0 : n;
-      return new CastFailure(`${show(v)} is not a finite number`);
-    }
+    const n = parseNumberText(v);
+    if (n !== undefined) return n;
+    if (NUMBER_LITERAL.test(v.trim())) return new CastFailure(`${show(v)} is not a finite number`);
   }
   return new CastFailure(`${show(v)} is not a number`);
 }
@@ -899,16 +775,8 @@ function castBool(v: unknown): unknown {
   if (v === 1) return true;
   if (v === 0) return false;
   if (typeof v === 'string') {
-    switch (v.trim().toLowerCase()) {
-      case 'true':
-      case '1':
-      case 'yes':
-        return true;
-      case 'false':
-      case '0':
-      case 'no':
-        return false;
-    }
+    const b = parseBooleanText(v);
+    if (b !== undefined) return b;
   }
   return new CastFailure(`${show(v)} is not a boolean`);
 }
@@ -917,7 +785,7 @@ function castDatetime(v: unknown): unknown {
   let ms = NaN;
   if (typeof v === 'string') {
     const t = v.trim();
-    ms = parseIso(t);
+    ms = parseIsoMs(t);
     // Already canonical (what toISOString produces): keep the string.
     if (t.length === 24 && t.charCodeAt(10) === 84 && t.charCodeAt(19) === 46 && t.charCodeAt(23) === 90 && ms === ms) {
       return t;

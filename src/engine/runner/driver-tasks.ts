@@ -18,7 +18,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ResourceLimitError } from '../../errors.js';
-import { outboundGuard } from '../drivers/outbound.js';
+import { outboundGuard } from '../drivers/kit/outbound.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { DriverTask, DriverTaskMessage, DriverTaskRequest, DriverTaskResult } from './driver-task.js';
 

@@ -6,10 +6,10 @@
  * The API side terminates the thread after the answer (or at a limit).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { installOutboundGuard } from '../drivers/outbound.js';
+import { installOutboundGuard } from '../drivers/kit/outbound.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { CheckResult } from '../drivers/types.js';
-import type { OutboundGuardSettings } from '../drivers/outbound.js';
+import type { OutboundGuardSettings } from '../drivers/kit/outbound.js';
 import type { PreviewRecord } from '../preview.js';
 import { runDriverTask, type DriverTaskMessage, type DriverTaskRequest } from './driver-task.js';
 

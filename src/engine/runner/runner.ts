@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../logger.js';
-import { outboundGuard } from '../drivers/outbound.js';
+import { outboundGuard } from '../drivers/kit/outbound.js';
 import type { StreamStates } from '../drivers/types.js';
 import { addCounters, STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 

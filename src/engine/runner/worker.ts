@@ -11,9 +11,9 @@ import { getDestinationDriver, getSourceDriver } from '../drivers/index.js';
 import { driverContext } from '../drivers/context.js';
 import type { DataRecord, StreamWriter, ConfiguredStream, SourceMessage, StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
-import { installOutboundGuard } from '../drivers/outbound.js';
+import { installOutboundGuard } from '../drivers/kit/outbound.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
-import type { OutboundGuardSettings } from '../drivers/outbound.js';
+import type { OutboundGuardSettings } from '../drivers/kit/outbound.js';
 import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
 
 const MAX_DEAD_LETTER_BYTES = 64 * 1024;

@@ -17,7 +17,7 @@
  */
 import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
-import { authSecrets, type HttpAuth } from '../../engine/drivers/http-auth.js';
+import { authSecrets, type HttpAuth } from '../../engine/drivers/http/auth.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
 import type { KeyRing } from '../../security/keyring.js';

@@ -12,7 +12,7 @@ import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
 import { pgJson, pgText } from '../../db/pg-text.js';
 import type { Authentication, Prisma } from '../../generated/prisma/client.js';
-import type { HttpAuth } from '../../engine/drivers/http-auth.js';
+import type { HttpAuth } from '../../engine/drivers/http/auth.js';
 import { getDriver, listDrivers, originOf, validateConfig } from '../../engine/drivers/index.js';
 import type { Catalog, CheckResult, ConnectorRole, Driver, DriverContext } from '../../engine/drivers/types.js';
 import { ConflictError, ConnectorFailedError, InUseError, NotFoundError, ResourceLimitError, ValidationError, type FieldError } from '../../errors.js';

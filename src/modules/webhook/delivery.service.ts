@@ -27,7 +27,7 @@ import { setMaxListeners } from 'node:events';
 import { globalId } from '../../ids.js';
 import type { WebhookConfig } from '../../config.js';
 import type { PrismaClient } from '../../db/client.js';
-import { parseRetryAfter, redactUrl, request } from '../../engine/drivers/http-client.js';
+import { parseRetryAfter, redactUrl, request } from '../../engine/drivers/http/client.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import type { Logger } from '../../logger.js';
 import { ALL, type PubSub } from '../../pubsub/pubsub.js';

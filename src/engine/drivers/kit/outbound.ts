@@ -6,9 +6,9 @@
  * wherever it runs. With nothing installed (driver unit tests) connections are not checked.
  */
 import type { Dispatcher } from 'undici';
-import { createOutboundGuard, type OutboundGuard, type OutboundGuardOptions } from '../../security/outbound-guard.js';
+import { createOutboundGuard, type OutboundGuard, type OutboundGuardOptions } from '../../../security/outbound-guard.js';
 
-export { answerLookup, type LookupCallback } from '../../security/outbound-guard.js';
+export { answerLookup, type LookupCallback } from '../../../security/outbound-guard.js';
 
 export type GuardFn = (url: URL) => Promise<void>;
 

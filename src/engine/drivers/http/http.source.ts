@@ -1,7 +1,8 @@
-import { scrubSecrets } from '../../security/secrets-redact.js';
-import { authSchema, authSecrets, HttpCredentials, scrubError, type AppliedAuth, type HttpAuth } from './http-auth.js';
-import { redactUrl, requestJson, type RequestPolicy, type RetryEvent } from './http-client.js';
-import { FieldSampler, getPath, project, sanitizeName, splitPath } from './record-schema.js';
+import { scrubSecrets } from '../../../security/secrets-redact.js';
+import { authSchema, authSecrets, HttpCredentials, scrubError, type AppliedAuth, type HttpAuth } from './auth.js';
+import { redactUrl, requestJson, type RequestPolicy, type RetryEvent } from './client.js';
+import { FieldSampler } from '../kit/inference.js';
+import { getPath, project, sanitizeName, splitPath } from '../kit/records.js';
 import {
   DriverError,
   type Catalog,
@@ -15,7 +16,7 @@ import {
   type SourceDriver,
   type SourceMessage,
   type StreamStates,
-} from './types.js';
+} from '../types.js';
 
 /**
  * HTTP (REST JSON API) source.

@@ -11,7 +11,7 @@
  * the SQL function `load_extension()` unauthorised and Sluice never calls `loadExtension`).
  */
 import Database from 'better-sqlite3';
-import type { AccessMode, FileAccess } from '../../security/file-roots.js';
+import type { AccessMode, FileAccess } from '../../../security/file-roots.js';
 
 const SIDECARS = ['-journal', '-wal', '-shm'] as const;
 

@@ -34,8 +34,8 @@
  *   code `ERR_OUTBOUND_REFUSED`) fails like a guard refusal: not retried.
  */
 import type { Dispatcher } from 'undici';
-import { outboundGuard, outboundRefusal } from './outbound.js';
-import { DriverError } from './types.js';
+import { outboundGuard, outboundRefusal } from '../kit/outbound.js';
+import { DriverError } from '../types.js';
 
 export interface HttpRequestInit {
   method?: string;
@@ -107,7 +107,7 @@ export class HttpError extends DriverError {
 }
 
 // The guard seam is shared with the database drivers (outbound.ts); re-exported for callers of this module.
-export { setOutboundGuard, type GuardFn, type OutboundGuardHook } from './outbound.js';
+export { setOutboundGuard, type GuardFn, type OutboundGuardHook } from '../kit/outbound.js';
 
 const DEFAULTS = {
   maxAttempts: 5,

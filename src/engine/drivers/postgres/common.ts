@@ -5,8 +5,8 @@
  */
 import net from 'node:net';
 import pg from 'pg';
-import { answerLookup, outboundGuard, outboundRefusal, type DatabaseTarget, type ResolvedAddress } from './outbound.js';
-import { DriverError, type FieldType, type JsonSchema } from './types.js';
+import { answerLookup, outboundGuard, outboundRefusal, type DatabaseTarget, type ResolvedAddress } from '../kit/outbound.js';
+import { DriverError, type FieldType, type JsonSchema } from '../types.js';
 
 export interface PgConnectionConfig {
   connectionString?: string;

@@ -8,8 +8,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FileAccessError, type AccessMode, type FileAccess } from '../../security/file-roots.js';
-import type { ConfigError } from './types.js';
+import { FileAccessError, type AccessMode, type FileAccess } from '../../../security/file-roots.js';
+import type { ConfigError } from '../types.js';
 
 /**
  * Create/update check of one config field holding a local file path: inside the roots and,

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import { authSchema, authSecrets, HttpCredentials, scrubError, type HttpAuth } from './http-auth.js';
-import { scrubSecrets } from '../../security/secrets-redact.js';
-import { HttpError, redactUrl, request, type RequestPolicy } from './http-client.js';
+import { authSchema, authSecrets, HttpCredentials, scrubError, type HttpAuth } from './auth.js';
+import { scrubSecrets } from '../../../security/secrets-redact.js';
+import { HttpError, redactUrl, request, type RequestPolicy } from './client.js';
 import {
   DriverError,
   type Catalog,
@@ -14,7 +14,7 @@ import {
   type WriteMode,
   type WriteResult,
   type WriterOptions,
-} from './types.js';
+} from '../types.js';
 
 /**
  * Webhook destination: POSTs batches as JSON.

@@ -16,7 +16,7 @@ import {
   resolveConnection,
   wrapPgError,
   type PgConnectionConfig,
-} from './postgres.common.js';
+} from './common.js';
 import {
   DriverError,
   type Catalog,
@@ -31,7 +31,7 @@ import {
   type StreamDescriptor,
   type StreamState,
   type StreamStates,
-} from './types.js';
+} from '../types.js';
 
 /**
  * PostgreSQL source (`pg`).

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { pathProblems, existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
+import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
+import { pathProblems, existingTarget, folderOf, targetInExistingFolder, writableFolder } from '../kit/local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -17,8 +17,8 @@ import {
   type WriteMode,
   type WriteResult,
   type WriterOptions,
-} from './types.js';
-import { FieldSampler } from './record-schema.js';
+} from '../types.js';
+import { FieldSampler } from '../kit/inference.js';
 
 /**
  * JSON Lines file destination.

@@ -4,12 +4,13 @@ import { Readable, addAbortSignal } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { isHttpUrl, redactUrl, request } from './http-client.js';
-import { pathProblems, readableFile } from './local-files.js';
-import { decodeText } from './text-decode.js';
+import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
+import { isHttpUrl, redactUrl, request } from '../http/client.js';
+import { pathProblems, readableFile } from '../kit/local-files.js';
+import { decodeText } from '../kit/text-decode.js';
 import { JsonArrayScanner, JsonStructureError, LineSplitter } from './json-stream.js';
-import { FieldSampler, project, sanitizeName, splitPath } from './record-schema.js';
+import { FieldSampler } from '../kit/inference.js';
+import { project, sanitizeName, splitPath } from '../kit/records.js';
 import {
   DriverError,
   type Catalog,
@@ -24,7 +25,7 @@ import {
   type SourceDriver,
   type SourceMessage,
   type StreamStates,
-} from './types.js';
+} from '../types.js';
 
 /**
  * JSON / JSON Lines source (Algolia SourceJSON: `url` + `uniqueIDColumn`).

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { pathProblems, targetInExistingFolder, writableFolder } from './local-files.js';
+import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
+import { pathProblems, targetInExistingFolder, writableFolder } from '../kit/local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -17,7 +17,7 @@ import {
   type WriteMode,
   type WriteResult,
   type WriterOptions,
-} from './types.js';
+} from '../types.js';
 
 /**
  * File destination: JSON Lines or CSV files, one file per stream or numbered files with size

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { pathProblems, existingTarget, folderOf, targetInExistingFolder, writableFolder } from './local-files.js';
-import { openSqliteFile } from './sqlite-open.js';
+import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
+import { pathProblems, existingTarget, folderOf, targetInExistingFolder, writableFolder } from '../kit/local-files.js';
+import { openSqliteFile } from './open.js';
 import {
   DriverError,
   type Catalog,
@@ -20,7 +20,9 @@ import {
   type WriteMode,
   type WriteResult,
   type WriterOptions,
-} from './types.js';
+} from '../types.js';
+import { TypeInference } from '../kit/inference.js';
+import { parseBooleanText, parseIntegerText, parseNumberText } from '../kit/values.js';
 
 /**
  * SQLite destination (better-sqlite3).
@@ -163,27 +165,23 @@ const KIND: Record<FieldType, number> = {
   json: K_JSON,
 };
 
-const INT_RE = /^[+-]?\d+$/;
-const NUM_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
+/**
+ * Text bound for a typed column is stored as the type when drivers/kit/values.ts reads it as one;
+ * other text is refused (a per-record failure), never left to SQLite's own conversions (a STRICT
+ * INTEGER column would take "1e3" as 1000 and a boolean column "42").
+ */
 function coerceString(v: string, kind: number): unknown {
-  if (kind === K_INTEGER) {
-    if (INT_RE.test(v)) {
-      const n = Number(v);
-      if (Number.isSafeInteger(n)) return n;
-    }
-    return v;
+  const typed =
+    kind === K_INTEGER ? parseIntegerText(v) : kind === K_NUMBER ? parseNumberText(v) : kind === K_BOOLEAN ? boolToInt(parseBooleanText(v)) : v;
+  if (typed === undefined) {
+    const name = kind === K_INTEGER ? 'an integer' : kind === K_NUMBER ? 'a number' : 'a boolean';
+    throw new RecordFailure(`datatype mismatch: ${JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v)} is not ${name}`);
   }
-  if (kind === K_NUMBER) return NUM_RE.test(v) ? Number(v) : v;
-  if (kind === K_BOOLEAN) {
-    switch (v.toLowerCase()) {
-      case 'true': case 't': case 'yes': case 'y': case '1':
-        return 1;
-      case 'false': case 'f': case 'no': case 'n': case '0':
-        return 0;
-    }
-  }
-  return v;
+  return typed;
+}
+
+function boolToInt(b: boolean | undefined): number | undefined {
+  return b === undefined ? undefined : b ? 1 : 0;
 }
 
 /** JS value -> SQLite value for a column of the given kind. Throws TypeError for unstorable values. */
@@ -215,45 +213,6 @@ function toSql(v: unknown, kind: number): unknown {
 
 function byteSize(v: unknown): number {
   return typeof v === 'string' ? v.length : v === null ? 1 : 8;
-}
-
-/** Infers a column type from the values seen for a key that has no declared type. */
-class Inference {
-  int = 0;
-  num = 0;
-  bool = 0;
-  obj = 0;
-  str = 0;
-  add(v: unknown): void {
-    if (v === null || v === undefined) return;
-    switch (typeof v) {
-      case 'number':
-        if (Number.isInteger(v)) this.int++;
-        else this.num++;
-        return;
-      case 'bigint':
-        this.int++;
-        return;
-      case 'boolean':
-        this.bool++;
-        return;
-      case 'object':
-        if (v instanceof Date) this.str++;
-        else this.obj++;
-        return;
-      default:
-        this.str++;
-    }
-  }
-  type(): FieldType {
-    const kinds = [this.int + this.num > 0, this.bool > 0, this.obj > 0, this.str > 0].filter(Boolean).length;
-    if (kinds !== 1) return 'string';
-    if (this.num > 0) return 'number';
-    if (this.int > 0) return 'integer';
-    if (this.bool > 0) return 'boolean';
-    if (this.obj > 0) return 'json';
-    return 'string';
-  }
 }
 
 interface Column {
@@ -411,7 +370,7 @@ interface FullStatements {
 interface PendingColumn {
   name: string;
   declared: FieldType | null;
-  inference: Inference;
+  inference: TypeInference;
 }
 
 class SqliteWriter implements StreamWriter {
@@ -531,7 +490,7 @@ class SqliteWriter implements StreamWriter {
         if (p === undefined) {
           const v = rec[k];
           if (v === undefined) continue;
-          p = { name: k, declared: this.declared.get(k)?.type ?? null, inference: new Inference() };
+          p = { name: k, declared: this.declared.get(k)?.type ?? null, inference: new TypeInference() };
           pending.set(lower, p);
         } else if (p.name !== k) {
           alias = true;
@@ -556,7 +515,7 @@ class SqliteWriter implements StreamWriter {
     if (!this.targetExists && this.pk) {
       for (const k of this.pk) {
         if (!pending.has(k.toLowerCase())) {
-          pending.set(k.toLowerCase(), { name: k, declared: this.declared.get(k)?.type ?? null, inference: new Inference() });
+          pending.set(k.toLowerCase(), { name: k, declared: this.declared.get(k)?.type ?? null, inference: new TypeInference() });
         }
       }
     }

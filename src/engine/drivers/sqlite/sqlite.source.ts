@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
+import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
 import { fieldTypeOfDeclared } from './sqlite.destination.js';
-import { openSqliteFile } from './sqlite-open.js';
-import { pathProblems } from './local-files.js';
+import { openSqliteFile } from './open.js';
+import { pathProblems } from '../kit/local-files.js';
 import {
   DriverError,
   type Catalog,
@@ -20,7 +20,7 @@ import {
   type StreamDescriptor,
   type StreamState,
   type StreamStates,
-} from './types.js';
+} from '../types.js';
 
 /**
  * SQLite source (better-sqlite3, read-only connection).

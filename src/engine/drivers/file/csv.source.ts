@@ -3,10 +3,12 @@ import path from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import Papa from 'papaparse';
-import { FileAccessError, type FileAccess } from '../../security/file-roots.js';
-import { HttpError, isHttpUrl, redactUrl, request } from './http-client.js';
-import { pathProblems, readableFile } from './local-files.js';
-import { decodeText } from './text-decode.js';
+import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
+import { HttpError, isHttpUrl, redactUrl, request } from '../http/client.js';
+import { pathProblems, readableFile } from '../kit/local-files.js';
+import { decodeText } from '../kit/text-decode.js';
+import { TypeInference } from '../kit/inference.js';
+import { isIsoDatetime, parseBooleanText, parseIntegerText, parseNumberText } from '../kit/values.js';
 import {
   DriverError,
   type Catalog,
@@ -23,7 +25,7 @@ import {
   type SourceDriver,
   type SourceMessage,
   type StreamStates,
-} from './types.js';
+} from '../types.js';
 
 /**
  * CSV file source.
@@ -354,36 +356,11 @@ function positionalNames(width: number): string[] {
 const BAD: unique symbol = Symbol('bad');
 type Converter = (raw: string) => unknown;
 
-const INT_RE = /^[+-]?\d+$/;
-const NUM_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-const ISO_RE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
-const TRUE_WORDS = new Set(['true', 't', 'yes', 'y', '1']);
-const FALSE_WORDS = new Set(['false', 'f', 'no', 'n', '0']);
-
-function isIsoDatetime(s: string): boolean {
-  return ISO_RE.test(s) && !Number.isNaN(Date.parse(s.length > 10 ? s.replace(' ', 'T').replace(',', '.') : s));
-}
-
 const converters: Record<FieldType, Converter | null> = {
   string: null,
-  integer: (raw) => {
-    const t = raw.trim();
-    if (!INT_RE.test(t)) return BAD;
-    const n = Number(t);
-    return Number.isSafeInteger(n) ? n : BAD;
-  },
-  number: (raw) => {
-    const t = raw.trim();
-    if (!NUM_RE.test(t)) return BAD;
-    const n = Number(t);
-    return Number.isFinite(n) ? n : BAD;
-  },
-  boolean: (raw) => {
-    const t = raw.trim().toLowerCase();
-    if (TRUE_WORDS.has(t)) return true;
-    if (FALSE_WORDS.has(t)) return false;
-    return BAD;
-  },
+  integer: (raw) => parseIntegerText(raw) ?? BAD,
+  number: (raw) => parseNumberText(raw) ?? BAD,
+  boolean: (raw) => parseBooleanText(raw) ?? BAD,
   datetime: (raw) => {
     const t = raw.trim();
     return isIsoDatetime(t) ? t : BAD;
@@ -396,37 +373,6 @@ const converters: Record<FieldType, Converter | null> = {
     }
   },
 };
-
-class ColumnStats {
-  seen = 0;
-  empty = false;
-  integer = true;
-  number = true;
-  boolean = true;
-  datetime = true;
-
-  add(raw: string | undefined): void {
-    if (raw === undefined || raw === '') {
-      this.empty = true;
-      return;
-    }
-    this.seen++;
-    const t = raw.trim();
-    if (this.integer && !(INT_RE.test(t) && !/^[+-]?0\d/.test(t) && Number.isSafeInteger(Number(t)))) this.integer = false;
-    if (this.number && !(NUM_RE.test(t) && !/^[+-]?0\d/.test(t) && Number.isFinite(Number(t)))) this.number = false;
-    if (this.boolean && !/^(?:true|false)$/i.test(t)) this.boolean = false;
-    if (this.datetime && !isIsoDatetime(t)) this.datetime = false;
-  }
-
-  type(): FieldType {
-    if (this.seen === 0) return 'string';
-    if (this.integer) return 'integer';
-    if (this.number) return 'number';
-    if (this.boolean) return 'boolean';
-    if (this.datetime) return 'datetime';
-    return 'string';
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Driver.
@@ -496,7 +442,7 @@ const SAMPLE_ROWS = 1000;
 async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
   let names: string[] | null = null;
-  const stats: ColumnStats[] = [];
+  const stats: TypeInference[] = [];
   let sampled = 0;
   let width = 0;
   try {
@@ -510,9 +456,9 @@ async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Ca
         if (sampled >= SAMPLE_ROWS) break outer;
         sampled++;
         width = Math.max(width, row.length);
-        for (let i = 0; i < row.length; i++) (stats[i] ??= new ColumnStats()).add(row[i]);
+        for (let i = 0; i < row.length; i++) (stats[i] ??= new TypeInference()).addText(row[i]);
         // A row shorter than the others leaves its missing cells empty.
-        for (let i = row.length; i < stats.length; i++) stats[i]!.empty = true;
+        for (let i = row.length; i < stats.length; i++) stats[i]!.addText(undefined);
       }
     }
   } catch (e) {
@@ -525,7 +471,7 @@ async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Ca
   const fields: FieldSchema[] = cols.map((name, i) => {
     const s = stats[i];
     const type = cfg.columnTypes[name] ?? s?.type() ?? 'string';
-    return { name, type, nullable: s === undefined || s.empty || (sampled > 0 && s.seen < sampled) };
+    return { name, type, nullable: s === undefined || s.nulls > 0 || (sampled > 0 && s.present < sampled) };
   });
   if (cfg.uniqueIdColumn !== null && !cols.includes(cfg.uniqueIdColumn)) {
     throw new DriverError(`CSV source: uniqueIdColumn "${cfg.uniqueIdColumn}" is not a column of ${cfg.path}`);

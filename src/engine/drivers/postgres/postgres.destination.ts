@@ -19,7 +19,7 @@ import {
   wrapPgError,
   type PgConnectionConfig,
   type PgError,
-} from './postgres.common.js';
+} from './common.js';
 import {
   DriverError,
   type Catalog,
@@ -35,7 +35,8 @@ import {
   type WriteMode,
   type WriteResult,
   type WriterOptions,
-} from './types.js';
+} from '../types.js';
+import { TypeInference } from '../kit/inference.js';
 
 /**
  * PostgreSQL destination (`pg` + `pg-copy-streams`).
@@ -280,45 +281,6 @@ export function compileLine(columns: Column[]): LineFn {
     `"use strict"; return function line(rec) { let v, ${vars};\n${lines.join('\n')}\nreturn ${result}; };`,
   ) as (c: typeof csvCell, h: typeof Object.hasOwn, sp: RegExp, b: typeof Buffer) => LineFn;
   return factory(csvCell, Object.hasOwn, CSV_SPECIAL, Buffer);
-}
-
-/** Infers a column type from the values of a key that has no declared type. */
-class Inference {
-  int = 0;
-  num = 0;
-  bool = 0;
-  obj = 0;
-  str = 0;
-  add(v: unknown): void {
-    if (v === null || v === undefined) return;
-    switch (typeof v) {
-      case 'number':
-        if (Number.isInteger(v)) this.int++;
-        else this.num++;
-        return;
-      case 'bigint':
-        this.int++;
-        return;
-      case 'boolean':
-        this.bool++;
-        return;
-      case 'object':
-        if (v instanceof Date) this.str++;
-        else this.obj++;
-        return;
-      default:
-        this.str++;
-    }
-  }
-  type(): FieldType {
-    const kinds = [this.int + this.num > 0, this.bool > 0, this.obj > 0, this.str > 0].filter(Boolean).length;
-    if (kinds !== 1) return 'string';
-    if (this.num > 0) return 'number';
-    if (this.int > 0) return 'integer';
-    if (this.bool > 0) return 'boolean';
-    if (this.obj > 0) return 'json';
-    return 'string';
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,7 +599,7 @@ class PgWriter implements StreamWriter {
 
   /** New keys of the batch (not yet columns), with inferred or declared types. */
   private scan(records: DataRecord[]): { name: string; type: FieldType }[] {
-    const pending = new Map<string, Inference | FieldType>();
+    const pending = new Map<string, TypeInference | FieldType>();
     let order = this.keyOrder;
     for (const rec of records) {
       let j = 0;
@@ -666,10 +628,10 @@ class PgWriter implements StreamWriter {
         let p = pending.get(k);
         if (p === undefined) {
           const d = this.declared.get(k);
-          p = d ? d.type : new Inference();
+          p = d ? d.type : new TypeInference();
           pending.set(k, p);
         }
-        if (p instanceof Inference) p.add(v);
+        if (p instanceof TypeInference) p.add(v);
       }
       if (allKnown) {
         const keys: string[] = [];
@@ -678,9 +640,9 @@ class PgWriter implements StreamWriter {
       }
     }
     if (!this.targetExists && this.pk) {
-      for (const k of this.pk) if (!pending.has(k)) pending.set(k, this.declared.get(k)?.type ?? new Inference());
+      for (const k of this.pk) if (!pending.has(k)) pending.set(k, this.declared.get(k)?.type ?? new TypeInference());
     }
-    return [...pending.entries()].map(([name, p]) => ({ name, type: p instanceof Inference ? p.type() : p }));
+    return [...pending.entries()].map(([name, p]) => ({ name, type: p instanceof TypeInference ? p.type() : p }));
   }
 
   private lineFn(): LineFn {

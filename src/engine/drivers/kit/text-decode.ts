@@ -9,7 +9,7 @@
  */
 import { isUtf8 as validUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
-import { DriverError } from './types.js';
+import { DriverError } from '../types.js';
 
 /** True for the names Node gives UTF-8. */
 export function isUtf8Encoding(encoding: string): boolean {

@@ -19,9 +19,9 @@
  *   `scrubError` does it for an error.
  */
 import crypto from 'node:crypto';
-import { scrubberFor, scrubSecrets } from '../../security/secrets-redact.js';
-import { HttpError, redactUrl, requestText, type RequestPolicy } from './http-client.js';
-import { DriverError, type JsonSchema } from './types.js';
+import { scrubberFor, scrubSecrets } from '../../../security/secrets-redact.js';
+import { HttpError, redactUrl, requestText, type RequestPolicy } from './client.js';
+import { DriverError, type JsonSchema } from '../types.js';
 
 export interface OAuth2ClientCredentials {
   type: 'oauth2ClientCredentials';
