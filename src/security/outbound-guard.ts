@@ -5,7 +5,7 @@
  *
  * Contract:
  * - Two checks, one decision function (`blockedReason`):
- *   1. `check(url)` (the http-client's `guardUrl`, run before every attempt and every redirect
+ *   1. `check(url)` (http/client.ts's `guardUrl`, run before every attempt and every redirect
  *      hop): IP literals are judged as they are, host names are resolved (every address) and
  *      refused when ANY address is blocked. It gives a fast, clear error.
  *   2. `dispatcher` (an undici Agent given to fetch): the same decision when the socket is
@@ -29,7 +29,7 @@
  * - A DNS failure is not a refusal: the check lets it through and fetch reports the network
  *   error as usual.
  * - Refusals are `OutboundRefusedError` (code `ERR_OUTBOUND_REFUSED`) naming the host and the
- *   reason; the http-client turns them into non-retryable DriverErrors with the redacted URL.
+ *   reason; http/client.ts turns them into non-retryable DriverErrors with the redacted URL.
  *
  * Range classification uses ipaddr.js rather than hand-written bit masks: the special-purpose
  * registries change (new reserved blocks appear) and the embedded-address forms are easy to get

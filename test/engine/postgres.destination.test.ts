@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileLine, postgresDestination, tmpTableName, type PostgresDestinationConfig } from '../../src/engine/drivers/postgres/postgres.destination.js';
+import { postgresDestination, tmpTableName, type PostgresDestinationConfig } from '../../src/engine/drivers/postgres/postgres.destination.js';
+import { compileLine } from '../../src/engine/drivers/postgres/encoding.js';
 import type { ConfiguredStream, DataRecord, FieldSchema, WriteMode, WriteResult } from '../../src/engine/drivers/types.js';
 import { PG_URL, connectTo, createTestDatabase, skipNote, type TestDatabase } from './pg-test-db.js';
 import { testFiles } from '../helpers/files.js';

@@ -34,6 +34,7 @@ import { ALL, type PubSub } from '../../pubsub/pubsub.js';
 import { signedHeaders } from './signing.js';
 import type { EndpointRow, WebhookService } from './webhook.service.js';
 import { runAsSystem } from '../../tenancy/scope.js';
+import { readBodySnippet } from '../../engine/drivers/http/body.js';
 
 /** Retry delays as multiples of the base delay (the last one repeats). */
 export const RETRY_SCHEDULE = [1, 6, 24, 120, 720, 1440, 3600, 7200, 7200];
@@ -61,28 +62,6 @@ export function activeSecrets(ep: Pick<EndpointRow, 'secret' | 'previousSecret' 
   const out = [ep.secret];
   if (ep.previousSecret && ep.previousSecretExpiresAt && ep.previousSecretExpiresAt > now) out.push(ep.previousSecret);
   return out;
-}
-
-async function readSnippet(res: Response, limit: number, ms: number): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const timer = setTimeout(() => void reader.cancel().catch(() => undefined), Math.max(ms, 1));
-  try {
-    while (size < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      size += value.length;
-    }
-  } catch {
-    // Only decoration for the log.
-  } finally {
-    clearTimeout(timer);
-    reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(parts).toString('utf8', 0, Math.min(size, limit));
 }
 
 type Claimed = NonNullable<Awaited<ReturnType<PrismaClient['webhookDelivery']['findUnique']>>>;
@@ -308,7 +287,7 @@ export class DeliveryService {
           ...(signal ? { signal } : {}),
         },
       );
-      const response = await readSnippet(res, RESPONSE_SNIPPET, this.config.timeoutMs - elapsed());
+      const response = await readBodySnippet(res, RESPONSE_SNIPPET, this.config.timeoutMs - elapsed());
       const latencyMs = elapsed();
       const status = res.status;
       const ok = status >= 200 && status < 300;

@@ -26,6 +26,7 @@ import {
   type SourceMessage,
   type StreamStates,
 } from '../types.js';
+import { singleStreamRead, startRowFromState } from '../kit/single-stream.js';
 
 /**
  * CSV file source.
@@ -489,16 +490,6 @@ async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Ca
   };
 }
 
-function startRowFromState(state: unknown, stream: string): number {
-  if (state === undefined || state === null) return 0;
-  if (typeof state === 'object' && !Array.isArray(state)) {
-    const row = (state as Record<string, unknown>).row;
-    if (row === undefined) return 0;
-    if (typeof row === 'number' && Number.isSafeInteger(row) && row >= 0) return row;
-  }
-  throw new DriverError(`CSV source: invalid state for stream "${stream}": expected { "row": <non-negative integer> }, got ${JSON.stringify(state)}`);
-}
-
 /** Which cells of a row become which record properties, and how they are converted. */
 interface Plan {
   idx: number[];
@@ -537,17 +528,13 @@ async function* read(
   const cfg = resolveConfig(config);
   const signal = options.signal;
   signal?.throwIfAborted();
-  for (const s of streams) {
-    if (s.name !== cfg.streamName) {
-      yield { type: 'log', level: 'warn', message: `CSV source: unknown stream "${s.name}" ignored (this file's stream is "${cfg.streamName}")` };
-    }
-  }
-  const configured = streams.find((s) => s.name === cfg.streamName);
+  const pick = singleStreamRead('CSV source', 'file', cfg.streamName, streams, options);
+  yield* pick.warnings;
+  const configured = pick.configured;
   if (!configured) return;
   const stream = cfg.streamName;
-  const startRow = startRowFromState(state?.[stream], stream);
-  const batchSize = Math.max(1, Math.floor(options.batchSize) || 1000);
-  const selected = configured.fields && configured.fields.length > 0 ? configured.fields : null;
+  const startRow = startRowFromState('CSV source', state?.[stream], stream);
+  const { batchSize, selected } = pick;
 
   let plan: Plan | null = null;
   let headerSeen = !cfg.header;

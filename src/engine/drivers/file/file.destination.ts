@@ -142,9 +142,22 @@ interface ResolvedConfig {
   rotateBytes: number | null;
   fsync: boolean;
   numbered: boolean;
+  /** The driver's name in messages. */
+  label: string;
 }
 
-function resolveConfig(raw: FileDestinationConfig): ResolvedConfig {
+/** How a preset of this driver (jsonl) differs from it. */
+export interface FilePreset {
+  /** The driver's name in messages. */
+  label: string;
+  /** APPEND writers of several streams may share one file (each batch is one append). */
+  shareAppend: boolean;
+}
+
+const FILE: FilePreset = { label: LABEL, shareAppend: false };
+
+function resolveConfig(raw: FileDestinationConfig, preset: FilePreset = FILE): ResolvedConfig {
+  const LABEL = preset.label;
   if (!raw || typeof raw !== 'object') throw new DriverError(`${LABEL}: config must be an object`);
   if (typeof raw.path !== 'string' || raw.path.length === 0) throw new DriverError(`${LABEL}: "path" is required`);
   const rotateBytes = raw.rotateBytes ?? null;
@@ -172,7 +185,7 @@ function resolveConfig(raw: FileDestinationConfig): ResolvedConfig {
   }
   const format = raw.format ?? (/\.csv$/i.test(template.replace(/\{n\}/g, '1')) ? 'csv' : 'jsonl');
   if (format !== 'jsonl' && format !== 'csv') throw new DriverError(`${LABEL}: "format" must be jsonl or csv`);
-  return { dir, template, format, rotateBytes, fsync: raw.fsync ?? true, numbered: template.includes('{n}') };
+  return { dir, template, format, rotateBytes, fsync: raw.fsync ?? true, numbered: template.includes('{n}'), label: preset.label };
 }
 
 /** A literal file name's braces must not read as placeholders. */
@@ -208,7 +221,7 @@ function numberedRegex(template: string, stream: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-function ioError(context: string, e: unknown): DriverError {
+function ioError(context: string, e: unknown, LABEL: string): DriverError {
   if (e instanceof DriverError) return e;
   if (e instanceof FileAccessError) return new DriverError(`${LABEL}: ${e.message}`);
   const code = (e as NodeJS.ErrnoException).code;
@@ -301,7 +314,8 @@ class FileWriter implements StreamWriter {
     private readonly dirAbs: string,
     private readonly mode: WriteMode,
     private readonly stream: string,
-    private readonly lockKey: string,
+    /** The key this writer holds in activeTargets; null: a shared APPEND writer holds none. */
+    private readonly lockKey: string | null,
     schemaColumns: string[] | null,
   ) {
     this.columns = schemaColumns;
@@ -344,7 +358,7 @@ class FileWriter implements StreamWriter {
       try {
         ({ handle: fh, path: target } = await this.files.openForWrite(`${final}${TMP}`, 'w'));
       } catch (e) {
-        throw ioError(`cannot create ${final}${TMP}`, e);
+        throw ioError(`cannot create ${final}${TMP}`, e, this.cfg.label);
       }
       this.temps.push({ target, final });
       this.current = { n, final, target, fh, size: 0, records: 0, prefix: this.headerText() };
@@ -359,7 +373,7 @@ class FileWriter implements StreamWriter {
       ({ handle: fh, path: target } = await this.files.openForWrite(final, 'a'));
       size = (await fh.stat()).size;
     } catch (e) {
-      throw ioError(`cannot open ${final}`, e);
+      throw ioError(`cannot open ${final}`, e, this.cfg.label);
     }
     if (created && this.cfg.fsync) await fsyncDirectory(this.dirAbs);
     let prefix = '';
@@ -383,7 +397,7 @@ class FileWriter implements StreamWriter {
       }
     } catch (e) {
       await fh.close().catch(() => undefined);
-      throw ioError(`cannot inspect ${final}`, e);
+      throw ioError(`cannot inspect ${final}`, e, this.cfg.label);
     }
     if (size === 0) prefix = this.headerText();
     this.current = { n, final, target, fh, size, records: size > 0 ? 1 : 0, prefix };
@@ -422,7 +436,7 @@ class FileWriter implements StreamWriter {
       }
       if (this.cfg.fsync && buf.length > 0) await cur.fh.datasync();
     } catch (e) {
-      throw ioError(`writing ${cur.target} failed`, e);
+      throw ioError(`writing ${cur.target} failed`, e, this.cfg.label);
     }
     cur.size += buf.length;
     return buf.length;
@@ -487,7 +501,7 @@ class FileWriter implements StreamWriter {
   }
 
   async writeBatch(records: DataRecord[]): Promise<WriteResult> {
-    if (this.done) throw new DriverError(`${LABEL}: writeBatch called after commit/abort`);
+    if (this.done) throw new DriverError(`${this.cfg.label}: writeBatch called after commit/abort`);
     const rejected: RejectedRecord[] = [];
     const lines = this.serialize(records, rejected);
     const limit = this.cfg.rotateBytes;
@@ -548,9 +562,9 @@ class FileWriter implements StreamWriter {
         await this.closeCurrent(true);
       }
     } catch (e) {
-      throw ioError(`committing ${this.nameFor(1)} failed`, e);
+      throw ioError(`committing ${this.nameFor(1)} failed`, e, this.cfg.label);
     } finally {
-      activeTargets.delete(this.lockKey);
+      if (this.lockKey !== null) activeTargets.delete(this.lockKey);
     }
   }
 
@@ -562,15 +576,17 @@ class FileWriter implements StreamWriter {
       this.current = null;
       if (this.mode === 'OVERWRITE') for (const t of this.temps) await fs.promises.rm(t.target, { force: true });
     } finally {
-      activeTargets.delete(this.lockKey);
+      if (this.lockKey !== null) activeTargets.delete(this.lockKey);
     }
   }
 }
 
-async function openWriter(config: FileDestinationConfig, options: WriterOptions): Promise<StreamWriter> {
-  const cfg = resolveConfig(config);
+/** Opens a writer of this driver, or of a preset of it (jsonl). */
+export async function openFileWriter(config: FileDestinationConfig, options: WriterOptions, preset: FilePreset = FILE): Promise<StreamWriter> {
+  const cfg = resolveConfig(config, preset);
+  const label = cfg.label;
   if (!SUPPORTED_MODES.includes(options.writeMode)) {
-    throw new DriverError(`${LABEL}: unsupported write mode ${options.writeMode} (supported: ${SUPPORTED_MODES.join(', ')})`);
+    throw new DriverError(`${label}: unsupported write mode ${options.writeMode} (supported: ${SUPPORTED_MODES.join(', ')})`);
   }
   const files = options.ctx.files;
   const stream = sanitizeStream(options.stream.destinationName ?? options.stream.name);
@@ -583,25 +599,30 @@ async function openWriter(config: FileDestinationConfig, options: WriterOptions)
       ),
     );
   } catch (e) {
-    throw ioError(`cannot open the output in ${cfg.dir}`, e);
+    throw ioError(`cannot open the output in ${cfg.dir}`, e, label);
   }
-  const lockKey = path.join(dirAbs, fileName(cfg.template, stream, 0));
-  const holder = activeTargets.get(lockKey);
+  const exclusive = !(preset.shareAppend && options.writeMode === 'APPEND');
+  const lockKey = exclusive ? path.join(dirAbs, fileName(cfg.template, stream, 0)) : null;
+  const holder = lockKey === null ? undefined : activeTargets.get(lockKey);
   if (holder !== undefined) {
     throw new DriverError(
-      `${LABEL}: streams "${holder}" and "${options.stream.name}" would write the same file(s) ${fileName(cfg.template, stream, 1)}; add {stream} to filePattern`,
+      `${label}: streams "${holder}" and "${options.stream.name}" would write the same file(s) ${fileName(cfg.template, stream, 1)}; add {stream} to filePattern`,
     );
   }
   const schema = options.stream.schema && options.stream.schema.length > 0 ? options.stream.schema.map((f) => f.name) : null;
   const writer = new FileWriter(cfg, files, dirAbs, options.writeMode, stream, lockKey, cfg.format === 'csv' ? schema : null);
-  activeTargets.set(lockKey, options.stream.name);
+  if (lockKey !== null) activeTargets.set(lockKey, options.stream.name);
   try {
     await writer.open();
   } catch (e) {
-    activeTargets.delete(lockKey);
-    throw e instanceof DriverError ? e : ioError('cannot open the output', e);
+    if (lockKey !== null) activeTargets.delete(lockKey);
+    throw e instanceof DriverError ? e : ioError('cannot open the output', e, label);
   }
   return writer;
+}
+
+function openWriter(config: FileDestinationConfig, options: WriterOptions): Promise<StreamWriter> {
+  return openFileWriter(config, options);
 }
 
 async function check(config: FileDestinationConfig, ctx: DriverContext): Promise<CheckResult> {

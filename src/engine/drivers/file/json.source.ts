@@ -26,6 +26,7 @@ import {
   type SourceMessage,
   type StreamStates,
 } from '../types.js';
+import { singleStreamRead, startRowFromState } from '../kit/single-stream.js';
 
 /**
  * JSON / JSON Lines source (Algolia SourceJSON: `url` + `uniqueIDColumn`).
@@ -506,16 +507,6 @@ async function discover(config: JsonSourceConfig, ctx: DriverContext): Promise<C
   };
 }
 
-function startRowFromState(state: unknown, stream: string): number {
-  if (state === undefined || state === null) return 0;
-  if (typeof state === 'object' && !Array.isArray(state)) {
-    const row = (state as Record<string, unknown>).row;
-    if (row === undefined) return 0;
-    if (typeof row === 'number' && Number.isSafeInteger(row) && row >= 0) return row;
-  }
-  throw new DriverError(`${LABEL}: invalid state for stream "${stream}": expected { "row": <non-negative integer> }, got ${JSON.stringify(state)}`);
-}
-
 interface Batch {
   records: DataRecord[];
   errors: RecordError[];
@@ -526,17 +517,13 @@ async function* read(config: JsonSourceConfig, streams: ConfiguredStream[], stat
   const cfg = resolveConfig(config);
   const signal = options.signal;
   signal?.throwIfAborted();
-  for (const s of streams) {
-    if (s.name !== cfg.streamName) {
-      yield { type: 'log', level: 'warn', message: `${LABEL}: unknown stream "${s.name}" ignored (this document's stream is "${cfg.streamName}")` };
-    }
-  }
-  const configured = streams.find((s) => s.name === cfg.streamName);
+  const pick = singleStreamRead(LABEL, 'document', cfg.streamName, streams, options);
+  yield* pick.warnings;
+  const configured = pick.configured;
   if (!configured) return;
   const stream = cfg.streamName;
-  const startRow = startRowFromState(state?.[stream], stream);
-  const batchSize = Math.max(1, Math.floor(options.batchSize) || 1000);
-  const selected = configured.fields && configured.fields.length > 0 ? configured.fields : null;
+  const startRow = startRowFromState(LABEL, state?.[stream], stream);
+  const { batchSize, selected } = pick;
 
   const ready: Batch[] = [];
   let cur: Batch = { records: [], errors: [], bytes: 0 };

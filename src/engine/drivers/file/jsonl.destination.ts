@@ -19,9 +19,12 @@ import {
   type WriterOptions,
 } from '../types.js';
 import { FieldSampler } from '../kit/inference.js';
+import { openFileWriter, type FilePreset } from './file.destination.js';
 
 /**
- * JSON Lines file destination.
+ * JSON Lines file destination: a preset of the file destination (file.destination.ts) with its
+ * own name and config (`path`, `fsync`), writing JSON Lines to exactly `path`. Writing is the
+ * file destination's; checking and discovering (sampling the file's fields) are its own.
  *
  * Contract:
  * - APPEND: every `writeBatch` appends the whole batch (one JSON object per line) with a single
@@ -31,6 +34,7 @@ import { FieldSampler } from '../kit/inference.js';
  *   (atomic on POSIX file systems), so readers see the old file or the complete new one.
  *   `abort()` removes the temporary file.
  * - A record that cannot be serialized (BigInt, circular) is returned in `rejected`.
+ * - Several streams may APPEND to one path (each batch is one append); OVERWRITE is one stream's.
  * - `path` lies inside the workspace's writable files roots; the file (and the temporary file,
  *   in the same folder) is opened through them, so links leading elsewhere are refused at open.
  */
@@ -108,141 +112,12 @@ function ioError(context: string, e: unknown): DriverError {
   return new DriverError(`JSONL destination: ${context}: ${(e as Error).message}`, !permanent);
 }
 
-async function fsyncDirectory(dir: string): Promise<void> {
-  let fh: fs.promises.FileHandle | null = null;
-  try {
-    fh = await fs.promises.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Not supported everywhere (e.g. some network file systems); the rename itself is done.
-  } finally {
-    await fh?.close();
-  }
-}
+/** The file destination's options this preset stands for. */
+const PRESET: FilePreset = { label: 'JSONL destination', shareAppend: true };
 
-class JsonlWriter implements StreamWriter {
-  private done = false;
-
-  constructor(
-    private readonly fh: fs.promises.FileHandle,
-    private readonly cfg: ResolvedConfig,
-    private readonly files: FileAccess,
-    private readonly mode: WriteMode,
-    /** Absolute, checked: the file itself (APPEND) or the temporary file beside it (OVERWRITE). */
-    private readonly writePath: string,
-    /** Prefix for the next write: a newline when the existing file ends in a torn line. */
-    private prefix: string,
-  ) {}
-
-  async writeBatch(records: DataRecord[]): Promise<WriteResult> {
-    if (this.done) throw new DriverError('JSONL destination: writeBatch called after commit/abort');
-    const rejected: RejectedRecord[] = [];
-    let text = this.prefix;
-    for (let i = 0; i < records.length; i++) {
-      let line: string | undefined;
-      try {
-        line = JSON.stringify(records[i]);
-      } catch (e) {
-        rejected.push({ index: i, error: `cannot serialize record: ${(e as Error).message}` });
-        continue;
-      }
-      if (line === undefined) {
-        rejected.push({ index: i, error: 'record is not a JSON value' });
-        continue;
-      }
-      text += line;
-      text += '\n';
-    }
-    const buf = Buffer.from(text, 'utf8');
-    try {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
-        off += bytesWritten;
-      }
-      if (this.cfg.fsync && buf.length > 0) await this.fh.datasync();
-    } catch (e) {
-      throw ioError(`writing ${this.writePath} failed`, e);
-    }
-    this.prefix = '';
-    return { written: records.length - rejected.length, bytes: buf.length, rejected };
-  }
-
-  async commit(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    try {
-      if (this.mode === 'OVERWRITE') {
-        await this.fh.sync();
-        await this.fh.close();
-        // Checked again right before: rename replaces whatever entry is there, never writes through it.
-        const target = this.files.prepareWrite(this.cfg.path);
-        await fs.promises.rename(this.writePath, target);
-        if (this.cfg.fsync) await fsyncDirectory(path.dirname(target));
-      } else {
-        await this.fh.close();
-      }
-    } catch (e) {
-      throw refused(e) ?? ioError(`committing ${this.cfg.path} failed`, e);
-    }
-  }
-
-  async abort(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    await this.fh.close().catch(() => undefined);
-    if (this.mode === 'OVERWRITE') await fs.promises.rm(this.writePath, { force: true });
-  }
-}
-
-async function openWriter(config: JsonlDestinationConfig, options: WriterOptions): Promise<StreamWriter> {
+function openWriter(config: JsonlDestinationConfig, options: WriterOptions): Promise<StreamWriter> {
   const cfg = resolveConfig(config);
-  if (!SUPPORTED_MODES.includes(options.writeMode)) {
-    throw new DriverError(`JSONL destination: unsupported write mode ${options.writeMode} (supported: ${SUPPORTED_MODES.join(', ')})`);
-  }
-  const files = options.ctx.files;
-  try {
-    targetInExistingFolder(files, cfg.path, () =>
-      Object.assign(new Error(`no such directory: ${folderOf(cfg.path)}`), { code: 'ENOENT' }),
-    );
-  } catch (e) {
-    throw refused(e) ?? ioError(`cannot open ${cfg.path}`, e);
-  }
-  if (options.writeMode === 'OVERWRITE') {
-    // The temporary file sits beside the target: same checked folder, same root.
-    const tmp = `${cfg.path}.sluice-tmp`;
-    try {
-      const { handle, path: abs } = await files.openForWrite(tmp, 'w');
-      return new JsonlWriter(handle, cfg, files, 'OVERWRITE', abs, '');
-    } catch (e) {
-      throw refused(e) ?? ioError(`cannot create ${tmp}`, e);
-    }
-  }
-  let fh: fs.promises.FileHandle;
-  let abs: string;
-  try {
-    ({ handle: fh, path: abs } = await files.openForWrite(cfg.path, 'a'));
-  } catch (e) {
-    throw refused(e) ?? ioError(`cannot open ${cfg.path}`, e);
-  }
-  let prefix = '';
-  try {
-    const { size } = await fh.stat();
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      const { handle: reader } = await files.openForRead(cfg.path);
-      try {
-        await reader.read(last, 0, 1, size - 1);
-      } finally {
-        await reader.close();
-      }
-      if (last[0] !== 0x0a) prefix = '\n';
-    }
-  } catch (e) {
-    await fh.close();
-    throw refused(e) ?? ioError(`cannot inspect ${cfg.path}`, e);
-  }
-  return new JsonlWriter(fh, cfg, files, 'APPEND', abs, prefix);
+  return openFileWriter({ path: cfg.path, format: 'jsonl', fsync: cfg.fsync }, options, PRESET);
 }
 
 /** Create/update checks: the output path inside the workspace's writable files roots. */

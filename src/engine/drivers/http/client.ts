@@ -36,6 +36,7 @@
 import type { Dispatcher } from 'undici';
 import { outboundGuard, outboundRefusal } from '../kit/outbound.js';
 import { DriverError } from '../types.js';
+import { readBodySnippet } from './body.js';
 
 export interface HttpRequestInit {
   method?: string;
@@ -199,25 +200,9 @@ function statusText(res: Response): string {
   return res.statusText ? `${res.status} ${res.statusText}` : String(res.status);
 }
 
-/** Reads at most `limit` bytes of a body for an error message, then releases the connection. */
+/** At most `limit` bytes of a body, whitespace folded, for an error message (": text", or ""). */
 async function snippet(res: Response, limit = 300): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      size += value.length;
-    }
-  } catch {
-    // The body is only decoration for the message.
-  } finally {
-    reader.cancel().catch(() => undefined);
-  }
-  const text = Buffer.concat(parts).toString('utf8', 0, Math.min(size, limit)).replace(/\s+/g, ' ').trim();
+  const text = (await readBodySnippet(res, limit)).replace(/\s+/g, ' ').trim();
   return text.length === 0 ? '' : `: ${text.length >= limit ? `${text.slice(0, limit - 3)}...` : text}`;
 }
 

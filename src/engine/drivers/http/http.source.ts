@@ -17,6 +17,7 @@ import {
   type SourceMessage,
   type StreamStates,
 } from '../types.js';
+import { singleStreamRead } from '../kit/single-stream.js';
 
 /**
  * HTTP (REST JSON API) source.
@@ -620,12 +621,9 @@ async function* read(config: HttpSourceConfig, streams: ConfiguredStream[], stat
   const cfg = resolveConfig(config);
   const signal = options.signal;
   signal?.throwIfAborted();
-  for (const s of streams) {
-    if (s.name !== cfg.streamName) {
-      yield { type: 'log', level: 'warn', message: `${LABEL}: unknown stream "${s.name}" ignored (this endpoint's stream is "${cfg.streamName}")` };
-    }
-  }
-  const configured = streams.find((s) => s.name === cfg.streamName);
+  const pick = singleStreamRead(LABEL, 'endpoint', cfg.streamName, streams, options);
+  yield* pick.warnings;
+  const configured = pick.configured;
   if (!configured) return;
   const stream = cfg.streamName;
   const incremental = configured.syncMode === 'INCREMENTAL';
@@ -635,8 +633,7 @@ async function* read(config: HttpSourceConfig, streams: ConfiguredStream[], stat
   const cursorField = configured.cursorField?.[0] ?? cfg.incremental?.cursorField ?? null;
   const parsed = parseState(state?.[stream], stream, incremental);
   if (parsed.done) return;
-  const batchSize = Math.max(1, Math.floor(options.batchSize) || 1000);
-  const selected = configured.fields && configured.fields.length > 0 ? configured.fields : null;
+  const { batchSize, selected } = pick;
   const client = new Client(cfg, signal);
 
   // Incremental: `since` is the bound sent with every request of this run.

@@ -1,6 +1,6 @@
 /**
  * The process-wide outbound-address seam every driver connection goes through (HTTP requests
- * in http-client.ts, database connections in postgres.common.ts). The policy itself lives in
+ * in http/client.ts, database connections in postgres/common.ts). The policy itself lives in
  * src/security/outbound-guard.ts; app.ts installs it in the API thread and the job runner
  * installs the same one (from `settings`) in every job worker, so a driver is guarded alike
  * wherever it runs. With nothing installed (driver unit tests) connections are not checked.
@@ -75,7 +75,7 @@ export function outboundRefusal(e: unknown): Error | null {
 
 /**
  * Creates a guard (the policy of src/security/outbound-guard.ts) and installs it in this seam for every outbound connection of the process (drivers and
- * webhooks: HTTP through the http-client, PostgreSQL through postgres.common's `connect`). `uninstall()` puts the previous guard back (if this one
+ * webhooks: HTTP through http/client.ts, PostgreSQL through postgres/common.ts `connect`). `uninstall()` puts the previous guard back (if this one
  * is still installed) and closes the connections.
  */
 export function installOutboundGuard(options: OutboundGuardOptions = {}): { guard: OutboundGuard; uninstall(): Promise<void> } {

@@ -15,6 +15,8 @@
  *   no offset means UTC; impossible dates (02-30, hour 24) are refused, never rolled over.
  */
 
+import type { FieldType } from '../types.js';
+
 /** The shape of an integer literal (trimmed), whatever its size. */
 export const INTEGER_LITERAL = /^[+-]?\d+(?:\.0*)?$/;
 /** The shape of a decimal literal (trimmed), whatever its size. */
@@ -182,3 +184,26 @@ export function isoFromMs(ms: number): string {
   const msStr = milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : `${milli}`;
   return `${y}-${pad2(month)}-${pad2(day)}T${pad2(h)}:${pad2(mi)}:${pad2(sec)}.${msStr}Z`;
 }
+
+/**
+ * Small-integer codes for field types, for encoders compiled per column list (a `switch` on a
+ * number stays monomorphic where one on a string would not). `K_ARRAY` is PostgreSQL's array
+ * columns, which have no FieldType of their own.
+ */
+export const K_STRING = 0;
+export const K_INTEGER = 1;
+export const K_NUMBER = 2;
+export const K_BOOLEAN = 3;
+export const K_DATETIME = 4;
+export const K_JSON = 5;
+export const K_ARRAY = 6;
+
+/** The code of each FieldType. */
+export const KIND: Readonly<Record<FieldType, number>> = {
+  string: K_STRING,
+  integer: K_INTEGER,
+  number: K_NUMBER,
+  boolean: K_BOOLEAN,
+  datetime: K_DATETIME,
+  json: K_JSON,
+};

@@ -22,7 +22,9 @@ import {
   type WriterOptions,
 } from '../types.js';
 import { TypeInference } from '../kit/inference.js';
-import { parseBooleanText, parseIntegerText, parseNumberText } from '../kit/values.js';
+import { KIND } from '../kit/values.js';
+import { tableExists, tableInfo, uniqueKeys } from './catalog.js';
+import { sanitizeTableName, q, SQL_TYPE, fieldTypeOfDeclared, RecordFailure, isRecordLevel, wrapError, errorMessage, compileFill, type Column, type FillFn } from './encoding.js';
 
 /**
  * SQLite destination (better-sqlite3).
@@ -113,140 +115,7 @@ Writes each stream into a table of a SQLite database file in the workspace's fil
 `;
 
 // ---------------------------------------------------------------------------------------------
-// Identifiers and types.
-
-export function sanitizeTableName(name: string): string {
-  let s = name.replace(/[^A-Za-z0-9_]/g, '_');
-  if (s.length === 0) s = 'data';
-  if (/^[0-9]/.test(s)) s = `_${s}`;
-  if (/^sqlite_/i.test(s)) s = `t_${s}`;
-  return s;
-}
-
-function q(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
-}
-
-const SQL_TYPE: Record<FieldType, string> = {
-  string: 'TEXT',
-  integer: 'INTEGER',
-  number: 'REAL',
-  boolean: 'INTEGER',
-  datetime: 'TEXT',
-  json: 'TEXT',
-};
-
-/** Logical type of a declared SQLite column type (SQLite affinity rules, plus a few names). */
-export function fieldTypeOfDeclared(declared: string): FieldType {
-  const t = declared.toUpperCase();
-  if (t.includes('BOOL')) return 'boolean';
-  if (t.includes('JSON')) return 'json';
-  if (t.includes('INT')) return 'integer';
-  if (t.includes('CHAR') || t.includes('CLOB') || t.includes('TEXT')) {
-    return t.includes('DATE') || t.includes('TIME') ? 'datetime' : 'string';
-  }
-  if (t.includes('DATE') || t.includes('TIME')) return 'datetime';
-  if (t === '' || t.includes('BLOB')) return 'string';
-  return 'number'; // REAL, FLOA, DOUB and NUMERIC affinity
-}
-
-const K_STRING = 0;
-const K_INTEGER = 1;
-const K_NUMBER = 2;
-const K_BOOLEAN = 3;
-const K_DATETIME = 4;
-const K_JSON = 5;
-const KIND: Record<FieldType, number> = {
-  string: K_STRING,
-  integer: K_INTEGER,
-  number: K_NUMBER,
-  boolean: K_BOOLEAN,
-  datetime: K_DATETIME,
-  json: K_JSON,
-};
-
-/**
- * Text bound for a typed column is stored as the type when drivers/kit/values.ts reads it as one;
- * other text is refused (a per-record failure), never left to SQLite's own conversions (a STRICT
- * INTEGER column would take "1e3" as 1000 and a boolean column "42").
- */
-function coerceString(v: string, kind: number): unknown {
-  const typed =
-    kind === K_INTEGER ? parseIntegerText(v) : kind === K_NUMBER ? parseNumberText(v) : kind === K_BOOLEAN ? boolToInt(parseBooleanText(v)) : v;
-  if (typed === undefined) {
-    const name = kind === K_INTEGER ? 'an integer' : kind === K_NUMBER ? 'a number' : 'a boolean';
-    throw new RecordFailure(`datatype mismatch: ${JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v)} is not ${name}`);
-  }
-  return typed;
-}
-
-function boolToInt(b: boolean | undefined): number | undefined {
-  return b === undefined ? undefined : b ? 1 : 0;
-}
-
-/** JS value -> SQLite value for a column of the given kind. Throws TypeError for unstorable values. */
-function toSql(v: unknown, kind: number): unknown {
-  if (v === null || v === undefined) return null;
-  switch (typeof v) {
-    case 'string':
-      if (kind === K_STRING || kind === K_DATETIME) return v;
-      if (kind === K_JSON) return JSON.stringify(v);
-      return coerceString(v, kind);
-    // A text column keeps a number's or boolean's text form (12345, 1.5, true, as JSON prints
-    // them): bound as a number, better-sqlite3 sends a REAL that TEXT affinity turns into '12345.0'.
-    case 'number':
-      if (kind === K_STRING || kind === K_DATETIME) return String(v);
-      return kind === K_JSON ? JSON.stringify(v) : v;
-    case 'boolean':
-      if (kind === K_JSON || kind === K_STRING || kind === K_DATETIME) return v ? 'true' : 'false';
-      return v ? 1 : 0;
-    case 'bigint':
-      return kind === K_JSON || kind === K_STRING || kind === K_DATETIME ? v.toString() : v;
-    case 'object':
-      if (v instanceof Date) return v.toISOString();
-      if (Buffer.isBuffer(v)) return v;
-      return JSON.stringify(v);
-    default:
-      throw new TypeError(`cannot store a value of type ${typeof v}`);
-  }
-}
-
-function byteSize(v: unknown): number {
-  return typeof v === 'string' ? v.length : v === null ? 1 : 8;
-}
-
-interface Column {
-  name: string;
-  type: FieldType;
-  kind: number;
-}
-
-/** A per-record failure: the record is rejected, the batch goes on. */
-class RecordFailure extends Error {}
-
-function isRecordLevel(e: unknown): boolean {
-  if (e instanceof RecordFailure || e instanceof TypeError || e instanceof RangeError) return true;
-  const code = (e as { code?: unknown } | null)?.code;
-  return (
-    typeof code === 'string' &&
-    (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG' || code === 'SQLITE_RANGE')
-  );
-}
-
-const RETRYABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|PROTOCOL|INTERRUPT)/;
-
-function wrapError(context: string, e: unknown): DriverError {
-  if (e instanceof DriverError) return e;
-  const code = (e as { code?: unknown } | null)?.code;
-  const retryable = typeof code === 'string' && RETRYABLE_CODES.test(code);
-  return new DriverError(`SQLite destination: ${context}: ${(e as Error).message ?? String(e)}`, retryable);
-}
-
-function errorMessage(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  const msg = e instanceof Error ? e.message : String(e);
-  return typeof code === 'string' ? `${code}: ${msg}` : msg;
-}
+// Config.
 
 interface ResolvedConfig {
   path: string;
@@ -284,35 +153,6 @@ async function openDatabase(cfg: ResolvedConfig, files: FileAccess): Promise<Dat
   return db;
 }
 
-function tableExists(db: Database.Database, table: string): boolean {
-  return db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE`).get(table) !== undefined;
-}
-
-interface TableInfoRow {
-  name: string;
-  type: string;
-  notnull: number;
-  pk: number;
-}
-
-function tableInfo(db: Database.Database, table: string): TableInfoRow[] {
-  return db.prepare(`SELECT name, type, "notnull", pk FROM pragma_table_info(?)`).all(table) as TableInfoRow[];
-}
-
-/** Column sets (lower-cased, sorted) of the table's primary key and unique indexes. */
-function uniqueKeys(db: Database.Database, table: string): string[] {
-  const keys: string[] = [];
-  const pk = tableInfo(db, table)
-    .filter((c) => c.pk > 0)
-    .map((c) => c.name.toLowerCase());
-  if (pk.length > 0) keys.push(pk.sort().join('\0'));
-  const indexes = db.prepare(`SELECT name FROM pragma_index_list(?) WHERE "unique" = 1 AND partial = 0`).all(table) as { name: string }[];
-  for (const { name } of indexes) {
-    const cols = db.prepare(`SELECT name FROM pragma_index_info(?)`).all(name) as { name: string | null }[];
-    if (cols.every((c) => c.name !== null)) keys.push(cols.map((c) => c.name!.toLowerCase()).sort().join('\0'));
-  }
-  return keys;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Writer.
@@ -320,28 +160,6 @@ function uniqueKeys(db: Database.Database, table: string): string[] {
 const SUPPORTED_MODES: WriteMode[] = ['APPEND', 'OVERWRITE', 'UPSERT', 'MERGE'];
 const MAX_MERGE_STATEMENTS = 256;
 
-/** Converts a record into statement parameters from `offset`; returns its approximate size in bytes. */
-type FillFn = (rec: DataRecord, params: unknown[], offset: number) => number;
-
-/**
- * Compiles a FillFn for a column list. Property reads with constant keys keep V8's inline
- * caches monomorphic, several times faster than `rec[name]` in a loop (names are embedded
- * as JSON string literals, never as code).
- */
-function compileFill(columns: Column[]): FillFn {
-  const lines = columns.map((c, i) => {
-    const key = JSON.stringify(c.name);
-    const read = c.name in Object.prototype ? `(hasOwn(rec, ${key}) ? rec[${key}] : undefined)` : `rec[${key}]`;
-    return `v = toSql(${read}, ${c.kind}); p[o + ${i}] = v; b += byteSize(v);`;
-  });
-  const factory = new Function(
-    'toSql',
-    'byteSize',
-    'hasOwn',
-    `"use strict"; return function fill(rec, p, o) { let v; let b = 0;\n${lines.join('\n')}\nreturn b; };`,
-  ) as (t: typeof toSql, s: typeof byteSize, h: typeof Object.hasOwn) => FillFn;
-  return factory(toSql, byteSize, Object.hasOwn);
-}
 
 /**
  * MERGE statements for one key set: UPDATE of the present columns by primary key, then INSERT

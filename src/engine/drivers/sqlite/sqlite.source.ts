@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
-import { fieldTypeOfDeclared } from './sqlite.destination.js';
+import { fieldTypeOfDeclared } from './encoding.js';
 import { openSqliteFile } from './open.js';
 import { pathProblems } from '../kit/local-files.js';
 import {
