@@ -25,6 +25,10 @@ describe('driver registry', () => {
     expect(listDrivers('SOURCE').every((d) => d.role === 'SOURCE')).toBe(true);
     expect(listDrivers('DESTINATION').every((d) => d.role === 'DESTINATION')).toBe(true);
     expect(listDrivers('SOURCE').length + listDrivers('DESTINATION').length).toBe(listDrivers().length);
+    for (const d of drivers) {
+      expect(d.role === 'SOURCE' ? getSourceDriver(d.name) : getDestinationDriver(d.name), d.name).toBe(d);
+      expect(d.role === 'SOURCE' ? getDestinationDriver(d.name) : getSourceDriver(d.name), d.name).toBeUndefined();
+    }
   });
 
   it('gives every driver docs and a closed config schema with titled, described properties', () => {
@@ -60,6 +64,21 @@ describe('validateConfig', () => {
     });
     expect(input).toEqual({ path: '/data/a.csv' });
     expect(validateConfig(sqlite, { path: '/x.db' })).toEqual({ ok: true, config: { path: '/x.db', journalMode: 'WAL' } });
+  });
+
+  it('fills defaults and checks per-type requirements of the other drivers', () => {
+    expect(validateConfig(getDriver('generator')!, {})).toEqual({
+      ok: true,
+      config: { count: 1000, streams: 1, rate: 0, seed: 1, startTime: '2024-01-01T00:00:00.000Z', intervalMs: 1000 },
+    });
+    expect(validateConfig(getDriver('null')!, {})).toEqual({ ok: true, config: { countBytes: true } });
+    const cursor = validateConfig(getDriver('http')!, { url: 'https://x/y', pagination: { type: 'cursor' } });
+    expect(cursor.ok).toBe(false);
+    if (!cursor.ok) expect(cursor.errors[0]).toEqual({ path: 'pagination.cursorPath', message: 'is required' });
+    expect(validateConfig(getDriver('webhook')!, { url: 'https://x', auth: { type: 'bearer' } }).ok).toBe(false);
+    expect(validateConfig(getDriver('webhook')!, { url: 'file:///etc/passwd' }).ok).toBe(false);
+    expect(validateConfig(getDriver('json')!, { url: '/a.json', format: 'xml' }).ok).toBe(false);
+    expect(validateConfig(getDriver('file')!, { path: '/tmp', filePattern: '../x' }).ok).toBe(false);
   });
 
   it('accepts a tab delimiter, written either way', () => {
@@ -111,9 +130,10 @@ describe('validateConfig', () => {
 });
 
 describe('secretPaths', () => {
-  it('is empty for the file drivers and lists the http auth secrets', () => {
-    for (const name of ['csv', 'sqlite', 'jsonl']) expect(secretPaths(getDriver(name)!)).toEqual([]);
-    expect(secretPaths(getDriver('http')!)).toEqual(expect.arrayContaining(['auth.password', 'auth.token']));
+  it('marks inline credentials as secret (write-only) and nothing else', () => {
+    for (const name of ['csv', 'sqlite', 'jsonl', 'json', 'generator', 'null', 'file']) expect(secretPaths(getDriver(name)!), name).toEqual([]);
+    expect(secretPaths(getDriver('http')!).sort()).toEqual(['auth.password', 'auth.token', 'auth.value']);
+    expect(secretPaths(getDriver('webhook')!).sort()).toEqual(['auth.password', 'auth.token', 'auth.value']);
   });
 
   it('lists properties marked secret, nested ones included, and validates them', () => {
