@@ -49,6 +49,8 @@ export const builder = new SchemaBuilder<{
     edgesFieldOptions: { nullable: false },
     nodeFieldOptions: { nullable: false },
     nodesOnConnection: { description: 'The nodes of this page (a shortcut for edges { node }).' },
+    nodeTypeOptions: { description: 'An object with a global id, fetchable with `node(id:)`.' },
+    pageInfoTypeOptions: { description: 'Where a page sits in its list (Relay cursor pagination).' },
   },
   errors: {
     // Every field with typed errors may answer VALIDATION_FAILED (malformed ids, NUL, depth: the input guard).
@@ -65,6 +67,6 @@ export const builder = new SchemaBuilder<{
   },
 });
 
-builder.queryType({});
-builder.mutationType({});
-builder.subscriptionType({});
+builder.queryType({ description: 'Reads: every object of the caller\'s workspace, by id or in paged lists.' });
+builder.mutationType({ description: 'Changes: each mutation answers its payload or a typed error (`... on Error { code message }`), and a refused input changes nothing.' });
+builder.subscriptionType({ description: 'Live feeds over WebSocket (graphql-ws) or SSE: job progress, pipeline state changes, events.' });

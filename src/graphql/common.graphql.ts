@@ -46,8 +46,8 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
 export const ErrorInterface = builder.interfaceRef<AppError>('Error').implement({
   description: 'Implemented by every typed error returned in a mutation result.',
   fields: (t) => ({
-    code: t.field({ type: ErrorCodeEnum, resolve: (e) => e.code }),
-    message: t.exposeString('message'),
+    code: t.field({ type: ErrorCodeEnum, description: 'Stable machine-readable code; branch on this, not on the message.', resolve: (e) => e.code }),
+    message: t.exposeString('message', { description: 'Human-readable explanation in English; its wording may change between versions.' }),
   }),
 });
 
@@ -55,51 +55,59 @@ const FieldErrorRef = builder.objectRef<FieldError>('FieldError').implement({
   description: 'One problem with one input field.',
   fields: (t) => ({
     path: t.exposeString('path', { description: 'Dot path of the offending input, e.g. `config.delimiter`.' }),
-    message: t.exposeString('message'),
+    message: t.exposeString('message', { description: 'What is wrong with the value at `path`.' }),
   }),
 });
 
 builder.objectType(ValidationError, {
   name: 'ValidationError',
+  description: 'The input was rejected (VALIDATION_FAILED); nothing was changed. `fieldErrors` names each offending input.',
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof ValidationError,
   fields: (t) => ({
-    fieldErrors: t.field({ type: [FieldErrorRef], resolve: (e) => e.fieldErrors }),
+    fieldErrors: t.field({ type: [FieldErrorRef], description: 'One entry per problem; may be empty when the problem is not tied to one field.', resolve: (e) => e.fieldErrors }),
   }),
 });
 
 builder.objectType(NotFoundError, {
   name: 'NotFoundError',
+  description: 'The object named in the input does not exist or belongs to another workspace (NOT_FOUND).',
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof NotFoundError,
   fields: (t) => ({
-    entity: t.exposeString('entity'),
-    id: t.exposeString('id'),
+    entity: t.exposeString('entity', { description: 'The kind of object looked for, e.g. `Connector` or `WebhookDelivery`.' }),
+    id: t.exposeString('id', { description: 'The key that was looked up: an internal id (not the Relay global id), a driver name, a file path or `id@version`, depending on `entity`.' }),
   }),
 });
 
 builder.objectType(InvalidTransitionError, {
   name: 'InvalidTransitionError',
+  description: 'A lifecycle action is not allowed in the current state of the object (INVALID_TRANSITION); nothing was changed.',
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof InvalidTransitionError,
   fields: (t) => ({
-    action: t.exposeString('action'),
-    state: t.exposeString('state'),
-    allowedActions: t.exposeStringList('allowedActions'),
+    action: t.exposeString('action', { description: 'The action that was refused, e.g. `start`.' }),
+    state: t.exposeString('state', { description: 'The state the object is in now.' }),
+    allowedActions: t.exposeStringList('allowedActions', { description: 'The actions allowed in that state (may be empty).' }),
   }),
 });
 
 builder.objectType(ConflictError, {
   name: 'ConflictError',
+  description: 'The object changed concurrently or is busy (CONFLICT); nothing was changed. Re-read it and retry.',
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof ConflictError,
   fields: (t) => ({
-    currentVersion: t.exposeInt('currentVersion', { nullable: true }),
+    currentVersion: t.exposeInt('currentVersion', {
+      nullable: true,
+      description: 'The version the object is at now, when the conflict was an `expectedVersion` mismatch; null for other conflicts.',
+    }),
   }),
 });
 
 builder.objectType(InUseError, {
   name: 'InUseError',
+  description: 'The object cannot be deleted because other objects reference it (IN_USE); nothing was changed.',
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof InUseError,
   fields: (t) => ({
@@ -112,25 +120,28 @@ export const PAGE = { defaultSize: 20, maxSize: 100 } as const;
 
 builder.objectType(ConnectorFailedError, {
   name: 'ConnectorFailedError',
+  description: "The connector's external system failed the operation (CONNECTOR_FAILED): unreachable, refused, or returned bad data. The message says why, with secrets removed.",
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof ConnectorFailedError,
   fields: (t) => ({
-    connectorId: t.id({ resolve: (e) => encodeGlobalID('Connector', e.connectorId) }),
+    connectorId: t.id({ description: 'Global id of the connector that failed.', resolve: (e) => encodeGlobalID('Connector', e.connectorId) }),
   }),
 });
 
 builder.objectType(CursorExpiredError, {
   name: 'CursorExpiredError',
+  description: 'The event cursor given is older than the retained event log (CURSOR_EXPIRED): events after it may have been pruned.',
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof CursorExpiredError,
   fields: (t) => ({
-    cursor: t.exposeString('cursor'),
+    cursor: t.exposeString('cursor', { description: 'The cursor that was given.' }),
     oldestAvailable: t.exposeString('oldestAvailable', { description: 'The oldest cursor still usable: every event after it is retained.' }),
   }),
 });
 
 builder.objectType(ForbiddenError, {
   name: 'ForbiddenError',
+  description: "The caller's API key may not do this (FORBIDDEN): its scope is too low, or the operation would grant more than the key has. Nothing was changed.",
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof ForbiddenError,
   fields: (t) => ({
@@ -153,6 +164,6 @@ builder.objectType(ResourceLimitError, {
   interfaces: [ErrorInterface],
   isTypeOf: (e) => e instanceof ResourceLimitError,
   fields: (t) => ({
-    limit: t.field({ type: ResourceLimitEnum, resolve: (e) => e.limit }),
+    limit: t.field({ type: ResourceLimitEnum, description: 'Which limit stopped it.', resolve: (e) => e.limit }),
   }),
 });

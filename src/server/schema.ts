@@ -16,12 +16,13 @@ import '../modules/system/system.graphql.js';
 import '../modules/workspace/workspace.graphql.js';
 import { withMutationAudit } from './mutation-audit.js';
 import { withInputGuard } from '../graphql/input-guard.js';
+import { describeGeneratedTypes } from './schema-docs.js';
 
 let schema: GraphQLSchema | null = null;
 
 export function getSchema(): GraphQLSchema {
   // The audit wraps the input guard, so a refused input is audited as VALIDATION_FAILED.
-  schema ??= withMutationAudit(withInputGuard(builder.toSchema()));
+  schema ??= withMutationAudit(withInputGuard(describeGeneratedTypes(builder.toSchema())));
   return schema;
 }
 

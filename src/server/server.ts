@@ -16,6 +16,7 @@ import { AppError, ValidationError } from '../errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { GraphQLError } from '../graphql/graphql-cjs.js';
 import { getSchema } from './schema.js';
+import { renderOfflineGraphiQL } from './graphiql.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { handlePush } from './push.js';
@@ -115,6 +116,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     schema: getSchema(),
     graphqlEndpoint: '/graphql',
     graphiql: options.graphiql ? { subscriptionsProtocol: 'WS', title: 'Sluice GraphiQL' } : false,
+    renderGraphiQL: renderOfflineGraphiQL,
     landingPage: false,
     maskedErrors: false,
     batching: false,

@@ -11,14 +11,19 @@ interface Health {
 }
 
 const HealthRef = builder.objectRef<Health>('Health').implement({
+  description: 'The state of the Sluice server process answering the request (not only your workspace).',
   fields: (t) => ({
-    status: t.exposeString('status'),
+    status: t.exposeString('status', { description: '`ok`, or `degraded` when the database does not answer a ping.' }),
     database: t.exposeString('database', { description: 'pglite (embedded) or postgres.' }),
-    databaseOk: t.exposeBoolean('databaseOk'),
-    runningJobs: t.exposeInt('runningJobs'),
-    queuedJobs: t.exposeInt('queuedJobs'),
-    uptimeSeconds: t.exposeInt('uptimeSeconds'),
-    version: t.exposeString('version'),
+    databaseOk: t.exposeBoolean('databaseOk', { description: 'Whether the database answered a ping just now.' }),
+    runningJobs: t.exposeInt('runningJobs', { description: 'Jobs running in this process now, across all workspaces.' }),
+    queuedJobs: t.exposeInt('queuedJobs', {
+      description:
+        "Jobs waiting in this process's queue for a runner slot or for their pipeline's earlier job, across all workspaces " +
+        '(paused jobs and retries still in their backoff are not counted).',
+    }),
+    uptimeSeconds: t.exposeInt('uptimeSeconds', { description: 'Seconds since the server process started (rounded).' }),
+    version: t.exposeString('version', { description: 'The Sluice server version, e.g. `0.1.0`.' }),
   }),
 });
 
@@ -28,6 +33,7 @@ const started = Date.now();
 builder.queryFields((t) => ({
   health: t.field({
     type: HealthRef,
+    description: 'Whether this server and its database work, with its job load. A database outage does not fail the query: it shows as `status: degraded`.',
     resolve: async (_r, _a, ctx) => {
       const ok = await ctx.services.database.ping().then(
         () => true,
