@@ -6,7 +6,7 @@ import type { ConfiguredStream } from '../../engine/drivers/types.js';
 import type { PipelineStateMessage } from '../../pubsub/pubsub.js';
 import { ConnectorRef, SyncModeEnum, WriteModeEnum } from '../connector/connector.graphql.js';
 import { MappingRef } from '../mapping/mapping.graphql.js';
-import { TRANSITIONS, type PipelineTransition } from './lifecycle.js';
+import { ACTIONS, TRANSITIONS, type PipelineAction, type PipelineTransition } from './lifecycle.js';
 
 export const PipelineStateEnum = builder.enumType('PipelineState', {
   description:
@@ -20,16 +20,21 @@ export const PipelineStateEnum = builder.enumType('PipelineState', {
   } as const,
 });
 
+/** One description per action; typed by PipelineAction so a new action cannot go undocumented. */
+const ACTION_DESCRIPTIONS: Record<PipelineAction, string> = {
+  START: 'startPipeline: STOP → INIT, queueing the initial load.',
+  STOP: 'stopPipeline: INIT, READY or PAUSE → STOP.',
+  PAUSE: 'pausePipeline: INIT or READY → PAUSE.',
+  RESUME: 'resumePipeline: PAUSE → the previous state.',
+  RESET: 'resetPipeline: any state → INIT with the cursor cleared.',
+  RUN: 'runPipeline: queue a SYNC run without a state change (INIT or READY only).',
+};
+
 export const PipelineActionEnum = builder.enumType('PipelineAction', {
   description: 'Something a client may do to a pipeline: a lifecycle transition, or RUN (see Pipeline.availableActions).',
-  values: {
-    START: { value: 'START', description: 'startPipeline: STOP → INIT, queueing the initial load.' },
-    STOP: { value: 'STOP', description: 'stopPipeline: INIT, READY or PAUSE → STOP.' },
-    PAUSE: { value: 'PAUSE', description: 'pausePipeline: INIT or READY → PAUSE.' },
-    RESUME: { value: 'RESUME', description: 'resumePipeline: PAUSE → the previous state.' },
-    RESET: { value: 'RESET', description: 'resetPipeline: any state → INIT with the cursor cleared.' },
-    RUN: { value: 'RUN', description: 'runPipeline: queue a SYNC run without a state change (INIT or READY only).' },
-  } as const,
+  values: Object.fromEntries(ACTIONS.map((a) => [a, { value: a, description: ACTION_DESCRIPTIONS[a] }])) as {
+    [K in PipelineAction]: { value: K; description: string };
+  },
 });
 
 export const TriggerEnum = builder.enumType('PipelineTrigger', {
