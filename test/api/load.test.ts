@@ -124,6 +124,6 @@ describe('100k-row CSV → SQLite through the server', () => {
     await eventually(async () => (await s.q(`query($id: ID!) { pipeline(id: $id) { state } }`, { id: pipeline.id })).pipeline.state === 'READY');
     const lines = fs.readFileSync(out, 'utf8').trimEnd().split('\n');
     expect(lines).toHaveLength(ROWS);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ id: '1', name: 'user 1', email: 'user1@example.com' });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ id: 1, name: 'user 1', email: 'user1@example.com' });
   });
 });

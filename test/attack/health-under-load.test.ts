@@ -162,7 +162,7 @@ describe('previews and discovery run off the API thread', () => {
     expect(discover.errors, JSON.stringify(discover.errors)).toBeUndefined();
     const pm = preview.data!.previewMapping;
     expect(['PreviewMappingPayload', 'ResourceLimitError']).toContain(pm.__typename);
-    if (pm.__typename === 'PreviewMappingPayload') expect(pm.records).toEqual([{ output: { first: '0', last: '9' } }]);
+    if (pm.__typename === 'PreviewMappingPayload') expect(pm.records).toEqual([{ output: { first: 0, last: 9 } }]);
     else expect(pm.code).toBe('RESOURCE_LIMIT');
     const dc = discover.data!.discoverConnector;
     expect(['DiscoverConnectorPayload', 'ResourceLimitError']).toContain(dc.__typename);

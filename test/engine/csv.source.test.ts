@@ -180,7 +180,7 @@ describe('csv source: read', () => {
     expect(msgs.map((m) => (m.type === 'records' ? `r${m.records.length}` : m.type === 'state' ? `s${(m.state as { row: number }).row}` : m.type))).toEqual([
       'r3', 's3', 'r3', 's6', 'r3', 's9', 'r1', 's10',
     ]);
-    expect(records(msgs)[0]).toEqual({ n: '1', v: 'v1' });
+    expect(records(msgs)[0]).toEqual({ n: 1, v: 'v1' });
     expect(msgs.every((m) => m.type !== 'state' || m.stream === 'ten')).toBe(true);
     const bytes = msgs.reduce((sum, m) => sum + (m.type === 'records' ? m.bytes : 0), 0);
     expect(bytes).toBe(Buffer.byteLength(ten) - 'n,v\n'.length);
@@ -189,7 +189,7 @@ describe('csv source: read', () => {
   it('resumes from a state, skipping exactly N rows', async () => {
     const p = file('ten2.csv', ten);
     const msgs = await collect({ path: p }, { batchSize: 2, state: { ten2: { row: 7 } } });
-    expect(records(msgs).map((r) => r.n)).toEqual(['8', '9', '10']);
+    expect(records(msgs).map((r) => r.n)).toEqual([8, 9, 10]);
     const states = msgs.filter((m) => m.type === 'state').map((m) => (m as { state: unknown }).state);
     expect(states).toEqual([{ row: 9 }, { row: 10 }]);
   });
@@ -201,7 +201,7 @@ describe('csv source: read', () => {
     expect(last.state).toEqual({ row: 2 });
     fs.appendFileSync(p, '3\n4\n');
     const second = await collect({ path: p }, { streams: [{ name: 'log', syncMode: 'INCREMENTAL' }], state: { log: last.state } });
-    expect(records(second)).toEqual([{ id: '3' }, { id: '4' }]);
+    expect(records(second)).toEqual([{ id: 3 }, { id: 4 }]);
     const third = await collect({ path: p }, { state: { log: { row: 4 } } });
     expect(records(third)).toEqual([]);
     expect(third.at(-1)).toEqual({ type: 'state', stream: 'log', state: { row: 4 } });
@@ -216,9 +216,9 @@ describe('csv source: read', () => {
     const p = file('people6.csv', PEOPLE);
     const msgs = await collect({ path: p }, { streams: [{ name: 'people6', syncMode: 'FULL_REFRESH', fields: ['age', 'id'] }] });
     expect(records(msgs)).toEqual([
-      { age: '31', id: '1' },
-      { age: null, id: '2' },
-      { age: '45', id: '3' },
+      { age: 31, id: 1 },
+      { age: null, id: 2 },
+      { age: 45, id: 3 },
     ]);
   });
 
@@ -247,31 +247,123 @@ describe('csv source: read', () => {
     expect('errors' in batch).toBe(false);
   });
 
+  it('reads a column discovered as integer as integers', async () => {
+    const p = file('ints.csv', 'id,name,price\n1,Ann,1.5\n2,Bob,2\n');
+    const fields = (await csvSource.discover({ path: p }, ctx)).streams[0]!.fields;
+    expect(fields.map((f) => f.type)).toEqual(['integer', 'string', 'number']);
+    const msgs = await collect({ path: p });
+    expect(records(msgs)).toEqual([
+      { id: 1, name: 'Ann', price: 1.5 },
+      { id: 2, name: 'Bob', price: 2 },
+    ]);
+    expect(msgs.some((m) => m.type === 'records' && m.errors)).toBe(false);
+  });
+
+  // 1200 rows of integer ids; data row 1100 (after the 1000 sampled rows) is not an integer.
+  const late = 'id,v\n' + Array.from({ length: 1200 }, (_, i) => `${i === 1099 ? 'x1100' : i + 1},${i}`).join('\n') + '\n';
+  const lateError = 'column "id": "x1100" is not a valid integer (type inferred from the first 1000 rows; set columnTypes to read it otherwise)';
+
+  it('reports a later value that does not fit the inferred type as a record error, keeping the raw string', async () => {
+    const p = file('late.csv', late);
+    expect((await csvSource.discover({ path: p }, ctx)).streams[0]!.fields.map((f) => f.type)).toEqual(['integer', 'integer']);
+    const msgs = await collect({ path: p }, { batchSize: 2000 });
+    const batches = msgs.filter((m) => m.type === 'records');
+    expect(batches).toHaveLength(1);
+    const batch = batches[0]!;
+    if (batch.type !== 'records') throw new Error('unreachable');
+    expect(batch.records).toHaveLength(1200);
+    expect(batch.records[1099]).toEqual({ id: 'x1100', v: 1099 });
+    expect(batch.records[1098]).toEqual({ id: 1099, v: 1098 });
+    expect(batch.records[1100]).toEqual({ id: 1101, v: 1100 });
+    expect(batch.errors).toEqual([{ index: 1099, error: lateError }]);
+  });
+
+  it('keeps strings for a column set to string in columnTypes', async () => {
+    const p = file('ids.csv', 'id,age\n1,31\n2,\n');
+    const msgs = await collect({ path: p, columnTypes: { id: 'string' } });
+    expect(records(msgs)).toEqual([
+      { id: '1', age: 31 },
+      { id: '2', age: null },
+    ]);
+    expect(msgs.some((m) => m.type === 'records' && m.errors)).toBe(false);
+  });
+
+  it('infers from the first rows when resuming from a state, with the same types', async () => {
+    const p = file('late2.csv', late);
+    const all = records(await collect({ path: p }, { batchSize: 2000 }));
+    const msgs = await collect({ path: p }, { batchSize: 2000, state: { late2: { row: 1050 } } });
+    expect(records(msgs)).toEqual(all.slice(1050));
+    expect(records(msgs)[0]).toEqual({ id: 1051, v: 1050 });
+    const batch = msgs.find((m) => m.type === 'records')!;
+    if (batch.type !== 'records') throw new Error('unreachable');
+    expect(batch.errors).toEqual([{ index: 1099 - 1050, error: lateError }]);
+  });
+
+  it('keeps integers too long for a number as text, so no two ids collapse into one', async () => {
+    const p = file('bigids.csv', 'id,n\n12345678901234567890,1\n12345678901234567891,2\n');
+    expect((await csvSource.discover({ path: p }, ctx)).streams[0]!.fields.map((f) => f.type)).toEqual(['string', 'integer']);
+    expect(records(await collect({ path: p }))).toEqual([
+      { id: '12345678901234567890', n: 1 },
+      { id: '12345678901234567891', n: 2 },
+    ]);
+  });
+
+  it('reads a later value of an inferred column only as inference would class it: 007 and yes are errors, not 7 and true', async () => {
+    const rows = Array.from({ length: 1100 }, (_, i) => (i === 1050 ? '007,yes' : `${i + 1},${i % 2 ? 'true' : 'false'}`));
+    const p = file('strict.csv', `id,ok\n${rows.join('\n')}\n`);
+    const msgs = await collect({ path: p }, { batchSize: 2000 });
+    const batch = msgs.find((m) => m.type === 'records')!;
+    if (batch.type !== 'records') throw new Error('unreachable');
+    expect(batch.records[1050]).toEqual({ id: '007', ok: 'yes' });
+    expect(batch.records[1051]).toEqual({ id: 1052, ok: true });
+    expect(batch.errors).toEqual([
+      {
+        index: 1050,
+        error:
+          'column "id": "007" is not a valid integer (type inferred from the first 1000 rows; set columnTypes to read it otherwise); ' +
+          'column "ok": "yes" is not a valid boolean (type inferred from the first 1000 rows; set columnTypes to read it otherwise)',
+      },
+    ]);
+    // Declared in columnTypes, the same cells read as the type's text forms allow.
+    const declared = await collect({ path: p, columnTypes: { id: 'integer', ok: 'boolean' } }, { batchSize: 2000 });
+    expect(records(declared)[1050]).toEqual({ id: 7, ok: true });
+  });
+
+  it('types columns whose names are Object.prototype keys', async () => {
+    const p = file('proto.csv', 'constructor,toString\n1,a\n2,b\n');
+    const fields = (await csvSource.discover({ path: p }, ctx)).streams[0]!.fields;
+    expect(fields.map((f) => f.type)).toEqual(['integer', 'string']);
+    expect(records(await collect({ path: p }))).toEqual([
+      { constructor: 1, toString: 'a' },
+      { constructor: 2, toString: 'b' },
+    ]);
+  });
+
   it('handles quoted fields with embedded delimiters, quotes and newlines, CRLF and a BOM', async () => {
     const content = '\uFEFFid,text\r\n1,"a, b"\r\n2,"line1\r\nline2"\r\n3,"say ""hi"""\r\n';
     const p = file('quoted.csv', content);
     const msgs = await collect({ path: p });
     expect(records(msgs)).toEqual([
-      { id: '1', text: 'a, b' },
-      { id: '2', text: 'line1\r\nline2' },
-      { id: '3', text: 'say "hi"' },
+      { id: 1, text: 'a, b' },
+      { id: 2, text: 'line1\r\nline2' },
+      { id: 3, text: 'say "hi"' },
     ]);
   });
 
   it('reads tab- and semicolon-delimited files and a custom quote character', async () => {
     const tsv = file('data.tsv', 'a\tb\n1\t"x\ty"\n');
-    expect(records(await collect({ path: tsv, delimiter: '\t' }))).toEqual([{ a: '1', b: 'x\ty' }]);
-    expect(records(await collect({ path: tsv, delimiter: '\\t' }))).toEqual([{ a: '1', b: 'x\ty' }]);
+    expect(records(await collect({ path: tsv, delimiter: '\t' }))).toEqual([{ a: 1, b: 'x\ty' }]);
+    expect(records(await collect({ path: tsv, delimiter: '\\t' }))).toEqual([{ a: 1, b: 'x\ty' }]);
     const semi = file('semi2.csv', "a;b\n'1;2';3\n");
-    expect(records(await collect({ path: semi, delimiter: ';', quoteChar: "'" }))).toEqual([{ a: '1;2', b: '3' }]);
+    expect(records(await collect({ path: semi, delimiter: ';', quoteChar: "'" }))).toEqual([{ a: '1;2', b: 3 }]);
   });
 
   it('reads without a header, skipping blank lines and padding short rows', async () => {
     const p = file('nohead2.csv', '1,a\n\n2\n3,c\n');
     expect(records(await collect({ path: p, header: false }))).toEqual([
-      { column_1: '1', column_2: 'a' },
-      { column_1: '2', column_2: null },
-      { column_1: '3', column_2: 'c' },
+      { column_1: 1, column_2: 'a' },
+      { column_1: 2, column_2: null },
+      { column_1: 3, column_2: 'c' },
     ]);
   });
 
@@ -279,8 +371,8 @@ describe('csv source: read', () => {
     const p = file('ragged.csv', '1,2\n1,2,3,4,5\n');
     const msgs = await collect({ path: p, header: false }, { streams: [{ name: 'ragged', syncMode: 'FULL_REFRESH', fields: ['column_5', 'column_1'] }] });
     expect(records(msgs)).toEqual([
-      { column_5: null, column_1: '1' },
-      { column_5: '5', column_1: '1' },
+      { column_5: null, column_1: 1 },
+      { column_5: 5, column_1: 1 },
     ]);
   });
 
@@ -292,7 +384,8 @@ describe('csv source: read', () => {
       const iter = csvSource.read({ path: p }, [{ name: 'large', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 100, ctx })[Symbol.asyncIterator]();
       const first = await iter.next();
       expect(first.value).toMatchObject({ type: 'records' });
-      const stream = spy.mock.results[0]!.value as fs.ReadStream;
+      // The last stream opened is the read's (the first one samples the first rows for the types).
+      const stream = spy.mock.results.at(-1)!.value as fs.ReadStream;
       await new Promise((r) => setTimeout(r, 200));
       // Only a few read chunks are buffered ahead while the consumer is idle.
       expect(stream.bytesRead).toBeLessThan(8 * 1024 * 1024);
@@ -317,9 +410,9 @@ describe('csv source: read', () => {
       expect(recs[i]).toEqual({ id: i, body: `text ${i}, with "quotes"\nand a newline ${'z'.repeat(i % 97)}`, n: i * 2 });
     }
     expect(msgs.some((m) => m.type === 'records' && m.errors)).toBe(false);
-    // Resume in the middle gives exactly the remaining rows.
+    // Resume in the middle gives exactly the remaining rows (typed as inferred from the first rows).
     const resumed = records(await collect({ path: p }, { batchSize: 10_000, state: { big: { row: 29_990 } } }));
-    expect(resumed.map((r) => r.id)).toEqual(Array.from({ length: 10 }, (_, i) => String(29_990 + i)));
+    expect(resumed.map((r) => r.id)).toEqual(Array.from({ length: 10 }, (_, i) => 29_990 + i));
   });
 
   it('stops and throws when the signal is aborted', async () => {

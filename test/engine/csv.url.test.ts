@@ -71,8 +71,25 @@ describe('csv source: http(s) URLs', () => {
     const all = await collect(cfg, {}, 10_000);
     expect(recs(all)).toHaveLength(30_000);
     const rest = await collect(cfg, { big: { row: 29_990 } }, 10_000);
-    expect(recs(rest).map((r) => r.id)).toEqual(Array.from({ length: 10 }, (_, i) => String(29_990 + i)));
+    expect(recs(rest).map((r) => r.id)).toEqual(Array.from({ length: 10 }, (_, i) => 29_990 + i));
     expect(rest.filter((m) => m.type === 'state').map((m) => (m as { state: unknown }).state)).toEqual([{ row: 30_000 }]);
+  });
+
+  it('aborts while sampling the first rows for the column types', async () => {
+    // The body starts and never ends: reading stops only when the signal is aborted.
+    const s = await startServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/csv' });
+      res.write('id,v\n1,a\n');
+    });
+    servers.push(s);
+    const ac = new AbortController();
+    const run = (async () => {
+      for await (const _ of csvSource.read({ path: `${s.url}slow.csv` }, [{ name: 'slow', syncMode: 'FULL_REFRESH' }], {}, { batchSize: 10, signal: ac.signal, ctx })) {
+        // nothing arrives before the abort
+      }
+    })();
+    setTimeout(() => ac.abort(), 100);
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
   });
 
   it('retries a 503 and reports HTTP failures in check', async () => {

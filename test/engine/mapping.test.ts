@@ -370,6 +370,14 @@ describe('compileMapping: mapping, passThrough, unset and cast', () => {
 });
 
 describe('casts', () => {
+  it('accepts the JSON Schema names discovery reports (integer, number, boolean) for int, float and bool', () => {
+    const v = validateMappingSpec({ cast: { a: 'integer', b: 'number', c: 'boolean' }, passThrough: true });
+    expect(v.ok && v.spec.cast).toEqual({ a: 'int', b: 'float', c: 'bool' });
+    expect(run({ cast: { a: 'integer', b: 'number', c: 'boolean' }, passThrough: true }, { a: '4', b: '2.5', c: 'true' })).toEqual({ a: 4, b: 2.5, c: true });
+    // A spec stored with an alias (compiled without validation) means the same.
+    expect(compileMapping({ mapping: {}, unset: [], cast: { a: 'integer' as CastType }, passThrough: true })({ a: '7' })).toEqual({ a: 7 });
+  });
+
   it.each<[CastType, unknown, unknown]>([
     ['string', 42, '42'],
     ['string', 1.5, '1.5'],
@@ -581,7 +589,7 @@ describe('validateMappingSpec', () => {
     },
     { name: 'bad unset path', input: { unset: ['a[x]'] }, errors: [{ path: 'unset[0]', message: /invalid path "a\[x\]": invalid array step/ }] },
     { name: 'cast not an object', input: { cast: ['a'] }, errors: [{ path: 'cast', message: /must be an object/ }] },
-    { name: 'unknown cast type', input: { cast: { price: 'money' } }, errors: [{ path: 'cast.price', message: 'unknown cast type "money"' }] },
+    { name: 'unknown cast type', input: { cast: { price: 'money' } }, errors: [{ path: 'cast.price', message: 'unknown cast type "money"; use one of string, int, float, bool, datetime, json, integer, number, boolean' }] },
     { name: 'non-string cast type', input: { cast: { price: 3 } }, errors: [{ path: 'cast.price', message: /cast type must be a string/ }] },
     { name: 'bad cast path', input: { cast: { 'a]': 'int' } }, errors: [{ path: 'cast.a]', message: /invalid path: unexpected "\]"/ }] },
     { name: 'non-boolean passThrough', input: { passThrough: 'yes' }, errors: [{ path: 'passThrough', message: 'must be a boolean' }] },
@@ -591,7 +599,7 @@ describe('validateMappingSpec', () => {
       errors: [
         { path: 'mapping.a.', message: /invalid target path/ },
         { path: 'unset[0]', message: 'must be a string path' },
-        { path: 'cast.x', message: 'unknown cast type "money"' },
+        { path: 'cast.x', message: 'unknown cast type "money"; use one of string, int, float, bool, datetime, json, integer, number, boolean' },
         { path: 'passThrough', message: 'must be a boolean' },
       ],
     },

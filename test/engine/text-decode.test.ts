@@ -63,14 +63,14 @@ describe('CSV source on a file that is not UTF-8 text', () => {
 
   it('reads the same bytes as latin1 or utf16le when the encoding is configured', async () => {
     const latin1 = Buffer.concat([Buffer.from('id,name\n1,'), Buffer.from([0xc9]), Buffer.from('mile\n')]);
-    expect(await readCsv({ path: file('latin1-ok.csv', latin1), streamName: 'data', encoding: 'latin1' })).toEqual([{ id: '1', name: 'Émile' }]);
+    expect(await readCsv({ path: file('latin1-ok.csv', latin1), streamName: 'data', encoding: 'latin1' })).toEqual([{ id: 1, name: 'Émile' }]);
     const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('id,name\n1,Zoë\n', 'utf16le')]);
-    expect(await readCsv({ path: file('utf16.csv', utf16), streamName: 'data', encoding: 'utf16le' })).toEqual([{ id: '1', name: 'Zoë' }]);
+    expect(await readCsv({ path: file('utf16.csv', utf16), streamName: 'data', encoding: 'utf16le' })).toEqual([{ id: 1, name: 'Zoë' }]);
   });
 
   it('reads valid UTF-8 (with a BOM and multi-byte characters) unchanged', async () => {
     const text = '\uFEFFid,name\n1,Zoë €𝄞\n';
-    expect(await readCsv({ path: file('utf8.csv', text), streamName: 'data' })).toEqual([{ id: '1', name: 'Zoë €𝄞' }]);
+    expect(await readCsv({ path: file('utf8.csv', text), streamName: 'data' })).toEqual([{ id: 1, name: 'Zoë €𝄞' }]);
   });
 });
 

@@ -144,8 +144,8 @@ describe('create / update / delete', () => {
   });
 
   const invalid: [string, Record<string, unknown>, { path: string; message: string }[]][] = [
-    ['unknown cast type', { spec: { cast: { price: 'money' } } }, [{ path: 'spec.cast.price', message: 'unknown cast type "money"' }]],
-    ['cast type not a string', { spec: { cast: { price: 3 } } }, [{ path: 'spec.cast.price', message: 'cast type must be a string, one of string, int, float, bool, datetime, json' }]],
+    ['unknown cast type', { spec: { cast: { price: 'money' } } }, [{ path: 'spec.cast.price', message: 'unknown cast type "money"; use one of string, int, float, bool, datetime, json, integer, number, boolean' }]],
+    ['cast type not a string', { spec: { cast: { price: 3 } } }, [{ path: 'spec.cast.price', message: 'cast type must be a string, one of string, int, float, bool, datetime, json, integer, number, boolean' }]],
     ['bad cast path', { spec: { cast: { 'a..b': 'int' } } }, [{ path: 'spec.cast.a..b', message: 'invalid path: empty field name at position 2' }]],
     ['bad source path', { spec: { mapping: { out: 'items[x]' } } }, [{ path: 'spec.mapping.out', message: expect.stringContaining('items[x]') }]],
     ['bad unset path', { spec: { unset: ['ok', '[0]'] } }, [{ path: 'spec.unset[1]', message: 'invalid path "[0]": path must start with a field name' }]],
@@ -155,7 +155,7 @@ describe('create / update / delete', () => {
       'several problems at once',
       { spec: { mapping: { ok: 'a', 'x[': 'b' }, cast: { y: 'nope' } } },
       [
-        { path: 'spec.cast.y', message: 'unknown cast type "nope"' },
+        { path: 'spec.cast.y', message: 'unknown cast type "nope"; use one of string, int, float, bool, datetime, json, integer, number, boolean' },
         { path: 'spec.mapping.x[', message: expect.any(String) },
       ],
     ],
@@ -177,7 +177,7 @@ describe('create / update / delete', () => {
     const m = (await createMapping({ name: 'update invalid', spec: { mapping: { a: 'b' } } })).mapping;
     const r = await updateMapping({ id: m.id, spec: { cast: { price: 'decimal' } } });
     expect(r.__typename).toBe('ValidationError');
-    expect(r.fieldErrors).toEqual([{ path: 'spec.cast.price', message: 'unknown cast type "decimal"' }]);
+    expect(r.fieldErrors).toEqual([{ path: 'spec.cast.price', message: 'unknown cast type "decimal"; use one of string, int, float, bool, datetime, json, integer, number, boolean' }]);
     expect(await getMapping(m.id)).toMatchObject({ version: 1, spec: norm({ mapping: { a: 'b' } }) });
   });
 
@@ -321,7 +321,7 @@ describe('testMapping', () => {
 
   it('an invalid inline spec, no spec and no id, or too many records are ValidationErrors', async () => {
     const bad = await testMapping({ spec: { cast: { price: 'money' } }, records: [{}] });
-    expect(bad).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED', fieldErrors: [{ path: 'spec.cast.price', message: 'unknown cast type "money"' }] });
+    expect(bad).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED', fieldErrors: [{ path: 'spec.cast.price', message: 'unknown cast type "money"; use one of string, int, float, bool, datetime, json, integer, number, boolean' }] });
     const nothing = await testMapping({ records: [{}] });
     expect(nothing).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ path: 'id', message: 'give a mapping id or a spec' }] });
     const many = await testMapping({ spec: {}, records: Array.from({ length: 1001 }, () => ({})) });

@@ -70,6 +70,18 @@ export class MappingRecordError extends Error {
 
 export const CAST_TYPES: readonly CastType[] = ['string', 'int', 'float', 'bool', 'datetime', 'json'];
 
+/** JSON Schema's names (what discovery reports) accepted for the cast types they mean. */
+const CAST_ALIASES: Readonly<Record<string, CastType>> = { integer: 'int', number: 'float', boolean: 'bool' };
+
+/** Every accepted cast name, for error messages. */
+export const CAST_NAMES: readonly string[] = [...CAST_TYPES, ...Object.keys(CAST_ALIASES)];
+
+/** The cast type a name stands for (`integer` is `int`), or undefined for an unknown name. */
+export function castTypeOf(name: string): CastType | undefined {
+  if ((CAST_TYPES as readonly string[]).includes(name)) return name as CastType;
+  return hasOwn(CAST_ALIASES, name) ? CAST_ALIASES[name] : undefined;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Paths                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
@@ -272,11 +284,11 @@ export function validateMappingSpec(
         if (err !== null) {
           errors.push({ path: `cast.${p}`, message: `invalid path: ${err}` });
         } else if (typeof t !== 'string') {
-          errors.push({ path: `cast.${p}`, message: `cast type must be a string, one of ${CAST_TYPES.join(', ')}` });
-        } else if (!(CAST_TYPES as readonly string[]).includes(t)) {
-          errors.push({ path: `cast.${p}`, message: `unknown cast type "${t}"` });
+          errors.push({ path: `cast.${p}`, message: `cast type must be a string, one of ${CAST_NAMES.join(', ')}` });
+        } else if (!castTypeOf(t)) {
+          errors.push({ path: `cast.${p}`, message: `unknown cast type "${t}"; use one of ${CAST_NAMES.join(', ')}` });
         } else {
-          setKey(cast, p, t as CastType);
+          setKey(cast, p, castTypeOf(t)!);
         }
       }
     }
@@ -912,8 +924,9 @@ export function compileMapping(spec: MappingSpec): (record: Record<string, unkno
     trieInsert(root, steps, false);
     return steps;
   });
-  const casts = castEntries.map(([p, type]): CastOp => {
-    if (!hasOwn(CASTERS, type)) throw new Error(`cast "${p}": unknown cast type "${type}"`);
+  const casts = castEntries.map(([p, name]): CastOp => {
+    const type = castTypeOf(name);
+    if (!type) throw new Error(`cast "${p}": unknown cast type "${name}"; use one of ${CAST_NAMES.join(', ')}`);
     const steps = compileSteps(parsePath(p));
     trieInsert(root, steps, false);
     return { steps, type, fn: CASTERS[type] };

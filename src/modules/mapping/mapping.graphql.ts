@@ -15,7 +15,7 @@ const MappingSpecRef = builder.objectRef<MappingSpec>('MappingSpec').implement({
       resolve: (s) => s.mapping,
     }),
     unset: t.stringList({ description: 'Paths removed from the output after the mapping targets are set (missing paths are ignored).', resolve: (s) => s.unset }),
-    cast: t.field({ type: 'JSON', description: 'Path → one of string, int, float, bool, datetime, json.', resolve: (s) => s.cast }),
+    cast: t.field({ type: 'JSON', description: 'Path → one of string, int, float, bool, datetime, json (integer, number and boolean, the names discovery reports, mean int, float and bool).', resolve: (s) => s.cast }),
     passThrough: t.exposeBoolean('passThrough', { description: 'Copy unmapped input fields to the output.' }),
   }),
 });

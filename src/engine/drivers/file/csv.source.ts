@@ -7,7 +7,7 @@ import { FileAccessError, type FileAccess } from '../../../security/file-roots.j
 import { HttpError, isHttpUrl, redactUrl, request } from '../http/client.js';
 import { pathProblems, readableFile } from '../kit/local-files.js';
 import { decodeText } from '../kit/text-decode.js';
-import { TypeInference } from '../kit/inference.js';
+import { TypeInference, textKind } from '../kit/inference.js';
 import { isIsoDatetime, parseBooleanText, parseIntegerText, parseNumberText } from '../kit/values.js';
 import {
   DriverError,
@@ -39,8 +39,8 @@ import { singleStreamRead, startRowFromState } from '../kit/single-stream.js';
  *   emitted. A `state` message follows every `records` batch and covers every row before it;
  *   reading from `{ row: N }` skips exactly the first N data rows. Incremental mode treats the
  *   file as append-only: rows appended after the last state are read next time.
- * - Values are strings (empty cell -> null) unless `columnTypes` names a type for the column.
- *   A value failing its conversion is kept as the raw string and the record is listed in the
+ * - Values have the column's type: the one `columnTypes` names, else the one discover infers
+ *   from the first 1000 rows (the same rows every time); empty cell -> null. A value failing its conversion is kept as the raw string and the record is listed in the
  *   batch's `errors` (never thrown), so the runner can dead-letter it.
  * - Aborting `options.signal` destroys the file stream and the iterator throws the signal's
  *   reason (an AbortError).
@@ -112,8 +112,8 @@ export const csvConfigSchema: JsonSchema = {
       type: 'object',
       title: 'Column types',
       description:
-        'Type per column; values are converted while reading. Columns not listed are read as strings. ' +
-        'A value that fails conversion is kept as the raw string and its record is reported as an error.',
+        'Type per column; values are converted while reading. Columns not listed are read as the type inferred from the first 1000 rows ' +
+        '(set a column to string to keep its text). A value that fails conversion is kept as the raw string and its record is reported as an error.',
       additionalProperties: { type: 'string', enum: FIELD_TYPES },
       examples: [{ id: 'integer', price: 'number', created_at: 'datetime' }],
     },
@@ -152,8 +152,8 @@ URL (GET, retried with backoff on 429/5xx/network errors). The file is streamed,
 - **Stream**: named after the file (\`orders\`) unless \`streamName\` is set. Fields come from the
   header row (\`column_1\`, \`column_2\`, ... when \`header\` is false; duplicate names get \`_1\`, \`_2\` suffixes).
 - **Types**: \`discover\` reports \`columnTypes\` when set, otherwise types inferred from the first
-  1000 rows (integer, number, boolean, ISO datetime, else string). \`read\` converts only the
-  columns listed in \`columnTypes\`; other values are strings. Empty cells are \`null\`; blank lines are skipped.
+  1000 rows (integer, number, boolean, ISO datetime, else string). \`read\` emits values of those
+  types (datetime as ISO text); a later value that does not fit its column's type is an error for its record. Empty cells are \`null\`; blank lines are skipped.
 - **Encoding**: \`utf8\` (default) is strict: a file that is not UTF-8 text (invalid bytes, NUL
   bytes, i.e. a binary file) fails with the byte offset and line of the first bad byte. Set
   \`encoding\` (\`latin1\`, \`utf16le\`, \`ascii\`) for text in another encoding.
@@ -375,6 +375,23 @@ const converters: Record<FieldType, Converter | null> = {
   },
 };
 
+/**
+ * Converters of columns whose type was inferred: a value must be of the kind inference counted
+ * for that type (kit/inference.ts textKind), so `007` in an integer column or `yes` in a boolean
+ * one is an error for its record rather than silently becoming 7 or true.
+ */
+const inferredConverters: Record<FieldType, Converter | null> = {
+  string: null,
+  integer: (raw) => (textKind(raw) === 'integer' ? Number(raw.trim()) + 0 : BAD),
+  number: (raw) => {
+    const k = textKind(raw);
+    return k === 'integer' || k === 'number' ? Number(raw.trim()) + 0 : BAD;
+  },
+  boolean: (raw) => (textKind(raw) === 'boolean' ? raw.trim().toLowerCase() === 'true' : BAD),
+  datetime: (raw) => (textKind(raw) === 'datetime' ? raw.trim() : BAD),
+  json: converters.json,
+};
+
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
@@ -439,42 +456,65 @@ function validate(config: CsvSourceConfig, ctx: DriverContext): ConfigError[] {
 }
 
 const SAMPLE_ROWS = 1000;
+const hasOwn = Object.hasOwn as (o: object, k: PropertyKey) => boolean;
 
-async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Catalog> {
-  const cfg = resolveConfig(config);
+/** What the first SAMPLE_ROWS data rows say about the columns. */
+interface Sample {
+  /** Header names; null without a header, or when the file has no rows at all. */
+  names: string[] | null;
+  stats: TypeInference[];
+  sampled: number;
+  width: number;
+}
+
+/** Reads the header and the first SAMPLE_ROWS data rows (the same rows every time). */
+async function sampleRows(cfg: ResolvedConfig, files: FileAccess, signal?: AbortSignal): Promise<Sample> {
   let names: string[] | null = null;
   const stats: TypeInference[] = [];
   let sampled = 0;
   let width = 0;
-  try {
-    outer: for await (const chunk of readRowChunks(cfg, ctx.files)) {
-      for (const row of chunk.rows) {
-        if (isBlank(row)) continue;
-        if (names === null && cfg.header) {
-          names = headerNames(row);
-          continue;
-        }
-        if (sampled >= SAMPLE_ROWS) break outer;
-        sampled++;
-        width = Math.max(width, row.length);
-        for (let i = 0; i < row.length; i++) (stats[i] ??= new TypeInference()).addText(row[i]);
-        // A row shorter than the others leaves its missing cells empty.
-        for (let i = row.length; i < stats.length; i++) stats[i]!.addText(undefined);
+  outer: for await (const chunk of readRowChunks(cfg, files, signal)) {
+    for (const row of chunk.rows) {
+      if (isBlank(row)) continue;
+      if (names === null && cfg.header) {
+        names = headerNames(row);
+        continue;
       }
+      if (sampled >= SAMPLE_ROWS) break outer;
+      sampled++;
+      width = Math.max(width, row.length);
+      for (let i = 0; i < row.length; i++) (stats[i] ??= new TypeInference()).addText(row[i]);
+      // A row shorter than the others leaves its missing cells empty.
+      for (let i = row.length; i < stats.length; i++) stats[i]!.addText(undefined);
     }
+  }
+  return { names, stats, sampled, width };
+}
+
+/** The fields a sample describes: the configured type of a column, else the inferred one. */
+function sampleFields(cfg: ResolvedConfig, sample: Sample): FieldSchema[] {
+  const { stats, sampled } = sample;
+  const cols = sample.names ?? positionalNames(sample.width);
+  return cols.map((name, i) => {
+    const s = stats[i];
+    const type = (hasOwn(cfg.columnTypes, name) ? cfg.columnTypes[name] : undefined) ?? s?.type() ?? 'string';
+    return { name, type, nullable: s === undefined || s.nulls > 0 || (sampled > 0 && s.present < sampled) };
+  });
+}
+
+async function discover(config: CsvSourceConfig, ctx: DriverContext): Promise<Catalog> {
+  const cfg = resolveConfig(config);
+  let sample: Sample;
+  try {
+    sample = await sampleRows(cfg, ctx.files);
   } catch (e) {
     if (e instanceof DriverError) throw e;
     if (e instanceof FileAccessError) throw new DriverError(`CSV source: ${e.message}`);
     throw new DriverError(`CSV source: cannot read ${cfg.path}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code === 'EBUSY');
   }
-  if (cfg.header && names === null) throw new DriverError(`CSV source: ${cfg.path} is empty: a header row was expected`);
-  const cols = names ?? positionalNames(width);
-  const fields: FieldSchema[] = cols.map((name, i) => {
-    const s = stats[i];
-    const type = cfg.columnTypes[name] ?? s?.type() ?? 'string';
-    return { name, type, nullable: s === undefined || s.nulls > 0 || (sampled > 0 && s.present < sampled) };
-  });
-  if (cfg.uniqueIdColumn !== null && !cols.includes(cfg.uniqueIdColumn)) {
+  if (cfg.header && sample.names === null) throw new DriverError(`CSV source: ${cfg.path} is empty: a header row was expected`);
+  const fields = sampleFields(cfg, sample);
+  if (cfg.uniqueIdColumn !== null && !fields.some((f) => f.name === cfg.uniqueIdColumn)) {
     throw new DriverError(`CSV source: uniqueIdColumn "${cfg.uniqueIdColumn}" is not a column of ${cfg.path}`);
   }
   return {
@@ -499,17 +539,17 @@ interface Plan {
   width: number;
 }
 
-function buildPlan(columns: string[], selected: string[] | null, types: Record<string, FieldType>): Plan {
+function buildPlan(columns: string[], selected: string[] | null, types: Record<string, FieldType>, configured: Record<string, FieldType>): Plan {
   const plan: Plan = { idx: [], names: [], conv: [], types: [], width: columns.length };
   const wanted = selected ?? columns;
   // A map, not indexOf: a file may have 100k columns.
   const position = new Map<string, number>();
   columns.forEach((name, i) => position.has(name) || position.set(name, i));
   for (const name of wanted) {
-    const type = types[name] ?? 'string';
+    const type = (hasOwn(types, name) ? types[name] : undefined) ?? 'string';
     plan.idx.push(position.get(name) ?? -1);
     plan.names.push(name);
-    plan.conv.push(converters[type]);
+    plan.conv.push(hasOwn(configured, name) ? converters[type] : inferredConverters[type]);
     plan.types.push(type);
   }
   return plan;
@@ -535,6 +575,11 @@ async function* read(
   const stream = cfg.streamName;
   const startRow = startRowFromState('CSV source', state?.[stream], stream);
   const { batchSize, selected } = pick;
+
+  // Columns without a configured type are read as the type discovery infers from the same first
+  // rows (sampled again here, whatever the state), so what discover reports is what read emits
+  // (datetime stays ISO text). Set in the try below, so sampling fails and aborts like reading.
+  let types: Record<string, FieldType> = cfg.columnTypes;
 
   let plan: Plan | null = null;
   let headerSeen = !cfg.header;
@@ -577,10 +622,13 @@ async function* read(
     }
     const missingTypes = Object.keys(cfg.columnTypes).filter((c) => !present.has(c));
     if (missingTypes.length > 0) warn(`CSV source: columnTypes names column(s) not in the file: ${missingTypes.join(', ')}`);
-    return buildPlan(columns, selected, cfg.columnTypes);
+    return buildPlan(columns, selected, types, cfg.columnTypes);
   };
 
   try {
+    const sampled = sampleFields(cfg, await sampleRows(cfg, options.ctx.files, signal));
+    types = { ...Object.fromEntries(sampled.map((f) => [f.name, f.type])), ...cfg.columnTypes };
+    signal?.throwIfAborted();
     for await (const chunk of readRowChunks(cfg, options.ctx.files, signal)) {
       const rows = chunk.rows;
       let payloadRows = 0;
@@ -636,7 +684,8 @@ async function* read(
           const v = c(raw);
           if (v === BAD) {
             rec[names[j]!] = raw;
-            const msg = `column "${names[j]}": ${preview(raw)} is not a valid ${p.types[j]}`;
+            const how = hasOwn(cfg.columnTypes, names[j]!) ? '' : ` (type inferred from the first ${SAMPLE_ROWS} rows; set columnTypes to read it otherwise)`;
+            const msg = `column "${names[j]}": ${preview(raw)} is not a valid ${p.types[j]}${how}`;
             recError = recError === null ? msg : `${recError}; ${msg}`;
           } else {
             rec[names[j]!] = v;

@@ -21,6 +21,21 @@ import { hasLeadingZero, isIsoDatetime, parseIntegerText, parseNumberText } from
 const PLAIN_INT_RE = /^[+-]?\d+$/;
 const BOOLEAN_TEXT_RE = /^(?:true|false)$/i;
 
+/**
+ * The kind of a non-empty cell of text, as inference counts it: an integer without a leading zero
+ * within the safe-integer range (a longer one would lose digits as a number, so it is text), a
+ * decimal number without a leading zero, `true`/`false`, an ISO date-time, else a string.
+ */
+export function textKind(raw: string): 'integer' | 'number' | 'boolean' | 'datetime' | 'string' {
+  const t = raw.trim();
+  if (hasLeadingZero(t)) return BOOLEAN_TEXT_RE.test(t) ? 'boolean' : isIsoDatetime(t) ? 'datetime' : 'string';
+  if (PLAIN_INT_RE.test(t)) return parseIntegerText(t) !== undefined ? 'integer' : 'string';
+  if (parseNumberText(t) !== undefined) return 'number';
+  if (BOOLEAN_TEXT_RE.test(t)) return 'boolean';
+  if (isIsoDatetime(t)) return 'datetime';
+  return 'string';
+}
+
 export interface InferenceOptions {
   /** Class ISO-8601 strings (and Dates) as datetime instead of string. */
   datetimeText?: boolean;
@@ -76,21 +91,18 @@ export class TypeInference {
     }
   }
 
-  /**
-   * Counts a cell of text (a csv cell): an integer without leading zeros, a decimal number
-   * without leading zeros, `true`/`false`, an ISO date-time, else a string. An empty cell is a null.
-   */
+  /** Counts a cell of text (a csv cell) by its {@link textKind}; an empty cell is a null. */
   addText(raw: string | undefined): void {
     this.present++;
     if (raw === undefined || raw === '') {
       this.nulls++;
       return;
     }
-    const t = raw.trim();
-    if (!hasLeadingZero(t) && PLAIN_INT_RE.test(t) && parseIntegerText(t) !== undefined) this.int++;
-    else if (!hasLeadingZero(t) && parseNumberText(t) !== undefined) this.num++;
-    else if (BOOLEAN_TEXT_RE.test(t)) this.bool++;
-    else if (isIsoDatetime(t)) this.date++;
+    const kind = textKind(raw);
+    if (kind === 'integer') this.int++;
+    else if (kind === 'number') this.num++;
+    else if (kind === 'boolean') this.bool++;
+    else if (kind === 'datetime') this.date++;
     else this.str++;
   }
 
