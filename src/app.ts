@@ -4,6 +4,7 @@
  * jobs reach a checkpoint, close the queue and the database.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { pgTarget } from './engine/drivers/postgres/common.js';
@@ -29,13 +30,52 @@ export function startApp(config: Config, log: Logger = createLogger(config.logLe
   return runAsSystem(() => start(config, log));
 }
 
+/** The address cannot be listened on; `message` is one line saying what to change. */
+export class ListenError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'ListenError';
+  }
+}
+
+/** One line for a failed listen (`err` from net/http `listen`). */
+export function listenProblem(err: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `port ${port} on ${host} is in use; set SLUICE_PORT or stop the other process`;
+    case 'EACCES':
+      return `port ${port} on ${host} needs privileges this process does not have; set SLUICE_PORT to a port above 1023`;
+    case 'EADDRNOTAVAIL':
+      return `${host} is not an address of this machine; set SLUICE_HOST`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `host name ${host} does not resolve; set SLUICE_HOST`;
+    default:
+      return `cannot listen on ${host}:${port}: ${err.message}`;
+  }
+}
+
+/** Probes the address before anything else (no data folder, no database work when it is taken). */
+function assertCanListen(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(listenProblem(err, host, port), err.code ?? 'LISTEN_FAILED')));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 async function start(config: Config, log: Logger): Promise<App> {
+  await assertCanListen(config.host, config.port);
   fs.mkdirSync(config.dataDir, { recursive: true });
   // The files root (one folder per workspace inside, created on first use).
   fs.mkdirSync(config.files.root, { recursive: true, mode: 0o700 });
   // Secrets at rest: fail before anything starts when the keys are unusable.
   const keyring = KeyRing.open({ keys: config.secretKeys, dataDir: config.dataDir });
-  const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, notify: (message) => log.info(message) });
   let server: RunningServer | null = null;
   // Every outbound connection (drivers, webhooks) goes through the guard from here on; the
   // state database (PostgreSQL mode) is never a connector target.

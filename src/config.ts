@@ -66,6 +66,8 @@ const EnvSchema = z.object({
   SLUICE_EVENT_RETENTION_DAYS: int(0, 36_500).default('30'),
   SLUICE_EVENT_RETENTION_COUNT: int(0, Number.MAX_SAFE_INTEGER).default('0'),
   SLUICE_RETENTION_INTERVAL_MS: int(10, 86_400_000).default('3600000'),
+  // Lines of a job's log kept from its drivers (src/modules/job/job.logs.ts); the runner's own lines are always kept.
+  SLUICE_JOB_LOG_MAX_LINES: int(1, 10_000_000).default('10000'),
   // Previews, discovery and checks run in a worker with these limits (src/engine/runner/driver-tasks.ts).
   SLUICE_PREVIEW_TIMEOUT_MS: int(100, 3_600_000).default('30000'),
   SLUICE_PREVIEW_MEMORY_MB: int(16, 65_536).default('256'),
@@ -180,6 +182,13 @@ export interface RetentionConfig {
   /** Only the newest N events are kept (0: no count limit). */
   count: number;
   intervalMs: number;
+  /**
+   * Lines of one job's log kept from its drivers and their HTTP requests (SLUICE_JOB_LOG_MAX_LINES);
+   * beyond it one "log capped" line is stored and the rest are counted, not kept. The runner's
+   * own lines (start, finish, failures, retries) are always kept. Job logs are pruned with the
+   * events of their job.
+   */
+  jobLogMaxLines: number;
 }
 
 /** Variables whose values are never printed (error messages included). */
@@ -253,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       days: e.SLUICE_EVENT_RETENTION_DAYS,
       count: e.SLUICE_EVENT_RETENTION_COUNT,
       intervalMs: e.SLUICE_RETENTION_INTERVAL_MS,
+      jobLogMaxLines: e.SLUICE_JOB_LOG_MAX_LINES,
     },
     secretKeys: e.SLUICE_SECRET_KEYS ?? null,
     outboundAllow: e.SLUICE_OUTBOUND_ALLOW,

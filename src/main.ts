@@ -1,42 +1,10 @@
-/** `npm start`: Sluice on the embedded database by default. */
-import { startApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logger.js';
+/**
+ * `tsx src/main.ts`: the same as `sluice serve` (test helpers and the bench start the server
+ * this way). `npm start` runs `bin/sluice.mjs serve`; the commands live in src/cli.
+ */
+import { serve } from './cli/commands/serve.js';
+import { report } from './cli/errors.js';
 
-async function main() {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const log = createLogger(config.logLevel);
-  const app = await startApp(config, log);
-  let signals = 0;
-  const onSignal = (signal: string) => {
-    signals += 1;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    log.info({ signal }, 'signal received');
-    app.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-}
-
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
+serve().catch((err: unknown) => {
+  process.exit(report(err));
 });

@@ -29,6 +29,8 @@ export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   migrationsDir?: string;
+  /** Told what is happening when a step takes a while (the embedded database's first start). */
+  notify?: (message: string) => void;
 }
 
 const defaultMigrationsDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../prisma/migrations');
@@ -44,7 +46,7 @@ function withTenantGuard(client: PrismaClient): PrismaClient {
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const migrationsDir = options.migrationsDir ?? defaultMigrationsDir;
   if (options.databaseUrl) return openPostgres(options.databaseUrl, migrationsDir);
-  return openPglite(options.dataDir, migrationsDir);
+  return openPglite(options.dataDir, migrationsDir, options.notify);
 }
 
 /**
@@ -78,12 +80,15 @@ function yieldingPglite<T extends object>(client: T): T {
   });
 }
 
-async function openPglite(dataDir: string, migrationsDir: string): Promise<Database> {
+async function openPglite(dataDir: string, migrationsDir: string, notify?: (message: string) => void): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
   const dir = path.join(dataDir, 'pgdata');
   fs.mkdirSync(dir, { recursive: true });
   if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    const rel = path.relative(process.cwd(), dataDir);
+    const shown = rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? dataDir : `./${rel}`;
+    notify?.(`initialising the embedded database in ${shown} (first use, takes a few seconds)`);
     const init = spawnSync(process.execPath, [fileURLToPath(new URL('./pglite-init.mjs', import.meta.url)), dir], { encoding: 'utf8' });
     if (init.status !== 0) throw new Error(`could not create the embedded database in ${dir}: ${init.stderr || init.error?.message}`);
   }

@@ -33,6 +33,21 @@ export interface JobProgressMessage {
   at: string;
 }
 
+/** A job log line, published once it is stored (keyed by job id). */
+export interface JobLogMessage {
+  /** The line's position in the job log (a decimal string): its cursor. */
+  id: string;
+  jobId: string;
+  attempt: number;
+  at: string;
+  level: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  stage: 'SOURCE' | 'MAPPING' | 'DESTINATION' | 'RUNNER';
+  message: string;
+  data: unknown;
+  /** True on the runner's finish line of a job that ended for good (SUCCEEDED, FAILED, CANCELLED). */
+  last: boolean;
+}
+
 /** An event log row, published after its transaction committed. */
 export interface EventMessage {
   sequence: string;
@@ -63,6 +78,8 @@ export const ALL = '*';
 type Topics = {
   pipelineStateChanged: [key: string, payload: PipelineStateMessage];
   jobProgress: [key: string, payload: JobProgressMessage];
+  /** Keyed by job id. */
+  jobLogs: [key: string, payload: JobLogMessage];
   /** Keyed by ALL for now; scoped keys (workspace) come with tenancy. */
   events: [key: string, payload: EventMessage];
   /** Keyed by ALL. */

@@ -14,6 +14,7 @@ import '../modules/webhook/webhook.graphql.js';
 import '../modules/file/file.graphql.js';
 import '../modules/system/system.graphql.js';
 import '../modules/workspace/workspace.graphql.js';
+import '../modules/config/config.graphql.js';
 import { withMutationAudit } from './mutation-audit.js';
 import { withInputGuard } from '../graphql/input-guard.js';
 import { describeGeneratedTypes } from './schema-docs.js';

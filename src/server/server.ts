@@ -1,7 +1,7 @@
 /**
  * The HTTP server: GraphQL over HTTP and SSE (graphql-yoga), graphql-ws on the same
- * `/graphql` path, GraphiQL, `/health` (alive) and `/ready` (database reachable and
- * migrated). Every transport builds the same context.
+ * `/graphql` path, GraphiQL, `/health` (alive), `/ready` (database reachable and
+ * migrated) and `/metrics` (Prometheus). Every transport builds the same context.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -25,6 +25,8 @@ import { closeSocketOnEnd, useLiveStreams } from './live.js';
 import { acceptBody, corsOptions, createRateLimiter, hardeningPlugins, sendError, wsOperationLimit, wsServerOptions } from './hardening.js';
 import { useScopeCheck } from '../modules/workspace/access.graphql.js';
 import { Authenticator, UNAUTHENTICATED_MESSAGES } from '../modules/workspace/credentials.js';
+import { isInstanceAdmin } from '../modules/workspace/workspace.service.js';
+import { useGraphQLMetrics } from '../observability/graphql-metrics.js';
 import { bindIterator, runAsSystem, runInWorkspace, type AuthContext } from '../tenancy/scope.js';
 
 export interface ServerOptions {
@@ -96,7 +98,8 @@ function useMaskedUnexpectedErrors(): Plugin<GraphQLContext> {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { log, services } = options;
 
-  const authenticator = new Authenticator(services.workspaces, options.localAccess);
+  // Refused keys are logged there (prefix and reason, never the key).
+  const authenticator = new Authenticator(services.workspaces, options.localAccess, log);
   // One caller budget for GraphQL operations and uploads.
   const limiter = createRateLimiter(options.hardening.rateLimit, options.hardening.rateLimitWindowMs);
 
@@ -128,8 +131,35 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       error: (...args) => log.error(args.map(String).join(' ')),
     },
     context: ({ request, requestId, auth }) => makeContext(requestId ?? request.headers.get('x-request-id') ?? randomUUID(), auth),
-    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening, limiter), useScopeCheck(), useLiveStreams(services.liveConnections)],
+    plugins: [useMaskedUnexpectedErrors(), ...hardeningPlugins(options.hardening, limiter), useScopeCheck(), useLiveStreams(services.liveConnections), useGraphQLMetrics(services.metrics)],
   });
+
+  /**
+   * `GET /metrics`: Prometheus text from this process's registry (services.metrics). The
+   * metrics are process-wide — every workspace's jobs, records, subscriptions and deliveries
+   * together, not per workspace — so they are instance data: served to keyless local access
+   * (loopback, when local access is on: the same rule as GraphQL, see credentials.ts) or to an
+   * ADMIN key of the default workspace (the instance operator, as for creating workspaces);
+   * no key or a refused one → 401, any other valid key → 403.
+   */
+  const serveMetrics = async (req: http.IncomingMessage, res: http.ServerResponse, requestId: string) => {
+    res.setHeader('x-request-id', requestId);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendError(res, 405, 'Use GET /metrics.', { code: 'METHOD_NOT_ALLOWED' }, { allow: 'GET, HEAD' });
+      return;
+    }
+    const credentials = await authenticator.resolve(req, undefined, requestId);
+    if (!credentials.ok) {
+      sendError(res, 401, UNAUTHENTICATED_MESSAGES[credentials.reason], { code: 'UNAUTHENTICATED' }, { 'www-authenticate': 'Bearer realm="sluice"' });
+      return;
+    }
+    if (!isInstanceAdmin(credentials.auth)) {
+      sendError(res, 403, 'Metrics cover every workspace: only an ADMIN key of the default workspace may read them.', { code: 'FORBIDDEN', requiredScope: 'ADMIN' });
+      return;
+    }
+    const body = await services.metrics.scrape();
+    res.writeHead(200, { 'content-type': services.metrics.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body);
+  };
 
   const server = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -155,6 +185,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       res.writeHead(302, { location: '/graphql' }).end();
       return;
     }
+    if (path === '/metrics') {
+      const requestId = (req.headers['x-request-id'] as string | undefined) ?? randomUUID();
+      serveMetrics(req, res, requestId).catch((err: unknown) => {
+        log.error({ err, requestId }, 'metrics scrape failed');
+        if (!res.headersSent) sendError(res, 500, 'Unexpected error.', { code: 'INTERNAL_SERVER_ERROR', requestId });
+      });
+      return;
+    }
     const push = /^\/pipelines\/([^/]+)\/records$/.exec(path ?? '');
     if (push) {
       runAsSystem(() => handlePush(req, res, push[1]!, services)).catch((err: unknown) => {
@@ -178,7 +216,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     let credentials;
     try {
-      credentials = await authenticator.resolve(req);
+      credentials = await authenticator.resolve(req, undefined, requestId);
     } catch (err) {
       log.error({ err, requestId }, 'authentication failed');
       sendError(res, 500, 'Unexpected error.', { code: 'INTERNAL_SERVER_ERROR', requestId });
@@ -202,7 +240,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ctx.extra.requestId = randomUUID();
         const params = ctx.connectionParams ?? {};
         const presented = params.authorization ?? params.Authorization ?? params.apiKey;
-        const credentials = await authenticator.resolve(ctx.extra.request, presented);
+        const credentials = await authenticator.resolve(ctx.extra.request, presented, ctx.extra.requestId);
         if (credentials.ok) {
           ctx.extra.auth = credentials.auth;
           // Revocation or expiry of the key closes the socket with 4403 (live.ts).
@@ -231,6 +269,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         if (overCap) return overCap;
         const auth = ctx.extra.auth;
         if (!auth || !(await authenticator.stillValid(auth))) {
+          log.warn({ reason: 'revoked or expired', keyPrefix: auth?.keyPrefix, requestId: `${ctx.extra.requestId}:${_id}` }, 'API key refused');
           ctx.extra.socket.close(4403, 'Forbidden: the API key was revoked');
           // graphql-cjs's GraphQLError: the class graphql-ws recognises.
           return [new GraphQLError('The API key is unknown, revoked or expired.', { extensions: { code: 'UNAUTHENTICATED' } })];

@@ -27,6 +27,7 @@ const SCOPES: Record<string, (ws: string) => Where> = {
   WebhookEndpoint: (ws) => ({ workspaceId: ws }),
   MappingVersion: (ws) => ({ mapping: { workspaceId: ws } }),
   JobAttempt: (ws) => ({ job: { workspaceId: ws } }),
+  JobLog: (ws) => ({ job: { workspaceId: ws } }),
   DeadLetter: (ws) => ({ pipeline: { workspaceId: ws } }),
   PushBatch: (ws) => ({ pipeline: { workspaceId: ws } }),
   WebhookDelivery: (ws) => ({ endpoint: { workspaceId: ws } }),

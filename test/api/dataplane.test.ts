@@ -117,6 +117,23 @@ describe('dead letters and replay', () => {
     expect(pl.pipeline.state).toBe('INIT');
     expect(pl.pipeline.stateReason).toMatch(/threshold/);
   });
+
+  it('applies failureThreshold from the first record: three records, all failing, fail the job', async () => {
+    const csv = path.join(dir, 'tiny-bad.csv');
+    fs.writeFileSync(csv, 'id,price\n1,x\n2,y\n3,z\n');
+    const src = await connector('tiny bad', 'csv', { path: csv });
+    const dst = await connector('tiny db', 'sqlite', { path: path.join(dir, 'tiny.db') });
+    const m = await s.q(`mutation($i: CreateMappingInput!) { createMapping(input: $i) { ... on CreateMappingPayload { mapping { id } } } }`, {
+      i: { name: 'tiny strict', spec: { passThrough: true, cast: { price: 'float' } } },
+    });
+    const p = await s.q(CREATE_PIPELINE, { i: { name: 'tiny strict', sourceId: src, destinationId: dst, mappingId: m.createMapping.mapping.id, failureThreshold: 50 } });
+    const started = await s.q(`mutation($i: PipelineActionInput!) { startPipeline(input: $i) { ... on StartPipelinePayload { pipeline { currentJob { id } } } } }`, {
+      i: { id: p.createPipeline.pipeline.id },
+    });
+    const job = await waitJob(started.startPipeline.pipeline.currentJob.id);
+    expect(job.status).toBe('FAILED');
+    expect(job.error).toBe('3 of 3 records failed (100.0%), above the failure threshold of 50%');
+  });
 });
 
 describe('preview', () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * Workspaces and API keys through the real server (HTTP + graphql-ws): tenant isolation across
  * every root field, `node`/`nodes`, every object-targeted mutation and every subscription; key
@@ -121,7 +122,9 @@ describe('tenant isolation', () => {
     const lists = ['connectors', 'mappings', 'pipelines', 'jobs', 'events', 'webhookEndpoints', 'apiKeys', 'authentications'];
     // Files have names, not ids: A's file is absent from B's list.
     const named = ['files'];
-    const uncovered = fields.filter((f: string) => !global.includes(f) && !(f in lookups) && !lists.includes(f) && !named.includes(f));
+    // Config documents name objects: A's are absent from B's export, and B cannot plan A's files.
+    const documents = ['exportConfig', 'planConfig'];
+    const uncovered = fields.filter((f: string) => !global.includes(f) && !(f in lookups) && !lists.includes(f) && !named.includes(f) && !documents.includes(f));
     expect(uncovered, 'every root field must be covered by this test').toEqual([]);
     for (const [field, id] of Object.entries(lookups)) {
       if (!fields.includes(field)) continue;
@@ -144,6 +147,16 @@ describe('tenant isolation', () => {
     const [bFiles, aFiles] = await Promise.all([as(keyB, `{ files(first: 100) { totalCount nodes { name } } }`), as(keyA, `{ files(first: 100) { totalCount nodes { name } } }`)]);
     expect(aFiles.files.nodes.map((f: { name: string }) => f.name)).toContain('iso.csv');
     expect(bFiles.files).toEqual({ totalCount: 0, nodes: [] });
+    const [aDoc, bDoc] = await Promise.all([as(keyA, `{ exportConfig { document secretReferences } }`), as(keyB, `{ exportConfig { document } }`)]);
+    const env = Object.fromEntries(
+      (aDoc.exportConfig.secretReferences as string[]).map((n) => [n, n.startsWith('SLUICE_WEBHOOK_') ? `whsec_${randomBytes(32).toString('base64')}` : 'a-secret']),
+    );
+    expect(aDoc.exportConfig.document).toMatch(/^connectors:/m);
+    expect(bDoc.exportConfig.document).not.toMatch(/^connectors:/m);
+    const plan = await as(keyB, `query($d: String!, $e: JSON) { planConfig(document: $d, env: $e) { ... on ConfigPlan { changes { kind } } ... on Error { code message } } }`, { d: aDoc.exportConfig.document, e: env });
+    // A's document names A's files: in B they are outside B's files root, so B cannot even plan it.
+    expect(plan.planConfig.code).toBe('VALIDATION_FAILED');
+    expect(plan.planConfig.message).toMatch(/connectors\["A source"\]\.config\.path: path "[^"]+" is outside the files root of this workspace/);
     // B's own events and keys are only B's.
     const bEvents = await as(keyB, `{ events(first: 100, filter: { types: [WORKSPACE_CREATED, AUDIT_MUTATION] }) { nodes { id type } } }`);
     expect(bEvents.events.nodes.length).toBeGreaterThan(0);

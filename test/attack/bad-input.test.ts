@@ -269,7 +269,8 @@ for (const state of states) {
       });
 
       async function runPipeline(sourceId: string, destinationId: string, mappingId: string | null) {
-        const p = await mutate('createPipeline', 'CreatePipelineInput', { name: `nul ${++seq}`, sourceId, destinationId, mappingId }, '... on CreatePipelinePayload { pipeline { id } }');
+        // Half of these two-record jobs fail on purpose: the threshold must not end them.
+        const p = await mutate('createPipeline', 'CreatePipelineInput', { name: `nul ${++seq}`, sourceId, destinationId, mappingId, failureThreshold: 100 }, '... on CreatePipelinePayload { pipeline { id } }');
         expect(p.__typename, JSON.stringify(p)).toBe('CreatePipelinePayload');
         const started = await w(`mutation($i: PipelineActionInput!) { startPipeline(input: $i) { ... on StartPipelinePayload { pipeline { currentJob { id } } } } }`, { i: { id: p.pipeline.id } });
         const jobId = started.startPipeline.pipeline.currentJob.id;

@@ -18,6 +18,7 @@ const LAYERS: [prefix: string, layer: number, name: string][] = [
   ['tenancy/', 0, 'primitives'],
   ['security/', 0, 'primitives'],
   ['pubsub/', 0, 'primitives'],
+  ['observability/', 0, 'primitives'],
   ['errors.ts', 0, 'primitives'],
   ['ids.ts', 0, 'primitives'],
   ['logger.ts', 0, 'primitives'],

@@ -7,6 +7,21 @@
 import type { ConfiguredStream, StreamStates, WriteMode } from '../drivers/types.js';
 import type { MappingSpec } from '../mapping/mapping.js';
 import type { FileScope } from '../../security/file-roots.js';
+import type { DriverLogLevel } from '../drivers/context.js';
+
+/** How severe a job log line is. */
+export type LogLevel = DriverLogLevel;
+/** Which part of a job wrote a log line (drivers never choose RUNNER: it is the runner's own). */
+export type LogStage = 'SOURCE' | 'MAPPING' | 'DESTINATION' | 'RUNNER';
+
+/** What a log line carries besides its level and message. */
+export interface LogExtra {
+  stage?: LogStage;
+  /** Plain JSON details (an HTTP request's fields, an error's stack). */
+  data?: Record<string, unknown>;
+  /** When it was written (ms since the epoch); default: when the runner received it. */
+  at?: number;
+}
 
 export interface JobPlan {
   jobId: string;
@@ -40,6 +55,11 @@ export interface JobPlan {
   configError?: string;
   /** When set, the job re-runs these dead-lettered source records instead of reading the source. */
   replay?: { stream: string; record: unknown }[];
+  /**
+   * Driver log lines this attempt may still send (the job's log cap minus what it holds); the
+   * worker only counts the ones beyond (`logsDropped`). Unset: no limit.
+   */
+  logBudget?: number;
 }
 
 export interface Counters {
@@ -81,9 +101,12 @@ export type WorkerMessage =
       streams: Record<string, Counters>;
       deadLetters: DeadLetterRecord[];
     }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | ({ type: 'log'; level: LogLevel; message: string; stage: LogStage } & Omit<LogExtra, 'stage'>)
+  /** Driver log lines not sent since the last one of these (beyond `logBudget`). */
+  | { type: 'logsDropped'; count: number }
   | { type: 'done'; stopped: boolean }
-  | { type: 'failed'; error: string; retryable: boolean };
+  /** `stack`: only for an unexpected error (not a driver's own, a refusal or a cancellation). */
+  | { type: 'failed'; error: string; retryable: boolean; stack?: string };
 
 /** Index of the stop flag in the shared control array; non-zero asks the worker to stop at the next batch boundary. */
 export const STOP_FLAG = 0;

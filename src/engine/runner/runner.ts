@@ -11,13 +11,13 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../logger.js';
 import { outboundGuard } from '../drivers/kit/outbound.js';
 import type { StreamStates } from '../drivers/types.js';
-import { addCounters, STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
+import { addCounters, STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type LogExtra, type LogLevel, type WorkerMessage } from './protocol.js';
 
 export type StopReason = 'PAUSED' | 'CANCELLED' | 'INTERRUPTED' | 'TIMEOUT';
 
 export type JobOutcome =
   | { status: 'SUCCEEDED' }
-  | { status: 'FAILED'; error: string; retryable: boolean }
+  | { status: 'FAILED'; error: string; retryable: boolean; stack?: string }
   | { status: StopReason; error?: string };
 
 export interface CheckpointData {
@@ -34,7 +34,10 @@ export interface RunnerHost {
   begin(jobId: string): Promise<JobPlan | null>;
   checkpoint(jobId: string, data: CheckpointData): Promise<void>;
   progress(jobId: string, pipelineId: string, totals: Counters, status: string, final: boolean): void;
-  log(jobId: string, level: 'info' | 'warn' | 'error', message: string): void;
+  /** One line of the job's log (`extra.stage` defaults to RUNNER). Must not block: the host buffers. */
+  log(jobId: string, level: LogLevel, message: string, extra?: LogExtra): void;
+  /** Driver log lines the worker dropped beyond the job's log cap (JobPlan.logBudget). */
+  logsDropped?(jobId: string, count: number): void;
   finish(jobId: string, outcome: JobOutcome, totals: Counters, streamTotals: Record<string, Counters>): Promise<void>;
 }
 
@@ -138,7 +141,10 @@ export class Runner {
       dirty = false;
       persisting = this.host
         .checkpoint(plan.jobId, data)
-        .catch((err: unknown) => log.error({ err }, 'checkpoint failed'))
+        .catch((err: unknown) => {
+          log.error({ err }, 'checkpoint failed');
+          this.host.log(plan.jobId, 'warn', `checkpoint failed: ${(err as Error).message ?? String(err)}`);
+        })
         .finally(() => {
           persisting = null;
         })
@@ -180,7 +186,9 @@ export class Runner {
         if (wait <= 0) publish();
         else progressTimer ??= setTimeout(publish, wait);
       } else if (msg.type === 'log') {
-        this.host.log(plan.jobId, msg.level, msg.message);
+        this.host.log(plan.jobId, msg.level, msg.message, { stage: msg.stage, ...(msg.data ? { data: msg.data } : {}), ...(msg.at ? { at: msg.at } : {}) });
+      } else if (msg.type === 'logsDropped') {
+        this.host.logsDropped?.(plan.jobId, msg.count);
       }
     };
 
@@ -193,12 +201,12 @@ export class Runner {
       });
       worker.on('message', (msg: WorkerMessage) => {
         if (msg.type === 'done') settled = msg.stopped ? { status: active.stopReason ?? 'INTERRUPTED' } : { status: 'SUCCEEDED' };
-        else if (msg.type === 'failed') settled = { status: 'FAILED', error: msg.error, retryable: msg.retryable };
+        else if (msg.type === 'failed') settled = { status: 'FAILED', error: msg.error, retryable: msg.retryable, ...(msg.stack ? { stack: msg.stack } : {}) };
         else onMessage(msg);
       });
       worker.on('error', (err) => {
         log.error({ err }, 'job worker crashed');
-        settled ??= { status: 'FAILED', error: `worker crashed: ${err.message}`, retryable: true };
+        settled ??= { status: 'FAILED', error: `worker crashed: ${err.message}`, retryable: true, ...(err.stack ? { stack: err.stack } : {}) };
       });
       worker.on('exit', (code) => {
         resolve(settled ?? { status: 'FAILED', error: `worker exited with code ${code}`, retryable: true });

@@ -8,22 +8,57 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getDestinationDriver, getSourceDriver } from '../drivers/index.js';
-import { driverContext } from '../drivers/context.js';
-import type { DataRecord, StreamWriter, ConfiguredStream, SourceMessage, StreamStates } from '../drivers/types.js';
+import { driverContext, withDriverLog, type DriverLogLine } from '../drivers/context.js';
+import { DriverError, type DataRecord, type StreamWriter, type ConfiguredStream, type SourceMessage, type StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
 import { installOutboundGuard } from '../drivers/kit/outbound.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { OutboundGuardSettings } from '../drivers/kit/outbound.js';
-import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type WorkerMessage } from './protocol.js';
+import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type LogStage, type WorkerMessage } from './protocol.js';
 
 const MAX_DEAD_LETTER_BYTES = 64 * 1024;
 
 /** Removes the job's secret values from outgoing messages (set from the plan). */
 let scrub = (text: string) => text;
 
+/** `value` (plain JSON) with `scrub` applied to every string in it, keys included. */
+function scrubDeep(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (value === null || typeof value !== 'object' || depth > 20) return value;
+  if (Array.isArray(value)) return value.map((v) => scrubDeep(v, depth + 1));
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [scrub(k), scrubDeep(v, depth + 1)]));
+}
+
+/** Driver log lines this attempt may still send (plan.logBudget). */
+let logBudget = Infinity;
+/** Whether the first line beyond the budget was reported (at once: the job log notes the cap). */
+let dropNoted = false;
+/** Lines dropped beyond the budget and not yet reported (sent before the next other message). */
+let logsDropped = 0;
+
+/** Sends one line of the job's log, or counts it once the budget is spent. */
+function logLine(stage: LogStage, line: DriverLogLine) {
+  if (stage !== 'RUNNER') {
+    if (logBudget <= 0) {
+      if (dropNoted) logsDropped++;
+      else {
+        dropNoted = true;
+        parentPort?.postMessage({ type: 'logsDropped', count: 1 } satisfies WorkerMessage);
+      }
+      return;
+    }
+    logBudget--;
+  }
+  post({ type: 'log', level: line.level, stage, message: String(line.message), ...(line.data ? { data: line.data } : {}), at: Date.now() });
+}
+
 function post(msg: WorkerMessage) {
-  if (msg.type === 'log') msg = { ...msg, message: scrub(msg.message) };
-  else if (msg.type === 'failed') msg = { ...msg, error: scrub(msg.error) };
+  if (msg.type !== 'log' && msg.type !== 'logsDropped' && logsDropped > 0) {
+    parentPort!.postMessage({ type: 'logsDropped', count: logsDropped } satisfies WorkerMessage);
+    logsDropped = 0;
+  }
+  if (msg.type === 'log') msg = { ...msg, message: scrub(msg.message), ...(msg.data ? { data: scrubDeep(msg.data) as Record<string, unknown> } : {}) };
+  else if (msg.type === 'failed') msg = { ...msg, error: scrub(msg.error), ...(msg.stack ? { stack: scrub(msg.stack) } : {}) };
   else if (msg.type === 'checkpoint' && msg.deadLetters.length) msg = { ...msg, deadLetters: msg.deadLetters.map((d) => ({ ...d, error: scrub(d.error) })) };
   parentPort!.postMessage(msg);
 }
@@ -62,6 +97,7 @@ function isRetryable(e: Error & { retryable?: boolean; code?: string }): boolean
 
 export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> {
   scrub = scrubberFor(plan.secrets ?? []);
+  logBudget = plan.logBudget ?? Infinity;
   if (plan.configError || !plan.files) throw Object.assign(new Error(plan.configError ?? 'the job has no files scope'), { retryable: false });
   const source = getSourceDriver(plan.source.driver);
   const destination = getDestinationDriver(plan.destination.driver);
@@ -76,10 +112,16 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   };
   const overwriteStreams = new Set(plan.streams.filter((s) => modeOf(s) === 'OVERWRITE').map((s) => s.name));
   const abort = new AbortController();
-  const ctx = driverContext(plan.files);
+  const base = driverContext(plan.files);
+  // Each side writes to the job log under its own stage.
+  const ctx = withDriverLog(base, (line) => logLine('SOURCE', line));
+  const destinationCtx = withDriverLog(base, (line) => logLine('DESTINATION', line));
 
   // Output schema per stream, so the destination can create its table with proper types.
-  const catalog = await source.discover(plan.source.config, ctx).catch(() => null);
+  const catalog = await source.discover(plan.source.config, ctx).catch((err: unknown) => {
+    logLine('SOURCE', { level: 'warn', message: `discover failed (${(err as Error).message ?? String(err)}); the destination gets no column types from it` });
+    return null;
+  });
   const streams: ConfiguredStream[] = plan.streams.map((s) => {
     const discovered = catalog?.streams.find((d) => d.name === s.name);
     let fields = discovered?.fields ?? null;
@@ -105,6 +147,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
   let deadLetters: DeadLetterRecord[] = [];
   const totals = { ...plan.totals };
   let stopped = false;
+  const mappingWarned = new Set<string>();
 
   const flush = (stream: string | null, state: StreamStates | null) => {
     post({ type: 'checkpoint', stream, state, delta, streams: streamDelta, deadLetters });
@@ -113,8 +156,9 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
     deadLetters = [];
   };
 
+  // The failed share counts from the first record: checked at every batch boundary and at the end.
   const checkThreshold = () => {
-    if (totals.recordsRead < 100 && totals.recordsFailed < 100) return;
+    if (totals.recordsFailed === 0) return;
     const share = (100 * totals.recordsFailed) / Math.max(1, totals.recordsRead);
     if (share > plan.failureThreshold) {
       throw Object.assign(
@@ -140,7 +184,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
       : source.read(plan.source.config, streams, startState, { batchSize: plan.batchSize, signal: abort.signal, ctx });
     for await (const msg of messages) {
       if (msg.type === 'log') {
-        post({ type: 'log', level: msg.level, message: msg.message });
+        logLine('SOURCE', { level: msg.level, message: msg.message });
         continue;
       }
       if (msg.type === 'state') {
@@ -181,6 +225,10 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
             out.push(mapper(rec));
           } catch (err) {
             dead.push({ stream, stage: 'MAPPING', error: (err as Error).message, record: clip(rec) });
+            if (!mappingWarned.has(stream)) {
+              mappingWarned.add(stream);
+              logLine('MAPPING', { level: 'warn', message: `stream "${stream}": a record failed the mapping (${(err as Error).message}); it and later ones that fail are dead-lettered (reported once per stream)` });
+            }
             continue;
           }
         } else out.push(rec);
@@ -197,7 +245,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
         if (out.length) {
           let writer: StreamWriter | undefined = writers.get(stream);
           if (writer === undefined) {
-            const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured, ctx });
+            const opened: StreamWriter = await destination.openWriter(plan.destination.config, { writeMode: modeOf(configured), stream: configured, ctx: destinationCtx });
             writers.set(stream, opened);
             writer = opened;
           }
@@ -229,6 +277,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
       }
     }
     await inflight;
+    if (!stopped) checkThreshold();
   } catch (err) {
     abort.abort();
     await inflight.catch(() => undefined); // let a write in flight settle before aborting its writer
@@ -258,7 +307,9 @@ if (parentPort && workerData?.plan) {
   runJob(plan, new Int32Array(control))
     .catch((err: unknown) => {
       const e = err as Error & { retryable?: boolean; code?: string };
-      post({ type: 'failed', error: e.message ?? String(err), retryable: isRetryable(e) });
+      // A driver's own failure, a refusal or a cancellation says what it is; anything else is a bug worth its stack.
+      const expected = !(e instanceof Error) || e instanceof DriverError || typeof e.retryable === 'boolean' || e.name === 'AbortError' || typeof e.code === 'string';
+      post({ type: 'failed', error: e.message ?? String(err), retryable: isRetryable(e), ...(expected || !e.stack ? {} : { stack: e.stack }) });
     })
     .finally(() => guard?.uninstall());
 }

@@ -22,7 +22,7 @@ import type { Authentication, Prisma } from '../../generated/prisma/client.js';
 import { ConflictError, InUseError, NotFoundError, ValidationError, type FieldError } from '../../errors.js';
 import type { KeyRing } from '../../security/keyring.js';
 import { newRowId } from '../../db/ids.js';
-import { maskSecrets, mergeSecrets, ownerOf, resealSecrets, sealSecrets, type ResealOptions } from '../connector/secrets.js';
+import { differingSecrets, maskSecrets, mergeSecrets, ownerOf, resealSecrets, sealSecrets, type ResealOptions } from '../connector/secrets.js';
 import { requireWorkspaceId } from '../../tenancy/scope.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
@@ -80,7 +80,7 @@ const FIELDS = {
   oauth2ClientCredentials: 'OAUTH2_CLIENT_CREDENTIALS',
 } as const satisfies Record<keyof AuthenticationParamsInput, AuthenticationType>;
 
-type ParamsField = keyof typeof FIELDS;
+export type ParamsField = keyof typeof FIELDS;
 
 /** The write-only params of each type. */
 export const SECRET_FIELDS: Record<AuthenticationType, readonly string[]> = {
@@ -236,6 +236,26 @@ export class AuthenticationService {
       message: otherType ? `the placeholder keeps a stored secret, but this authentication is ${current.type}: send the value` : 'the placeholder keeps a stored secret, but none is stored: send the value',
     });
     return sealSecrets(paths, merged.config, this.ring, ownerOf('authentication', id), merged.kept, field) as StoredParams;
+  }
+
+  /**
+   * Config as code (plan): the params validated exactly as create does (one typed params
+   * object, required values, formats), normalized (defaults filled in, secrets in clear);
+   * nothing is stored. Throws ValidationError with create's paths (`apiKey.key`, `input`).
+   */
+  normalizeParams(input: AuthenticationParamsInput): { field: ParamsField; type: AuthenticationType; params: StoredParams } {
+    const picked = pickParams(input, true)!;
+    return { field: picked.field, type: picked.type, params: normalize(picked.field, picked.type, picked.params) };
+  }
+
+  /**
+   * Config as code (plan): the secret params of a stored authentication whose value differs
+   * from `plain` (params of `type`, in clear), compared decrypted here; every secret of `type`
+   * when the stored type is another. Only field names are returned, never a value.
+   */
+  changedSecrets(row: Pick<AuthenticationRow, 'id' | 'type' | 'config'>, type: AuthenticationType, plain: StoredParams): string[] {
+    if (row.type !== type) return [...SECRET_FIELDS[type]];
+    return differingSecrets(SECRET_FIELDS[type], row.config ?? {}, plain, this.ring, ownerOf('authentication', row.id));
   }
 
   async create(input: CreateAuthenticationInput): Promise<AuthenticationRow> {

@@ -24,7 +24,7 @@ import { KeyRingError, type KeyRing } from '../../security/keyring.js';
 import type { FileRootsOptions, FileScope } from '../../security/file-roots.js';
 import { scrubberFor } from '../../security/secrets-redact.js';
 import type { AuthenticationService } from '../authentication/authentication.service.js';
-import { driverSecretPaths, mergeSecrets, openSecrets, ownerOf, resealSecrets, sealSecrets, secretValues } from './secrets.js';
+import { differingSecrets, driverSecretPaths, mergeSecrets, openSecrets, ownerOf, resealSecrets, sealSecrets, secretValues } from './secrets.js';
 import { newRowId } from '../../db/ids.js';
 import { requireWorkspaceId, workspaceFileScope } from '../../tenancy/scope.js';
 
@@ -116,6 +116,15 @@ export class ConnectorService {
     const config = openSecrets(paths, c.config, this.ring, ownerOf('connector', c.id));
     const auth = c.authenticationId ? await this.authentications.httpAuth(c.authenticationId, db) : null;
     return { ...forDriver(paths, config, auth), ...this.contextFor(c.workspaceId) };
+  }
+
+  /**
+   * Config as code (plan): the secret config paths of a stored connector whose value differs
+   * from the plaintext `plain` (compared decrypted, here; a value that does not decrypt counts
+   * as changed). Only paths are returned, never a value.
+   */
+  changedSecrets(c: Pick<ConnectorForDriver, 'id' | 'driver' | 'config'>, plain: unknown): string[] {
+    return differingSecrets(driverSecretPaths(c.driver), c.config, plain, this.ring, ownerOf('connector', c.id));
   }
 
   /** `driverConfig` that reports a failure as a message (for check/discover results) instead of throwing. */

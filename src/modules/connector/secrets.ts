@@ -270,3 +270,44 @@ export function secretValues(paths: readonly string[], plainConfig: unknown): st
   }
   return out;
 }
+
+/**
+ * Config as code: the key paths (segments; array indices as digit strings) of the present,
+ * non-empty secret values of `config`. The dotted form of each (`segments.join('.')`) is the
+ * concrete path `differingSecrets` reports.
+ */
+export function secretFieldPaths(paths: readonly string[], config: unknown): string[][] {
+  return locations(paths, config)
+    .filter((l) => present(get(l)))
+    .map((l) => l.path.split('.'));
+}
+
+/**
+ * Config as code: the concrete paths of the secrets of row `owner` whose stored value (in
+ * `stored`, decrypted here) differs from the plaintext value in `plain`, present on one side
+ * only included. A stored value that does not decrypt counts as different. No value leaves
+ * this function.
+ */
+export function differingSecrets(paths: readonly string[], stored: unknown, plain: unknown, ring: KeyRing, owner: string): string[] {
+  const out: string[] = [];
+  const all = new Map<string, Location>();
+  for (const l of locations(paths, stored)) if (present(get(l))) all.set(l.path, l);
+  for (const l of locations(paths, plain)) if (present(get(l)) && !all.has(l.path)) all.set(l.path, l);
+  for (const [path, l] of all) {
+    const old = storedAt(stored, path);
+    const next = storedAt(plain, path);
+    if (!present(old) || !present(next) || typeof old !== 'string' || typeof next !== 'string') {
+      if (present(old) !== present(next) || old !== next) out.push(path);
+      continue;
+    }
+    let clear: string | null;
+    try {
+      clear = ring.decrypt(old, bindingAt(owner, l));
+    } catch (err) {
+      if (!(err instanceof KeyRingError)) throw err;
+      clear = null;
+    }
+    if (clear !== next) out.push(path);
+  }
+  return out.sort();
+}

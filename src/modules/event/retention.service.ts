@@ -4,17 +4,25 @@
  * events. The highest pruned sequence is recorded (EventLogState.prunedThrough) in the same
  * transaction as each batch, so a resumable stream or query given an older cursor gets
  * CURSOR_EXPIRED instead of silently skipping events; newer cursors keep working.
+ *
+ * Job logs follow their job's events: in the same pass, the log lines of every job that has
+ * ended (SUCCEEDED, FAILED, CANCELLED) and has no event left are deleted, in batches. A job
+ * still active keeps its log however old it is.
  */
 import type { RetentionConfig } from '../../config.js';
 import type { PrismaClient } from '../../db/client.js';
 import type { Logger } from '../../logger.js';
 
 const BATCH = 5_000;
+/** Jobs whose logs are pruned per round. */
+const JOB_BATCH = 100;
 const DAY_MS = 86_400_000;
 
 export interface PruneResult {
   events: number;
   deliveries: number;
+  /** Job log lines deleted (of ended jobs whose events are all pruned). */
+  jobLogs: number;
   prunedThrough: string;
 }
 
@@ -41,7 +49,7 @@ export class RetentionService {
     this.timer = setTimeout(() => {
       this.running = this.prune()
         .then((r) => {
-          if (r.events || r.deliveries) this.log.info(r, 'event retention: pruned');
+          if (r.events || r.deliveries || r.jobLogs) this.log.info(r, 'event retention: pruned');
         })
         .catch((err: unknown) => this.log.error({ err }, 'event retention failed'))
         .finally(() => {
@@ -116,6 +124,31 @@ export class RetentionService {
         if (ids.length < BATCH) break;
       }
     }
-    return { events, deliveries, prunedThrough: prunedThrough.toString() };
+    const jobLogs = prunedThrough > 0n ? await this.pruneJobLogs() : 0;
+    return { events, deliveries, jobLogs, prunedThrough: prunedThrough.toString() };
+  }
+
+  /** Deletes the log lines of ended jobs that have no event left, a few jobs at a time. */
+  private async pruneJobLogs(): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const jobs = await this.db.$queryRaw<{ id: string }[]>`
+        SELECT j."id"::text AS id FROM "Job" j
+        WHERE j."status" IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+          AND EXISTS (SELECT 1 FROM "JobLog" l WHERE l."jobId" = j."id")
+          AND NOT EXISTS (SELECT 1 FROM "Event" e WHERE e."jobId" = j."id")
+        LIMIT ${JOB_BATCH}`;
+      if (!jobs.length) break;
+      for (;;) {
+        // Lines of those jobs, in bounded batches (a job holds up to its log cap plus a few).
+        const ids = await this.db.jobLog.findMany({ where: { jobId: { in: jobs.map((j) => j.id) } }, select: { id: true }, take: BATCH });
+        if (!ids.length) break;
+        const res = await this.db.jobLog.deleteMany({ where: { id: { in: ids.map((i) => i.id) } } });
+        deleted += res.count;
+        if (ids.length < BATCH) break;
+      }
+      if (jobs.length < JOB_BATCH) break;
+    }
+    return deleted;
   }
 }

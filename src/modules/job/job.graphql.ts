@@ -1,8 +1,10 @@
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { encodeGlobalID, resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import { builder } from '../../graphql/builder.js';
 import { PAGE } from '../../graphql/common.graphql.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
-import type { JobProgressMessage } from '../../pubsub/pubsub.js';
+import type { JobLogMessage, JobProgressMessage } from '../../pubsub/pubsub.js';
+import type { GraphQLContext } from '../../graphql/context.js';
+import { levelsFrom, parseLogCursor, type JobLogLevel } from './job.logs.js';
 import type { Counters } from '../../engine/runner/protocol.js';
 import { ConnectorRef } from '../connector/connector.graphql.js';
 import { PipelineRef } from '../pipeline/pipeline.graphql.js';
@@ -55,6 +57,86 @@ const StreamStatsRef = builder.objectRef<Counters & { stream: string }>('StreamS
     bytesWritten: t.field({ type: 'SafeInt', description: 'Bytes written for this stream, as reported by the destination.', resolve: (s) => s.bytesWritten }),
   }),
 });
+
+const JobLogLevelEnum = builder.enumType('JobLogLevel', {
+  description: 'How severe a job log line is, from DEBUG (every HTTP request) to ERROR (failures). A `level` filter keeps that level and the more severe ones.',
+  values: {
+    DEBUG: { description: 'Detail: every HTTP request a driver made that got an answer below 400.' },
+    INFO: { description: 'The normal course of a job: attempt started, attempt finished, driver notes.' },
+    WARN: { description: 'Something worth a look that did not fail the attempt: retried requests, skipped data, a retry of the job, the log cap.' },
+    ERROR: { description: 'A failure: why an attempt failed (with the stack of an unexpected error in `data.stack`).' },
+  } as const,
+});
+
+const JobLogStageEnum = builder.enumType('JobLogStage', {
+  description: 'Which part of a job wrote a log line.',
+  values: {
+    SOURCE: { description: 'The source driver (reading), its HTTP requests included.' },
+    MAPPING: { description: "The pipeline's mapping." },
+    DESTINATION: { description: 'The destination driver (writing), its HTTP requests included.' },
+    RUNNER: { description: 'The job runner: attempt start and finish, failures, retries, recovery after a restart, the log cap.' },
+  } as const,
+});
+
+const JobLogLineRef = builder.objectRef<JobLogMessage>('JobLogLine').implement({
+  description:
+    "One line of a job's log (secrets removed). Lines come from the job's drivers, each HTTP request they made, and the runner; " +
+    'at most SLUICE_JOB_LOG_MAX_LINES driver lines are kept per job (runner lines always are).',
+  fields: (t) => ({
+    cursor: t.exposeString('id', { description: 'Position of the line in the job log (increasing, oldest first); pass as `after` to page or to resume `jobLogs`.' }),
+    jobId: t.id({ description: 'Global id of the job.', resolve: (m) => encodeGlobalID('Job', m.jobId) }),
+    attempt: t.exposeInt('attempt', { description: 'The attempt the line belongs to (JobAttempt.number); 0 for a line written before the first attempt.' }),
+    at: t.field({ type: 'DateTime', description: 'When the line was written.', resolve: (m) => m.at }),
+    level: t.field({ type: JobLogLevelEnum, description: 'How severe it is.', resolve: (m) => m.level }),
+    stage: t.field({ type: JobLogStageEnum, description: 'Which part of the job wrote it.', resolve: (m) => m.stage }),
+    message: t.exposeString('message', { description: 'The line, in English; its wording may change between versions.' }),
+    data: t.field({
+      type: 'JSON',
+      nullable: true,
+      description:
+        'Details, when the line has any: `http` (method, url with secret query values as ***, status — 0 without an answer —, durationMs, attempt) for a request; ' +
+        '`stack` of an unexpected error; counters, status and durationMs on a finish line; the plan on a start line.',
+      resolve: (m) => m.data ?? null,
+    }),
+  }),
+});
+
+const JobLogConnection = builder.connectionObject({
+  type: JobLogLineRef,
+  name: 'JobLogConnection',
+  fields: (c) => ({
+    totalCount: c.int({
+      description: 'How many lines match (same level filter), not only this page.',
+      resolve: (conn) => (conn as unknown as { totalCount: () => Promise<number> }).totalCount(),
+    }),
+  }),
+});
+
+/** One page of a job's (or one attempt's) log lines, oldest first. */
+async function logPage(
+  ctx: GraphQLContext,
+  jobId: string,
+  attempt: number | null,
+  args: { first?: number | null; last?: number | null; after?: string | null; before?: string | null; level?: JobLogLevel | null },
+) {
+  for (const key of ['after', 'before'] as const) {
+    if (args[key] != null && parseLogCursor(args[key]) === null) {
+      throw new ValidationError('invalid cursor', [{ path: key, message: 'expected a job log cursor (JobLogLine.cursor)' }]);
+    }
+  }
+  const levels = levelsFrom(args.level);
+  const conn = await resolveCursorConnection(
+    { args, ...PAGE, toCursor: (m: JobLogMessage) => m.id },
+    ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+      ctx.services.jobLogs.page({ jobId, attempt, levels, after: parseLogCursor(after), before: parseLogCursor(before), limit, inverted }),
+  );
+  return { ...conn, totalCount: () => ctx.services.jobLogs.count({ jobId, attempt, levels }) };
+}
+
+const LOG_DOC =
+  'Oldest first; cursors are stable. Lines come from the drivers (their notes and every HTTP request, secrets removed), ' +
+  'the mapping, and the runner (attempt started with its plan, finished with status, counters and duration, failures with their stack, retries, recovery). ' +
+  'Lines beyond SLUICE_JOB_LOG_MAX_LINES per job are dropped (see logsDropped); pruned with the job\'s events (event retention).';
 
 export const JobRef = builder.prismaNode('Job', {
   id: { field: 'id', description: 'Global id of the job.' },
@@ -118,6 +200,19 @@ export const JobRef = builder.prismaNode('Job', {
         'Milliseconds from startedAt to finishedAt, or to now while the job is not finished (paused and retry waits included); null if it never started.',
       resolve: (j) => (j.startedAt ? (j.finishedAt ?? new Date()).getTime() - j.startedAt.getTime() : null),
     }),
+    logs: t.connection(
+      {
+        type: JobLogLineRef,
+        description: `The job's log over all its attempts. ${LOG_DOC}`,
+        args: { level: t.arg({ type: JobLogLevelEnum, description: 'Only lines of this level and more severe ones; omitted: every level (DEBUG included).' }) },
+        resolve: (j, args, ctx) => logPage(ctx, j.id, null, args) as never,
+      },
+      JobLogConnection,
+    ),
+    logsDropped: t.int({
+      description: 'Lines dropped after the job log reached its cap (SLUICE_JOB_LOG_MAX_LINES); 0 when nothing was dropped.',
+      resolve: (j, _a, ctx) => ctx.services.jobLogs.droppedCount(j.id),
+    }),
     deadLetters: t.relatedConnection('deadLetters', {
       cursor: 'id',
       ...PAGE,
@@ -152,6 +247,15 @@ builder.prismaObject('JobAttempt', {
     error: t.exposeString('error', { nullable: true, description: 'Why this attempt failed or was interrupted; null when it did not fail.' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', description: 'When this attempt started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When this attempt ended; null while it runs.' }),
+    logs: t.connection(
+      {
+        type: JobLogLineRef,
+        description: `The log lines of this attempt only (as Job.logs). ${LOG_DOC}`,
+        args: { level: t.arg({ type: JobLogLevelEnum, description: 'Only lines of this level and more severe ones; omitted: every level (DEBUG included).' }) },
+        resolve: (a, args, ctx) => logPage(ctx, a.jobId, a.number, args) as never,
+      },
+      JobLogConnection,
+    ),
   }),
 });
 
@@ -278,6 +382,33 @@ builder.subscriptionFields((t) => ({
       // Refused at subscribe time when the job is not visible (another workspace's, or none).
       await ctx.services.jobs.get(args.jobId.id);
       return ctx.services.jobs.progressStream(args.jobId.id);
+    },
+    resolve: (m) => m,
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  jobLogs: t.field({
+    type: JobLogLineRef,
+    description:
+      "A job's log lines as they are stored (within about 250 ms of being written), oldest first. " +
+      'With `after` (a JobLogLine cursor, e.g. the endCursor of Job.logs), first every stored line after it, then live ones, with no gap and no duplicate. ' +
+      "Completes after the runner's finish line of a job that ended (SUCCEEDED, FAILED, CANCELLED), or at once (after the replay) when it already had.",
+    args: {
+      jobId: t.arg.globalID({ required: true, for: JobRef, description: 'Global id of the job; NOT_FOUND when no visible job has it.' }),
+      level: t.arg({ type: JobLogLevelEnum, description: 'Only lines of this level and more severe ones; omitted: every level (DEBUG included).' }),
+      after: t.arg.string({ description: 'Resume after this log cursor (JobLogLine.cursor).' }),
+    },
+    subscribe: async (_r, args, ctx) => {
+      const after = args.after != null ? parseLogCursor(args.after) : null;
+      if (args.after != null && after === null) {
+        throw new ValidationError('invalid cursor', [{ path: 'after', message: 'expected a job log cursor (JobLogLine.cursor)' }]);
+      }
+      // Refused at subscribe time when the job is not visible (another workspace's, or none).
+      const jobId = args.jobId.id;
+      await ctx.services.jobs.get(jobId);
+      const ended = async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await ctx.services.jobs.get(jobId)).status);
+      return ctx.services.jobLogs.stream(jobId, levelsFrom(args.level), after, ended);
     },
     resolve: (m) => m,
   }),

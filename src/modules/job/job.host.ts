@@ -28,8 +28,15 @@ import { recordTransition } from '../pipeline/pipeline.transitions.js';
 import { isRunningState, type PipelineState } from '../pipeline/lifecycle.js';
 import { runAsSystem } from '../../tenancy/scope.js';
 import { claimableBatches, countersData, ensurePushJob, lockJobPipeline, retryDelayMs, type JobDispatch } from './job.rows.js';
+import type { JobEnded, JobObserver, JobStarted } from './job.observer.js';
+import type { JobLogMessage } from '../../pubsub/pubsub.js';
+import type { JobLogService, NewJobLogLine } from './job.logs.js';
+import type { LogExtra, LogLevel } from '../../engine/runner/protocol.js';
 
 const PROGRESS_EVENT_INTERVAL_MS = 2000;
+
+/** An attempt's end as finish's transaction saw it (the observer's JobEnded once timed and counted). */
+type AttemptEnd = Omit<JobEnded, 'durationMs' | 'totals' | 'attemptDelta'> & { startedAt: Date | null };
 
 export interface JobHostDeps {
   db: PrismaClient;
@@ -42,6 +49,10 @@ export interface JobHostDeps {
   dispatch: JobDispatch;
   /** Called after a job changed its pipeline (READY, auto-stop) so triggers can re-arm. */
   onPipelineChanged?: (pipelineId: string) => void;
+  /** Hears every attempt start and end after its transaction committed (metrics, server logs; see job.observer.ts). */
+  observer?: JobObserver;
+  /** The jobs' own logs (Job.logs): driver lines, HTTP requests, start / finish / failure / retry lines. */
+  logs?: JobLogService;
 }
 
 export class JobHost implements RunnerHost {
@@ -54,6 +65,10 @@ export class JobHost implements RunnerHost {
   private readonly onPipelineChanged?: (pipelineId: string) => void;
   private readonly lastProgressEvent = new Map<string, number>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly observer?: JobObserver;
+  private readonly logs?: JobLogService;
+  /** Attempts begun by this process: when, and the totals they started from (the observer's per-attempt delta). */
+  private readonly attemptsBegun = new Map<string, { at: number; totals: Counters }>();
 
   constructor(deps: JobHostDeps) {
     this.db = deps.db;
@@ -63,6 +78,18 @@ export class JobHost implements RunnerHost {
     this.driverConfig = deps.driverConfig;
     this.dispatch = deps.dispatch;
     this.onPipelineChanged = deps.onPipelineChanged;
+    this.observer = deps.observer;
+    this.logs = deps.logs;
+  }
+
+  /** Calls the observer; its failures never reach the job. */
+  private observe(fn: (o: JobObserver) => void): void {
+    if (!this.observer) return;
+    try {
+      fn(this.observer);
+    } catch (err) {
+      this.logger.warn({ err }, 'job observer failed');
+    }
   }
 
   /** Dispatches a QUEUED job when its retry is due (kept in memory; recover() re-arms after a restart). */
@@ -89,7 +116,9 @@ export class JobHost implements RunnerHost {
   async recover() {
     const running = await this.db.job.findMany({ where: { status: 'RUNNING', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, include: { pipeline: true } });
     for (const job of running) {
+      let recoveredLog: JobLogMessage[] = [];
       await this.events.transaction(async (tx, emit) => {
+        recoveredLog = [];
         await lockJobPipeline(tx, job.id);
         await tx.jobAttempt.updateMany({
           where: { jobId: job.id, finishedAt: null },
@@ -104,7 +133,14 @@ export class JobHost implements RunnerHost {
           jobId: job.id,
           message: `job recovered after restart: ${status === 'QUEUED' ? 'resuming from its checkpoint' : status.toLowerCase()}`,
         });
+        if (this.logs) {
+          const what = status === 'QUEUED' ? 'resuming from its last checkpoint' : `now ${status} (its pipeline is ${state ?? 'gone'})`;
+          recoveredLog = await this.logs.insert(tx, job.id, [
+            { level: 'warn', attempt: job.attempts, message: `job recovered after restart: the process stopped during attempt ${job.attempts}; ${what}`, data: { status } },
+          ], { last: status === 'CANCELLED' });
+        }
       });
+      this.logs?.publish(recoveredLog);
     }
     const queued = await this.db.job.findMany({ where: { status: 'QUEUED', kind: { in: ['SYNC', 'RESET', 'REPLAY'] } }, orderBy: { createdAt: 'asc' } });
     for (const job of queued) {
@@ -119,6 +155,8 @@ export class JobHost implements RunnerHost {
   async begin(jobId: string): Promise<JobPlan | null> {
     let plan: JobPlan | null = null;
     let pausedMsg: string | null = null;
+    let started: JobStarted | null = null;
+    let logStart: { attempt: number; kind: string } | null = null;
     await this.events.transaction(async (tx, emit) => {
       [plan, pausedMsg] = [null, null];
       await lockJobPipeline(tx, jobId);
@@ -144,11 +182,13 @@ export class JobHost implements RunnerHost {
         mapping = (v?.spec ?? null) as MappingSpec | null;
       }
       const attempt = job.attempts + 1;
+      logStart = { attempt, kind: job.kind };
       await tx.job.update({
         where: { id: jobId },
         data: { status: 'RUNNING', attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null, nextAttemptAt: null },
       });
       await tx.jobAttempt.create({ data: { jobId, number: attempt, status: 'RUNNING' } });
+      started = { jobId, pipelineId: p.id, workspaceId: job.workspaceId, kind: job.kind, attempt, trigger: job.trigger };
       await emit({
         type: 'JOB_STARTED',
         pipelineId: p.id,
@@ -224,6 +264,21 @@ export class JobHost implements RunnerHost {
       };
     });
     if (pausedMsg) this.logger.info({ jobId }, pausedMsg);
+    const [begun, e] = [plan as JobPlan | null, started as JobStarted | null];
+    if (begun && e) {
+      this.attemptsBegun.set(jobId, { at: Date.now(), totals: { ...begun.totals } });
+      this.observe((o) => o.jobStarted(e));
+    }
+    if (pausedMsg) this.logs?.append(jobId, { level: 'info', message: `job not started: ${pausedMsg}` });
+    const [planned, opened] = [plan as JobPlan | null, logStart as { attempt: number; kind: string } | null];
+    if (planned && opened && this.logs) {
+      // The worker sends at most what the job's log cap still allows.
+      planned.logBudget = await this.logs.open(jobId, opened.attempt, planned.secrets ?? []).catch((err: unknown) => {
+        this.logger.warn({ err, jobId }, 'job log: could not read its size; no cap for the worker');
+        return undefined;
+      });
+      this.logs.append(jobId, startLine(planned, opened.attempt, opened.kind));
+    }
     return plan;
   }
 
@@ -275,8 +330,105 @@ export class JobHost implements RunnerHost {
     this.pubsub.publish('jobProgress', jobId, { jobId, pipelineId, status, ...totals, final, at: new Date().toISOString() });
   }
 
-  log(jobId: string, level: 'info' | 'warn' | 'error', message: string): void {
-    this.logger[level]({ jobId }, message);
+  log(jobId: string, level: LogLevel, message: string, extra: LogExtra = {}): void {
+    const stage = extra.stage ?? 'RUNNER';
+    this.logger[level]({ jobId, stage }, message);
+    this.logs?.append(jobId, { level, message, stage, ...(extra.data ? { data: extra.data } : {}), ...(extra.at ? { at: extra.at } : {}) });
+  }
+
+  logsDropped(jobId: string, count: number): void {
+    this.logs?.dropped(jobId, count);
+  }
+
+  /** Tells the observer an attempt ended (finish committed), with what this attempt added to the totals. */
+  private attemptEnded(ended: AttemptEnd | null, finalStatus: string | null, totals: Counters): void {
+    if (!ended) return;
+    const { startedAt, ...e } = ended;
+    const begun = this.attemptsBegun.get(e.jobId);
+    this.attemptsBegun.delete(e.jobId);
+    if (!finalStatus) return;
+    const from = begun?.totals;
+    const attemptDelta = from
+      ? {
+          recordsRead: Math.max(0, totals.recordsRead - from.recordsRead),
+          recordsWritten: Math.max(0, totals.recordsWritten - from.recordsWritten),
+          recordsFailed: Math.max(0, totals.recordsFailed - from.recordsFailed),
+          bytesRead: Math.max(0, totals.bytesRead - from.bytesRead),
+          bytesWritten: Math.max(0, totals.bytesWritten - from.bytesWritten),
+        }
+      : undefined;
+    const durationMs = Date.now() - (begun?.at ?? startedAt?.getTime() ?? Date.now());
+    this.observe((o) => o.jobEnded({ ...e, durationMs, totals: { ...totals }, ...(attemptDelta ? { attemptDelta } : {}) }));
+  }
+
+  /**
+   * The attempt's closing RUNNER lines, written in finish's transaction: its failure (ERROR, with
+   * the stack of an unexpected error), the retry it waits for (WARN), then how it ended with its
+   * counters and duration — marked last when the job ended for good.
+   */
+  private async finishLog(
+    tx: Prisma.TransactionClient,
+    jobId: string,
+    f: {
+      attempt: number;
+      status: string;
+      outcome: JobOutcome;
+      error: string | null;
+      totals: Counters;
+      durationMs: number | null;
+      retryAt: Date | null;
+      maxAttempts: number;
+      resumes: boolean;
+      discarded: boolean;
+    },
+  ): Promise<JobLogMessage[]> {
+    if (!this.logs) return [];
+    const lines: NewJobLogLine[] = [];
+    const { attempt } = f;
+    const stack = f.outcome.status === 'FAILED' ? f.outcome.stack : undefined;
+    if (f.error && !f.discarded) {
+      const interrupted = f.outcome.status === 'INTERRUPTED';
+      lines.push({
+        level: interrupted ? 'warn' : 'error',
+        attempt,
+        message: interrupted ? `attempt ${attempt} ${f.error}` : `attempt ${attempt} failed: ${f.error}`,
+        data: { outcome: f.outcome.status, ...(f.outcome.status === 'FAILED' ? { retryable: f.outcome.retryable } : {}), ...(stack ? { stack } : {}) },
+      });
+    }
+    if (f.retryAt) {
+      const seconds = Math.round((f.retryAt.getTime() - Date.now()) / 1000);
+      lines.push({
+        level: 'warn',
+        attempt,
+        message: `retrying from the last checkpoint in ${seconds}s (attempt ${attempt + 1} of ${f.maxAttempts})`,
+        data: { nextAttempt: attempt + 1, maxAttempts: f.maxAttempts, nextAttemptAt: f.retryAt.toISOString() },
+      });
+    }
+    const how = f.discarded
+      ? `ended after its job was already ${f.status} (its work is discarded)`
+      : f.retryAt
+        ? 'failed; the job is retried'
+        : f.status === 'QUEUED'
+          ? f.resumes
+            ? 'paused, and queued again (its pipeline runs again)'
+            : 'interrupted; the job resumes at the next start'
+          : f.status === 'SUCCEEDED'
+            ? 'succeeded'
+            : f.status === 'FAILED'
+              ? 'failed'
+              : f.status === 'PAUSED'
+                ? 'paused at a checkpoint'
+                : 'cancelled';
+    const t = f.totals;
+    const took = f.durationMs !== null ? ` in ${f.durationMs} ms` : '';
+    lines.push({
+      level: f.status === 'FAILED' ? 'error' : f.retryAt || (f.status === 'QUEUED' && !f.resumes) ? 'warn' : 'info',
+      attempt,
+      message: `attempt ${attempt} ${how}: ${t.recordsRead} read, ${t.recordsWritten} written, ${t.recordsFailed} failed${took} (job ${f.status})`,
+      data: { attempt, status: f.status, outcome: f.outcome.status, ...t, ...(f.durationMs !== null ? { durationMs: f.durationMs } : {}) },
+    });
+    const last = f.status === 'SUCCEEDED' || f.status === 'FAILED' || f.status === 'CANCELLED';
+    return this.logs.insert(tx, jobId, lines, { last });
   }
 
   async finish(jobId: string, outcome: JobOutcome, totals: Counters, streamTotals: Record<string, Counters>): Promise<void> {
@@ -285,8 +437,16 @@ export class JobHost implements RunnerHost {
     let retryAt: Date | null = null;
     let followUp: { id: string; pipelineId: string | null } | null = null;
     let pipelineId: string | null = null;
+    // What the observer hears of this attempt (set on every path that returns a status).
+    let attemptEnd: AttemptEnd | null = null;
+    // The attempt's last log lines, written with its outcome and published after the commit.
+    let finishLog: JobLogMessage[] = [];
+    const durationMs = this.logs?.attemptDurationMs(jobId) ?? null;
+    // Every line the worker sent comes before them.
+    await this.logs?.flush(jobId);
     const finalStatus = await this.events.transaction(async (tx, emit) => {
       [published, retryAt, followUp, pipelineId] = [[], null, null, null];
+      finishLog = [];
       await lockJobPipeline(tx, jobId);
       const job = await tx.job.findUnique({
         where: { id: jobId },
@@ -299,6 +459,8 @@ export class JobHost implements RunnerHost {
       // Already ended elsewhere (reset/cancel discarded it): keep that status.
       if (job.status !== 'RUNNING') {
         await tx.jobAttempt.updateMany({ where: { jobId, finishedAt: null }, data: { ...attemptData, status: 'CANCELLED' } });
+        finishLog = await this.finishLog(tx, jobId, { attempt: job.attempts, status: job.status, outcome, error: null, totals, durationMs, retryAt: null, maxAttempts: 0, resumes: false, discarded: true });
+        attemptEnd = { jobId, pipelineId: job.pipelineId, workspaceId: job.workspaceId, kind: job.kind, status: 'CANCELLED', attempt: job.attempts, error: null, startedAt: job.startedAt };
         return job.status;
       }
       let status: 'SUCCEEDED' | 'FAILED' | 'PAUSED' | 'CANCELLED' | 'QUEUED';
@@ -350,7 +512,21 @@ export class JobHost implements RunnerHost {
         where: { jobId, finishedAt: null },
         data: { ...attemptData, status: status === 'QUEUED' ? (followUp ? 'PAUSED' : 'FAILED') : status, error },
       });
+      const observed = retryAt ? 'RETRYING' : status === 'QUEUED' ? (followUp ? 'PAUSED' : 'INTERRUPTED') : status;
+      attemptEnd = { jobId, pipelineId: job.pipelineId, workspaceId: job.workspaceId, kind: job.kind, status: observed, attempt: job.attempts, error, startedAt: job.startedAt };
       const summary = `${totals.recordsRead} read, ${totals.recordsWritten} written, ${totals.recordsFailed} failed`;
+      finishLog = await this.finishLog(tx, jobId, {
+        attempt: job.attempts,
+        status,
+        outcome,
+        error,
+        totals,
+        durationMs,
+        retryAt,
+        maxAttempts: job.pipeline?.maxAttempts ?? 0,
+        resumes: followUp !== null,
+        discarded: false,
+      });
       if (retryAt) {
         const seconds = Math.round((retryAt.getTime() - Date.now()) / 1000);
         await emit({
@@ -397,6 +573,9 @@ export class JobHost implements RunnerHost {
       }
       return status;
     });
+    this.attemptEnded(attemptEnd as AttemptEnd | null, finalStatus, totals);
+    this.logs?.publish(finishLog);
+    this.logs?.close(jobId);
     for (const m of published) this.pubsub.publish('pipelineStateChanged', m.pipelineId, m);
     if (retryAt) this.scheduleRetry(jobId, retryAt);
     const follow = followUp as { id: string; pipelineId: string | null } | null;
@@ -407,4 +586,29 @@ export class JobHost implements RunnerHost {
       this.progress(jobId, job?.pipelineId ?? '', totals, finalStatus, true);
     }
   }
+}
+
+/** The RUNNER line that opens an attempt: what it runs. */
+function startLine(plan: JobPlan, attempt: number, kind: string): NewJobLogLine {
+  const streams = plan.streams.map((st) => `${st.name} (${st.syncMode}${st.writeMode && st.writeMode !== plan.writeMode ? `, ${st.writeMode}` : ''})`);
+  const what = plan.replay ? `; replaying ${plan.replay.length} record(s)` : '';
+  const resumed = Object.keys(plan.state ?? {}).length ? `; resuming ${Object.keys(plan.state).length} stream(s) from their state` : '';
+  return {
+    level: 'info',
+    attempt,
+    message:
+      `attempt ${attempt} started (${kind.toLowerCase()}): ${plan.source.driver} → ${plan.destination.driver}, ` +
+      `streams: ${streams.join(', ') || 'none'}; write mode ${plan.writeMode}${what}${resumed}`,
+    data: {
+      attempt,
+      kind,
+      source: plan.source.driver,
+      destination: plan.destination.driver,
+      writeMode: plan.writeMode,
+      batchSize: plan.batchSize,
+      streams: plan.streams.map((st) => ({ name: st.name, syncMode: st.syncMode, writeMode: st.writeMode ?? plan.writeMode })),
+      ...(plan.replay ? { replayRecords: plan.replay.length } : {}),
+      ...(plan.mapping ? { mapping: true } : {}),
+    },
+  };
 }

@@ -17,6 +17,7 @@ import type { JobProgressMessage, PubSub } from '../../pubsub/pubsub.js';
 import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { lockConnectorPipelines } from '../pipeline/pipeline.transitions.js';
+import type { JobLogService } from './job.logs.js';
 import { ACTIVE_STATUSES, createJob, ensurePushJob, lockJobPipeline, type JobDispatch, type JobRow, type PipelineRow } from './job.rows.js';
 
 export { ACTIVE_STATUSES } from './job.rows.js';
@@ -36,7 +37,33 @@ export class JobService {
     private readonly runner: RunControl,
     /** Hands QUEUED jobs to the queue (after their transaction committed). */
     readonly dispatch: JobDispatch,
+    /** Where a job that ends without running writes its last log line. */
+    private readonly logs: JobLogService,
   ) {}
+
+  /**
+   * A waiting job (QUEUED or PAUSED) was cancelled inside `tx`: its last log line is written
+   * there; the returned callback, run after commit, ends its live streams (the final progress
+   * message and that line), as the runner's finish does for a job that ran.
+   */
+  private async endedWaiting(tx: Tx, job: JobRow, message: string): Promise<() => void> {
+    const lines = await this.logs.insert(tx, job.id, [{ level: 'info', message, attempt: job.attempts }], { last: true });
+    return () => {
+      this.logs.publish(lines);
+      this.pubsub.publish('jobProgress', job.id, {
+        jobId: job.id,
+        pipelineId: job.pipelineId ?? '',
+        status: 'CANCELLED',
+        recordsRead: Number(job.recordsRead),
+        recordsWritten: Number(job.recordsWritten),
+        recordsFailed: Number(job.recordsFailed),
+        bytesRead: Number(job.bytesRead),
+        bytesWritten: Number(job.bytesWritten),
+        final: true,
+        at: new Date().toISOString(),
+      });
+    };
+  }
 
   async get(id: string) {
     const j = await this.db.job.findUnique({ where: { id } });
@@ -147,10 +174,12 @@ export class JobService {
       }
       if (job.status === 'PAUSED' && reason === 'PAUSED') continue;
       const status = reason === 'PAUSED' ? 'PAUSED' : 'CANCELLED';
-      await tx.job.update({
+      const row = await tx.job.update({
         where: { id: job.id },
         data: { status, ...(status === 'CANCELLED' ? { finishedAt: new Date() } : {}) },
       });
+      // A job that was not running here ends now; one running here ends through the runner.
+      if (status === 'CANCELLED' && !runningHere) afterCommit.push(await this.endedWaiting(tx, row, `job cancelled while ${job.status.toLowerCase()}: its pipeline was stopped or reset`));
       await emit({
         type: status === 'PAUSED' ? 'JOB_PAUSED' : 'JOB_CANCELLED',
         pipelineId,
@@ -215,16 +244,20 @@ export class JobService {
       throw new ValidationError('job is not active', [{ path: 'id', message: `job is already ${job.status}` }]);
     }
     if (job.status === 'RUNNING' && this.runner.requestStop(id, 'CANCELLED')) return job;
-    return this.events.transaction(async (tx, emit) => {
+    let after: () => void = () => undefined;
+    const updated = await this.events.transaction(async (tx, emit) => {
       await lockJobPipeline(tx, id);
       const now = await tx.job.findUniqueOrThrow({ where: { id }, select: { status: true } });
       if (!(ACTIVE_STATUSES as readonly string[]).includes(now.status)) {
         throw new ValidationError('job is not active', [{ path: 'id', message: `job is already ${now.status}` }]);
       }
-      const updated = await tx.job.update({ where: { id }, data: { status: 'CANCELLED', finishedAt: new Date() } });
+      const row = await tx.job.update({ where: { id }, data: { status: 'CANCELLED', finishedAt: new Date() } });
       await emit({ type: 'JOB_CANCELLED', pipelineId: job.pipelineId, jobId: id, message: 'job cancelled' });
-      return updated;
+      after = await this.endedWaiting(tx, row, `job cancelled while ${now.status.toLowerCase()} (cancelJob)`);
+      return row;
     });
+    after();
+    return updated;
   }
 
   /**

@@ -110,6 +110,28 @@ export interface PipelineUpdate extends RunSettings {
   expectedVersion?: number | null;
 }
 
+/** The numeric settings out of range, and a write mode the destination driver does not support. */
+function settingErrors(
+  input: { writeMode: WriteMode; batchSize: number; failureThreshold: number; maxAttempts: number; retryBackoffMs: number },
+  destDriver: ReturnType<typeof getDestinationDriver>,
+): FieldError[] {
+  const errors: FieldError[] = [];
+  if (!Number.isInteger(input.batchSize) || input.batchSize < 1 || input.batchSize > 100_000) {
+    errors.push({ path: 'batchSize', message: 'must be a whole number from 1 to 100000' });
+  }
+  if (!(input.failureThreshold >= 0 && input.failureThreshold <= 100)) errors.push({ path: 'failureThreshold', message: 'must be a percentage from 0 to 100' });
+  if (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > 20) {
+    errors.push({ path: 'maxAttempts', message: 'must be a whole number from 1 to 20' });
+  }
+  if (!Number.isInteger(input.retryBackoffMs) || input.retryBackoffMs < 0 || input.retryBackoffMs > 3_600_000) {
+    errors.push({ path: 'retryBackoffMs', message: 'must be from 0 to 3600000 milliseconds' });
+  }
+  if (destDriver && !destDriver.supportedWriteModes.includes(input.writeMode)) {
+    errors.push({ path: 'writeMode', message: `driver "${destDriver.name}" supports ${destDriver.supportedWriteModes.join(', ')}` });
+  }
+  return errors;
+}
+
 /** Dead letters one REPLAY job takes; run it again for more. */
 export const MAX_REPLAY = 100_000;
 
@@ -145,6 +167,29 @@ export class PipelineService {
     const paused = await this.db.connector.findMany({ where: { id: { in: [p.sourceId, p.destinationId] }, paused: true }, select: { name: true } });
     if (paused.length) return { active: false, reason: `connector paused: ${paused.map((c) => c.name).join(', ')}` };
     return { active: true, reason: null };
+  }
+
+  /**
+   * Config as code (plan): the checks of create that need neither stored rows nor the
+   * source's catalog (name, run settings and schedule, numeric ranges, the destination
+   * driver's write modes), so a document is refused before anything is written. The stream
+   * checks against the catalog still run at create / update. Throws ValidationError with
+   * create's paths.
+   */
+  checkSettings(input: Omit<PipelineInput, 'sourceId' | 'destinationId' | 'mappingId' | 'streams'> & { destinationDriver: string }): void {
+    requireName(input.name);
+    runSettings(input);
+    const errors = settingErrors(
+      {
+        writeMode: input.writeMode ?? 'APPEND',
+        batchSize: input.batchSize ?? 5000,
+        failureThreshold: input.failureThreshold ?? 5,
+        maxAttempts: input.maxAttempts ?? 3,
+        retryBackoffMs: input.retryBackoffMs ?? 10_000,
+      },
+      getDestinationDriver(input.destinationDriver),
+    );
+    if (errors.length) throw new ValidationError('invalid pipeline', errors);
   }
 
   async create(input: PipelineInput) {
@@ -395,20 +440,8 @@ export class PipelineService {
     if (!destination) errors.push({ path: 'destinationId', message: 'no such connector' });
     else if (destination.role !== 'DESTINATION') errors.push({ path: 'destinationId', message: `connector "${destination.name}" is a ${destination.role}, not a DESTINATION` });
     if (input.mappingId && !mapping) errors.push({ path: 'mappingId', message: 'no such mapping' });
-    if (!Number.isInteger(input.batchSize) || input.batchSize < 1 || input.batchSize > 100_000) {
-      errors.push({ path: 'batchSize', message: 'must be a whole number from 1 to 100000' });
-    }
-    if (!(input.failureThreshold >= 0 && input.failureThreshold <= 100)) errors.push({ path: 'failureThreshold', message: 'must be a percentage from 0 to 100' });
-    if (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > 20) {
-      errors.push({ path: 'maxAttempts', message: 'must be a whole number from 1 to 20' });
-    }
-    if (!Number.isInteger(input.retryBackoffMs) || input.retryBackoffMs < 0 || input.retryBackoffMs > 3_600_000) {
-      errors.push({ path: 'retryBackoffMs', message: 'must be from 0 to 3600000 milliseconds' });
-    }
     const destDriver = destination ? getDestinationDriver(destination.driver) : undefined;
-    if (destDriver && !destDriver.supportedWriteModes.includes(input.writeMode)) {
-      errors.push({ path: 'writeMode', message: `driver "${destDriver.name}" supports ${destDriver.supportedWriteModes.join(', ')}` });
-    }
+    errors.push(...settingErrors(input, destDriver));
     if (errors.length) throw new ValidationError('invalid pipeline', errors);
 
     let catalog: Catalog | null = null;

@@ -172,9 +172,12 @@ export class TriggerService {
     const at = scheduledAt.toISOString();
     const next = new Map<string, Date | null>();
     let dispatches: Dispatch[] = [];
+    // One log line per fire, written once the fire committed.
+    let fired: { message: string; fields: Record<string, unknown> }[] = [];
     await this.events.transaction(async (tx, _emit, emitMany) => {
       next.clear();
       dispatches = [];
+      fired = [];
       // Rows locked in id order: a process claiming the same fire waits here, then finds them moved on.
       await lockPipelines(tx, ids);
       const due = await tx.pipeline.findMany({ where: { id: { in: ids }, nextRunAt: scheduledAt } });
@@ -207,6 +210,7 @@ export class TriggerService {
             message: `schedule fire skipped: pipeline is ${p.enabled ? p.state : 'disabled'}`,
             data: { scheduledAt: at, reason: p.enabled ? p.state : 'DISABLED' },
           });
+          fired.push({ message: 'schedule fire skipped', fields: { pipelineId: p.id, workspaceId: p.workspaceId, scheduledAt: at, reason: p.enabled ? p.state : 'DISABLED' } });
           continue;
         }
         events.push(
@@ -219,9 +223,14 @@ export class TriggerService {
           ...run.events,
         );
         if (run.job) dispatches.push({ job: run.job, parallel: p.allowParallelRuns });
+        fired.push({
+          message: 'schedule fired',
+          fields: { pipelineId: p.id, workspaceId: p.workspaceId, ...(run.job ? { jobId: run.job.id } : { skipped: run.skipped }), scheduledAt: at, lateMs, nextRunAt: next.get(p.id)?.toISOString() ?? null },
+        });
       }
       await emitMany(events);
     });
+    for (const f of fired) this.log.info(f.fields, f.message);
     for (const [id, n] of next) this.scheduler.arm(id, n);
     // Pipelines whose fire was not due any more (re-planned meanwhile, or claimed by another
     // process): arm whatever the database now plans, so their schedule keeps running.

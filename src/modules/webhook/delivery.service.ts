@@ -30,6 +30,7 @@ import type { PrismaClient } from '../../db/client.js';
 import { parseRetryAfter, redactUrl, request } from '../../engine/drivers/http/client.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import type { Logger } from '../../logger.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { ALL, type PubSub } from '../../pubsub/pubsub.js';
 import { signedHeaders } from './signing.js';
 import type { EndpointRow, WebhookService } from './webhook.service.js';
@@ -88,6 +89,8 @@ export class DeliveryService {
     private readonly pubsub: PubSub,
     private readonly config: WebhookConfig,
     private readonly log: Logger,
+    /** `sluice_webhook_deliveries_total{outcome}`: one count per recorded attempt. */
+    private readonly metrics?: Pick<Metrics, 'webhookDelivery'>,
   ) {}
 
   start(): void {
@@ -314,6 +317,7 @@ export class DeliveryService {
         this.db.webhookDelivery.update({ where: { id: d.id }, data: { ...base, status: 'DELIVERED', deliveredAt: now } }),
         this.db.webhookEndpoint.update({ where: { id: ep.id }, data: { failingSince: null, lastSuccessAt: now } }),
       ]);
+      this.metrics?.webhookDelivery('delivered');
       return 'delivered';
     }
     if (r.statusCode === 410) {
@@ -322,6 +326,7 @@ export class DeliveryService {
         this.db.webhookDelivery.update({ where: { id: d.id }, data: { ...base, status: 'FAILED' } }),
       ]);
       await this.webhooks.disable(ep.id, 'the endpoint answered 410 Gone');
+      this.metrics?.webhookDelivery('disabled');
       return 'stop';
     }
     const expired = now.getTime() - d.queuedAt.getTime() >= this.config.maxAgeMs;
@@ -335,8 +340,10 @@ export class DeliveryService {
     ]);
     if (now.getTime() - failingSince.getTime() >= this.config.disableAfterMs) {
       await this.webhooks.disable(ep.id, `every delivery failed for ${Math.round((now.getTime() - failingSince.getTime()) / 1000)} s (last: ${r.error ?? 'error'})`);
+      this.metrics?.webhookDelivery('disabled');
       return 'stop';
     }
+    this.metrics?.webhookDelivery(expired ? 'failed' : 'retrying');
     return expired ? 'stop' : next;
   }
 

@@ -12,6 +12,7 @@
  *   at start or at the next rotation.
  * - Events about an endpoint (WEBHOOK_*) are never queued for that endpoint itself.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { globalId } from '../../ids.js';
 import type { PrismaClient } from '../../db/client.js';
 import { CursorExpiredError, NotFoundError, ValidationError } from '../../errors.js';
@@ -20,7 +21,7 @@ import { toMessage, type EventRow, type EventService, type Tx } from '../event/e
 import { isOptInEventType, type EventType, type NewEvent } from '../event/event.types.js';
 import { newRowId } from '../../db/ids.js';
 import { bindingOf, KeyRingError, type KeyRing } from '../../security/keyring.js';
-import { generateSecret } from './signing.js';
+import { generateSecret, SECRET_PREFIX } from './signing.js';
 import { requireWorkspaceId, runAsSystem } from '../../tenancy/scope.js';
 
 export type EndpointRow = NonNullable<Awaited<ReturnType<PrismaClient['webhookEndpoint']['findUnique']>>>;
@@ -39,6 +40,8 @@ export interface CreateWebhookInput {
   eventTypes?: EventType[] | null;
   pipelineIds?: string[] | null;
   enabled?: boolean | null;
+  /** A given signing secret (config as code; `checkWebhookSecret`) instead of a generated one. */
+  secret?: string | null;
 }
 
 export interface UpdateWebhookInput {
@@ -105,7 +108,21 @@ export function endpointMatches(ep: CachedEndpoint, row: Pick<EventRow, 'type' |
   return true;
 }
 
-function checkUrl(url: string): string {
+/**
+ * A signing secret given by a client (config as code): `whsec_` + base64 of 24–64 bytes, as
+ * `generateSecret` makes them. Throws ValidationError at `path`.
+ */
+export function checkWebhookSecret(secret: string, path = 'secret'): string {
+  const raw = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : null;
+  const bytes = raw !== null && /^[A-Za-z0-9+/]+={0,2}$/.test(raw) ? Buffer.from(raw, 'base64').length : 0;
+  if (bytes < 24 || bytes > 64) {
+    throw new ValidationError('invalid webhook secret', [{ path, message: `must be ${SECRET_PREFIX} followed by the base64 of 24 to 64 bytes` }]);
+  }
+  return secret;
+}
+
+/** An absolute http(s) URL, normalized as it is stored; ValidationError at `url` otherwise. */
+export function checkUrl(url: string): string {
   let u: URL;
   try {
     u = new URL(url.trim());
@@ -216,7 +233,7 @@ export class WebhookService {
   async create(input: CreateWebhookInput): Promise<{ endpoint: EndpointRow; secret: string }> {
     const url = checkUrl(input.url);
     const pipelineIds = await this.checkPipelines(input.pipelineIds);
-    const secret = generateSecret();
+    const secret = input.secret != null ? checkWebhookSecret(input.secret) : generateSecret();
     // The id exists before the insert: the secret is sealed bound to it.
     const id = newRowId();
     const endpoint = await this.change(async (tx, emit) => {
@@ -272,14 +289,34 @@ export class WebhookService {
     return ep;
   }
 
-  /** A new secret; the previous one is also signed with for `overlapSeconds`. */
-  async rotateSecret(id: string, overlapSeconds: number | null | undefined): Promise<{ endpoint: EndpointRow; secret: string }> {
+  /**
+   * Config as code (plan): whether `candidate` is the endpoint's current signing secret
+   * (compared decrypted, here; a secret that does not decrypt matches nothing).
+   */
+  secretMatches(ep: Pick<EndpointRow, 'id' | 'secret'>, candidate: string): boolean {
+    let current: string;
+    try {
+      current = this.openSecret(ep.id, 'secret', ep.secret);
+    } catch (err) {
+      if (!(err instanceof KeyRingError)) throw err;
+      return false;
+    }
+    const a = Buffer.from(current, 'utf8');
+    const b = Buffer.from(candidate, 'utf8');
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /**
+   * A new secret (generated, or `secret` as given: config as code); the previous one is also
+   * signed with for `overlapSeconds`.
+   */
+  async rotateSecret(id: string, overlapSeconds: number | null | undefined, given?: string | null): Promise<{ endpoint: EndpointRow; secret: string }> {
     const overlap = overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
     if (!Number.isInteger(overlap) || overlap < 0 || overlap > MAX_OVERLAP_SECONDS) {
       throw new ValidationError('invalid overlap', [{ path: 'overlapSeconds', message: `expected 0 to ${MAX_OVERLAP_SECONDS} seconds` }]);
     }
     const current = await this.get(id);
-    const secret = generateSecret();
+    const secret = given != null ? checkWebhookSecret(given) : generateSecret();
     const now = new Date();
     const previousSecret = overlap > 0 ? this.previousOf(current) : null;
     const endpoint = await this.change(async (tx, emit) => {
@@ -319,13 +356,18 @@ export class WebhookService {
 
   /** Disables an endpoint with a reason and a WEBHOOK_DISABLED event (no-op when already disabled). */
   async disable(id: string, reason: string): Promise<void> {
+    let workspaceId: string | null = null;
     await this.change(async (tx, emit) => {
+      workspaceId = null;
       const res = await tx.webhookEndpoint.updateMany({ where: { id, enabled: true }, data: { enabled: false, disabledReason: reason, version: { increment: 1 } } });
       if (res.count === 0) return;
       const ep = await tx.webhookEndpoint.findUniqueOrThrow({ where: { id } });
+      workspaceId = ep.workspaceId;
       await emit({ type: 'WEBHOOK_DISABLED', message: `webhook endpoint ${describe(ep)} disabled: ${reason}`, data: { endpointId: id, reason } });
     });
-    this.log.warn({ endpointId: id, reason }, 'webhook endpoint disabled');
+    // Logged once, by the call that disabled it (not when it was disabled already).
+    const disabledIn = workspaceId as string | null;
+    if (disabledIn) this.log.warn({ endpointId: id, workspaceId: disabledIn, reason }, 'webhook endpoint disabled');
   }
 
   /** Queues one delivery again (same webhook-id), now, whatever its status. */

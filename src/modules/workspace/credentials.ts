@@ -11,15 +11,22 @@
  *   otherwise make every client local), the Host header names a loopback host (defeats DNS
  *   rebinding) and any Origin is a loopback origin (a web page elsewhere cannot drive a browser
  *   into it — WebSockets have no CORS). Anything else → `missing`.
+ * - A refused key (`invalid`, `malformed`) is logged (warn "API key refused") with the reason,
+ *   the peer address, the request id when the caller passes one, and the key's display prefix
+ *   (`sk_` + 8 characters, as stored) when it looks like a key — never the key itself.
  */
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
+import type { Logger } from '../../logger.js';
 import { isLoopbackName } from '../../security/outbound-guard.js';
 import { LOCAL_AUTH, type WorkspaceService } from './workspace.service.js';
 import type { AuthContext } from '../../tenancy/scope.js';
 
-export type Credentials = { ok: true; auth: AuthContext } | { ok: false; reason: 'missing' | 'invalid' | 'malformed' };
+export type Credentials =
+  | { ok: true; auth: AuthContext }
+  /** `keyPrefix`: the display prefix of a refused key (see loggableKeyPrefix). */
+  | { ok: false; reason: 'missing' | 'invalid' | 'malformed'; keyPrefix?: string };
 
 /** A loopback address (IPv4-mapped IPv6 included) in its usual notation. */
 function isLoopbackAddress(addr: string | undefined): boolean {
@@ -63,14 +70,34 @@ function bearerToken(header: string | undefined): string | null | undefined {
   return m ? m[1]! : null;
 }
 
+/** What of a refused key may be logged: the display prefix of something shaped like a key, nothing else. */
+export function loggableKeyPrefix(key: string | null | undefined): string | undefined {
+  return key && key.startsWith('sk_') && key.length >= 20 ? key.slice(0, 11) : undefined;
+}
+
 export class Authenticator {
   constructor(
     private readonly workspaces: WorkspaceService,
     private readonly localAccess: boolean,
+    private readonly log?: Logger,
   ) {}
 
-  /** The caller of an HTTP request (or a WebSocket upgrade with `presented` from its params). */
-  async resolve(req: IncomingMessage, presented?: unknown): Promise<Credentials> {
+  /**
+   * The caller of an HTTP request (or a WebSocket upgrade with `presented` from its params);
+   * `requestId` only goes into the log line of a refused key.
+   */
+  async resolve(req: IncomingMessage, presented?: unknown, requestId?: string): Promise<Credentials> {
+    const credentials = await this.check(req, presented);
+    if (!credentials.ok && credentials.reason !== 'missing') {
+      this.log?.warn(
+        { reason: credentials.reason, keyPrefix: credentials.keyPrefix, remoteAddress: req.socket.remoteAddress, ...(requestId ? { requestId } : {}) },
+        'API key refused',
+      );
+    }
+    return credentials;
+  }
+
+  private async check(req: IncomingMessage, presented?: unknown): Promise<Credentials> {
     let key: string | null | undefined;
     if (presented !== undefined && presented !== null && presented !== '') {
       key = typeof presented === 'string' ? (presented.startsWith('sk_') ? presented : bearerToken(presented)) : null;
@@ -81,7 +108,9 @@ export class Authenticator {
     if (key === null) return { ok: false, reason: 'malformed' };
     if (key !== undefined) {
       const auth = await this.workspaces.authenticate(key);
-      return auth ? { ok: true, auth } : { ok: false, reason: 'invalid' };
+      if (auth) return { ok: true, auth };
+      const keyPrefix = loggableKeyPrefix(key);
+      return { ok: false, reason: 'invalid', ...(keyPrefix ? { keyPrefix } : {}) };
     }
     if (this.localAccess && isLocalRequest(req)) return { ok: true, auth: LOCAL_AUTH };
     return { ok: false, reason: 'missing' };

@@ -5,7 +5,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
-import { isHttpUrl, redactUrl, request } from '../http/client.js';
+import { isHttpUrl, redactUrl, request, type RequestPolicy } from '../http/client.js';
+import { requestLog } from '../context.js';
 import { pathProblems, readableFile } from '../kit/local-files.js';
 import { decodeText } from '../kit/text-decode.js';
 import { JsonArrayScanner, JsonStructureError, LineSplitter } from './json-stream.js';
@@ -220,12 +221,12 @@ interface Opened {
   close(): void;
 }
 
-async function openSource(cfg: ResolvedConfig, files: FileAccess, signal?: AbortSignal): Promise<Opened> {
+async function openSource(cfg: ResolvedConfig, files: FileAccess, signal?: AbortSignal, onRequest?: RequestPolicy['onRequest']): Promise<Opened> {
   let raw: Readable;
   let contentType: string | null = null;
   if (cfg.url !== null) {
     const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson;q=0.9, */*;q=0.5', ...cfg.headers };
-    const res = await request(cfg.url, { method: 'GET', headers }, { signal, label: LABEL });
+    const res = await request(cfg.url, { method: 'GET', headers }, { signal, label: LABEL, onRequest });
     contentType = res.headers.get('content-type');
     raw = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
   } else {
@@ -547,7 +548,7 @@ async function* read(config: JsonSourceConfig, streams: ConfiguredStream[], stat
   let opened: Opened | null = null;
   let parser: Parser | null = null;
   try {
-    opened = await openSource(cfg, options.ctx.files, signal);
+    opened = await openSource(cfg, options.ctx.files, signal, requestLog(options.ctx, LABEL));
     parser = makeParser(cfg, cfg.format ?? formatFromContentType(opened.contentType), startRow, selected, sink);
     for await (const text of opened.chunks) {
       parser.push(text);

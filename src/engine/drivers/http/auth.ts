@@ -290,8 +290,8 @@ export class HttpCredentials {
   constructor(
     private readonly auth: HttpAuth | null | undefined,
     private readonly label: string,
-    /** Token requests: cancellation, timeout, retries. */
-    private readonly tokenPolicy: Pick<RequestPolicy, 'signal' | 'timeoutMs' | 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'guardUrl'> = {},
+    /** Token requests: cancellation, timeout, retries, request logging. */
+    private readonly tokenPolicy: Pick<RequestPolicy, 'signal' | 'timeoutMs' | 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'guardUrl' | 'onRequest'> = {},
   ) {
     if (auth?.type === 'oauth2ClientCredentials') checkOAuth2(auth, label);
     this.secrets = new Set(authSecrets(auth));

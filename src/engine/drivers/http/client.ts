@@ -32,6 +32,10 @@
  *   reach a refused address); it applies to every request, even one with its own `guardUrl`,
  *   unless the policy names its own `dispatcher`. A connection refused by it (an error with
  *   code `ERR_OUTBOUND_REFUSED`) fails like a guard refusal: not retried.
+ * - `onRequest` (optional) hears every request sent — each attempt and each redirect hop — once
+ *   it has its response headers or failed: method, the URL as `redactUrlForLog` shows it, status
+ *   (0 without a response), duration. Header and body values are never part of it. A throwing
+ *   hook is ignored.
  */
 import type { Dispatcher } from 'undici';
 import { outboundGuard, outboundRefusal } from '../kit/outbound.js';
@@ -54,6 +58,21 @@ export interface RetryEvent {
   reason: string;
   /** Redacted URL. */
   url: string;
+}
+
+/** One request sent (an attempt or a redirect hop), for logs. */
+export interface RequestEvent {
+  method: string;
+  /** The URL without credentials, secret-looking query values as `***` (`redactUrlForLog`). */
+  url: string;
+  /** The response status; 0 when none came (network error, timeout, cancellation). */
+  status: number;
+  /** Milliseconds until the response headers arrived (or the request failed). */
+  durationMs: number;
+  /** The attempt it belongs to (1-based). */
+  attempt: number;
+  /** Why no response came: `timeout`, `aborted`, `ECONNREFUSED`, ... */
+  error?: string;
 }
 
 export interface RequestPolicy {
@@ -87,6 +106,8 @@ export interface RequestPolicy {
   acceptStatus?: (status: number) => boolean;
   /** Called before each backoff sleep (logging). */
   onRetry?: (event: RetryEvent) => void;
+  /** Called after every request sent (logging); see the module comment. */
+  onRequest?: (event: RequestEvent) => void;
   /** Body size limit for requestJson/requestText in bytes. Default 64 MiB. */
   maxBodyBytes?: number;
   /** Random source in [0, 1) for the jitter; tests pin it. */
@@ -173,6 +194,31 @@ export function redactUrl(url: string | URL, secretQueryParams: readonly string[
     if (changed) u.search = params.toString().replace(/%2A%2A%2A/g, '***');
   }
   return u.toString();
+}
+
+/**
+ * Query parameter names whose values are treated as secrets in logs even when no credential
+ * names them: token, key, secret, password, signature, auth, credential, session and the like
+ * (`access_token`, `api_key`, `X-Amz-Signature`, `sig`, ...).
+ */
+const SECRET_QUERY_NAME = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session/i;
+
+/** `redactUrl`, also hiding the value of every query parameter whose name looks secret. */
+export function redactUrlForLog(url: string | URL, secretQueryParams: readonly string[] = []): string {
+  let names: string[] = [...secretQueryParams];
+  try {
+    names = names.concat([...new URL(String(url)).searchParams.keys()].filter((k) => SECRET_QUERY_NAME.test(k)));
+  } catch {
+    // redactUrl reports an invalid URL.
+  }
+  return redactUrl(url, [...new Set(names)]);
+}
+
+const SECRET_QUERY_IN_TEXT = /([?&;][\w.\-[\]]*?(?:token|key|secret|passw|pwd|signature|sig|auth|credential|session)[\w.\-[\]]*=)[^&#\s"'<>]*/gi;
+
+/** `text` with the values of secret-looking query parameters of every URL in it replaced by `***`. */
+export function scrubSecretQueryValues(text: string): string {
+  return text.includes('=') ? text.replace(SECRET_QUERY_IN_TEXT, '$1***') : text;
 }
 
 export function isHttpUrl(s: string): boolean {
@@ -296,6 +342,25 @@ async function attemptOnce<T>(
   let current = url;
   const redacted = () => redactUrl(current, r.secret);
   const method0 = (init.method ?? 'GET').toUpperCase();
+  // The request in flight, reported to `onRequest` once it answered or failed.
+  let sent: { method: string; url: URL; started: number } | null = null;
+  const report = (status: number, error?: string) => {
+    const s = sent;
+    sent = null;
+    if (!s || !policy.onRequest) return;
+    try {
+      policy.onRequest({
+        method: s.method,
+        url: redactUrlForLog(s.url, r.secret),
+        status,
+        durationMs: Math.round(performance.now() - s.started),
+        attempt,
+        ...(error !== undefined ? { error } : {}),
+      });
+    } catch {
+      // Logging never fails a request.
+    }
+  };
   try {
     let method = method0;
     let body = init.body ?? null;
@@ -313,6 +378,7 @@ async function attemptOnce<T>(
           throw e instanceof DriverError ? e : new DriverError(`${r.label}: request to ${redacted()} refused: ${msg}`, false);
         }
       }
+      sent = { method, url: current, started: performance.now() };
       res = await fetch(current, {
         method,
         headers,
@@ -321,6 +387,7 @@ async function attemptOnce<T>(
         signal: controller.signal,
         ...(dispatcher ? { dispatcher } : {}),
       } as RequestInit);
+      report(res.status);
       if (!REDIRECTS.has(res.status) || r.redirect === 'manual' || policy.acceptStatus?.(res.status)) break;
       const location = res.headers.get('location');
       if (location === null) break;
@@ -373,6 +440,7 @@ async function attemptOnce<T>(
     }
     return { ok: true, value: await consume(res, controller.signal) };
   } catch (e) {
+    if (sent) report(0, caller?.aborted ? 'aborted' : timedOut ? 'timeout' : isNetworkError(e) ? networkReason(e) : 'failed');
     if (caller?.aborted) throw caller.reason;
     if (e instanceof DriverError) throw e;
     const refusal = outboundRefusal(e);

@@ -9,6 +9,7 @@ import {
   type CheckResult,
   type ConfiguredStream,
   type DataRecord,
+  type DriverContext,
   type JsonSchema,
   type JsonValue,
   type ReadOptions,
@@ -18,6 +19,7 @@ import {
   type StreamStates,
 } from '../types.js';
 import { singleStreamRead } from '../kit/single-stream.js';
+import { requestLog } from '../context.js';
 
 /**
  * HTTP (REST JSON API) source.
@@ -360,8 +362,10 @@ class Client {
   constructor(
     private readonly cfg: ResolvedConfig,
     private readonly signal?: AbortSignal,
+    /** Hears every request (the job log, see requestLog in ../context.ts). */
+    private readonly onRequest?: RequestPolicy['onRequest'],
   ) {
-    this.credentials = new HttpCredentials(cfg.auth, LABEL, { signal, timeoutMs: cfg.policy.timeoutMs });
+    this.credentials = new HttpCredentials(cfg.auth, LABEL, { signal, timeoutMs: cfg.policy.timeoutMs, onRequest });
   }
 
   takeLogs(): string[] {
@@ -411,6 +415,7 @@ class Client {
         policy: {
           ...cfg.policy,
           signal: this.signal,
+          onRequest: this.onRequest,
           secretQueryParams: applied.secretQueryParams,
           sensitiveHeaders: applied.sensitiveHeaders,
           onRetry: (e: RetryEvent) => {
@@ -588,9 +593,9 @@ async function check(config: HttpSourceConfig): Promise<CheckResult> {
   }
 }
 
-async function discover(config: HttpSourceConfig): Promise<Catalog> {
+async function discover(config: HttpSourceConfig, ctx?: DriverContext): Promise<Catalog> {
   const cfg = resolveConfig(config);
-  const client = new Client(cfg);
+  const client = new Client(cfg, undefined, requestLog(ctx, LABEL));
   let page: PageResult;
   try {
     page = await client.fetchPage({}, cfg.incremental?.initialValue ?? null);
@@ -634,7 +639,7 @@ async function* read(config: HttpSourceConfig, streams: ConfiguredStream[], stat
   const parsed = parseState(state?.[stream], stream, incremental);
   if (parsed.done) return;
   const { batchSize, selected } = pick;
-  const client = new Client(cfg, signal);
+  const client = new Client(cfg, signal, requestLog(options.ctx, LABEL));
 
   // Incremental: `since` is the bound sent with every request of this run.
   let max: string | number | null = parsed.inc.cursor;

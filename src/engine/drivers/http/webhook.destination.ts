@@ -15,6 +15,7 @@ import {
   type WriteResult,
   type WriterOptions,
 } from '../types.js';
+import { requestLog } from '../context.js';
 
 /**
  * Webhook destination: POSTs batches as JSON.
@@ -152,7 +153,8 @@ async function send(cfg: ResolvedConfig, method: string, headers: Record<string,
   }
 }
 
-function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
+/** `onRequest`: hears every request (the job log, see requestLog in ../context.ts). */
+function resolveConfig(raw: WebhookDestinationConfig, onRequest?: RequestPolicy['onRequest']): ResolvedConfig {
   if (!raw || typeof raw !== 'object') throw new DriverError(`${LABEL}: config must be an object`);
   if (typeof raw.url !== 'string' || raw.url === '') throw new DriverError(`${LABEL}: "url" is required`);
   let url: URL;
@@ -169,7 +171,7 @@ function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
   return {
     url,
     headers,
-    credentials: new HttpCredentials(auth, LABEL, { timeoutMs }),
+    credentials: new HttpCredentials(auth, LABEL, { timeoutMs, onRequest }),
     batchSize: raw.batchSize ?? null,
     // A query parameter the apiKey replaces is not shown either.
     shown: redactUrl(url, auth?.type === 'apiKey' && auth.in === 'query' ? [auth.name] : []),
@@ -177,6 +179,7 @@ function resolveConfig(raw: WebhookDestinationConfig): ResolvedConfig {
       label: LABEL,
       redirect: 'error',
       timeoutMs,
+      onRequest,
       maxAttempts: retry.maxAttempts,
       baseDelayMs: retry.baseDelayMs,
       maxDelayMs: retry.maxDelayMs,
@@ -273,7 +276,7 @@ class WebhookWriter implements StreamWriter {
 }
 
 async function openWriter(config: WebhookDestinationConfig, options: WriterOptions): Promise<StreamWriter> {
-  const cfg = resolveConfig(config);
+  const cfg = resolveConfig(config, requestLog(options.ctx, LABEL));
   if (!SUPPORTED_MODES.includes(options.writeMode)) {
     throw new DriverError(`${LABEL}: unsupported write mode ${options.writeMode} (supported: APPEND)`);
   }
