@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { builder } from '../../graphql/builder.js';
 
 interface Health {
@@ -23,11 +24,12 @@ const HealthRef = builder.objectRef<Health>('Health').implement({
         '(paused jobs and retries still in their backoff are not counted).',
     }),
     uptimeSeconds: t.exposeInt('uptimeSeconds', { description: 'Seconds since the server process started (rounded).' }),
-    version: t.exposeString('version', { description: 'The Sluice server version, e.g. `0.1.0`.' }),
+    version: t.exposeString('version', { description: "The Sluice server version (package.json's `version`, e.g. `0.1.0`)." }),
   }),
 });
 
-export const VERSION = '0.1.0';
+/** package.json's version (the same file from src/ and from the compiled dist/). */
+export const VERSION: string = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const started = Date.now();
 
 builder.queryFields((t) => ({
