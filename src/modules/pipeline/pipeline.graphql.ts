@@ -494,7 +494,7 @@ const PipelineStateChangeRef = builder.objectRef<PipelineStateMessage>('Pipeline
       resolve: (q, m, _a, ctx) => ctx.db.pipeline.findUnique({ ...q, where: { id: m.pipelineId } }),
     }),
     pipelineId: t.id({ description: 'Global ID of the pipeline (also when it no longer exists).', resolve: (m) => encodeGlobalID('Pipeline', m.pipelineId) }),
-    action: t.exposeString('action', { description: 'START, STOP, PAUSE, RESUME, RESET, or INITIAL_LOAD_COMPLETED.' }),
+    action: t.exposeString('action', { description: 'START, STOP, PAUSE, RESUME or RESET (the lifecycle mutations), INITIAL_LOAD_COMPLETED (the first job succeeded), or AUTO_STOP (stopped after autoStopAfterFailures consecutive failed jobs).' }),
     state: t.field({ type: PipelineStateEnum, description: 'State after the transition.', resolve: (m) => m.state as never }),
     previousState: t.field({ type: PipelineStateEnum, nullable: true, description: 'State before the transition.', resolve: (m) => m.previousState as never }),
     reason: t.exposeString('reason', {
