@@ -355,6 +355,17 @@ describe('config as code', () => {
     expect((await exportDoc(b)).document).toBe(doc1);
   });
 
+  it("a connector's stored authentication never follows a changed address just because the document still names it", async () => {
+    const moved = doc1.replace(`url: ${base}/items`, 'url: http://127.0.0.1:9/items');
+    expect(moved).not.toBe(doc1);
+    const before = await counts(b);
+    const r = await apply(b, { document: moved, env });
+    expect(r.__typename, JSON.stringify(r)).toBe('ValidationError');
+    expect(JSON.stringify(r)).toMatch(/stored credentials do not follow a changed address/);
+    expect((await exportDoc(b)).document).toBe(doc1);
+    expect((await counts(b)).objects).toEqual(before.objects);
+  });
+
   it('prune deletes what the document no longer declares, in reverse dependency order', async () => {
     const parsed = parseYaml(doc1);
     delete parsed.authentications;

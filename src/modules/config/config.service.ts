@@ -535,7 +535,12 @@ export class ConfigService {
         const d = desired.connectors.get(name)!;
         const authenticationId = d.authentication === null ? null : need(ids.authentications, d.authentication);
         if (create) ids.connectors.set(name, (await services.connectors.create({ name, driver: d.driver, config: d.config, authenticationId })).id);
-        else await services.connectors.update({ id: step.row!.id, config: d.config, authenticationId, expectedVersion: step.row!.version ?? null });
+        else {
+          // An unchanged authentication is not named again: the service then refuses to send its
+          // stored credentials to a changed address (detach it, change the address, attach it back).
+          const authChanged = step.fields.some((f) => f.path === 'authentication');
+          await services.connectors.update({ id: step.row!.id, config: d.config, authenticationId: authChanged ? authenticationId : undefined, expectedVersion: step.row!.version ?? null });
+        }
         return;
       }
       case 'mappings': {
