@@ -126,7 +126,7 @@ export function createServices(deps: {
   const driverConfig: DriverConfigResolver = (c, tx) => connectors.driverConfig(c, tx);
 
   const jobDispatch = new QueueDispatch(deps.queue);
-  const jobLogs = new JobLogService(db, deps.pubsub, deps.log, { maxLines: deps.retention.jobLogMaxLines ?? 10_000 });
+  const jobLogs = new JobLogService(db, deps.pubsub, deps.log, { maxLines: deps.retention.jobLogMaxLines });
   const jobHost = new JobHost({
     logs: jobLogs,
     db,

@@ -6,8 +6,8 @@
  * Exit codes: 0 success; 1 the operation failed (server unreachable, key refused, typed
  * error, port in use); 2 bad usage or configuration.
  */
-import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.js';
 import { EXIT, report } from './errors.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerWorker } from './commands/worker.js';
@@ -17,15 +17,11 @@ import { register as registerSecrets } from './commands/secrets.js';
 import { register as registerConfig } from './commands/config.js';
 
 /** package.json's version (two folders up from src/cli and from dist/cli alike). */
-export function packageVersion(): string {
-  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export function buildProgram(): Command {
   const program = new Command('sluice')
     .description('Sluice: a data-ingestion server with a GraphQL API')
-    .version(packageVersion(), '-V, --version', 'print the version')
+    .version(VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
     .helpCommand('help [command]', 'show help for a command')
     // Errors become CommanderErrors (handled in main), inherited by every command below.

@@ -8,17 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
+import { pgdataDir, shownDataDir } from '../db/paths.js';
 import { CliError } from './errors.js';
-
-/** `<dataDir>/pgdata`, the embedded database's folder. */
-export function pgdataDir(config: Config): string {
-  return path.join(config.dataDir, 'pgdata');
-}
-
-/** True when the embedded database has been created (its first start is behind it). */
-export function embeddedExists(config: Config): boolean {
-  return fs.existsSync(path.join(pgdataDir(config), 'PG_VERSION'));
-}
 
 /** How the database is named in messages: `embedded (./data)` or `PostgreSQL at host:port/db`. */
 export function describeDatabase(config: Config): string {
@@ -30,12 +21,11 @@ export function describeDatabase(config: Config): string {
       return 'PostgreSQL (DATABASE_URL)';
     }
   }
-  const rel = path.relative(process.cwd(), config.dataDir);
-  return `embedded (${rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? config.dataDir : `./${rel}`})`;
+  return `embedded (${shownDataDir(config.dataDir)})`;
 }
 
 export async function openOffline(config: Config, options: { force?: boolean } = {}): Promise<Database> {
-  if (!config.databaseUrl && !options.force && fs.existsSync(path.join(pgdataDir(config), 'postmaster.pid'))) {
+  if (!config.databaseUrl && !options.force && fs.existsSync(path.join(pgdataDir(config.dataDir), 'postmaster.pid'))) {
     throw new CliError(
       `the embedded database in ${config.dataDir} is open in another process (is \`sluice serve\` running?); stop it first, or pass --force if no process uses it (the last one crashed)`,
       1,

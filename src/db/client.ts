@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { applyMigrations, type SqlExecutor } from './migrate.js';
+import { embeddedExists, pgdataDir, shownDataDir } from './paths.js';
 import { tenantExtension } from '../tenancy/tenant-extension.js';
 
 export type { PrismaClient };
@@ -83,12 +84,10 @@ function yieldingPglite<T extends object>(client: T): T {
 async function openPglite(dataDir: string, migrationsDir: string, notify?: (message: string) => void): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
-  const dir = path.join(dataDir, 'pgdata');
+  const dir = pgdataDir(dataDir);
   fs.mkdirSync(dir, { recursive: true });
-  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
-    const rel = path.relative(process.cwd(), dataDir);
-    const shown = rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? dataDir : `./${rel}`;
-    notify?.(`initialising the embedded database in ${shown} (first use, takes a few seconds)`);
+  if (!embeddedExists(dataDir)) {
+    notify?.(`initialising the embedded database in ${shownDataDir(dataDir)} (first use, takes a few seconds)`);
     const init = spawnSync(process.execPath, [fileURLToPath(new URL('./pglite-init.mjs', import.meta.url)), dir], { encoding: 'utf8' });
     if (init.status !== 0) throw new Error(`could not create the embedded database in ${dir}: ${init.stderr || init.error?.message}`);
   }

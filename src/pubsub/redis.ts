@@ -33,7 +33,7 @@
  */
 import { Redis } from 'ioredis';
 import { createSluicePubSub, type PubSub, type TopicName } from './pubsub.js';
-import { closeRedis } from './redis-client.js';
+import { closeRedis, safeReporter, toError } from './redis-client.js';
 
 export interface RedisPubSubOptions {
   /** A redis:// or rediss:// URL. */
@@ -59,9 +59,6 @@ export interface RedisPubSub extends PubSub {
   close(): Promise<void>;
 }
 
-/** How long `close()` waits for Redis to acknowledge QUIT before dropping the socket. */
-const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
-
 /** A PSUBSCRIBE glob matching exactly the channels that start with `<prefix>:`. */
 const patternFor = (prefix: string) => `${prefix.replace(/[\\*?[\]]/g, (c) => `\\${c}`)}:*`;
 
@@ -69,13 +66,7 @@ export async function createRedisPubSub(options: RedisPubSubOptions): Promise<Re
   const prefix = options.prefix ?? 'sluice';
   if (!prefix || prefix.includes(':')) throw new Error(`redis pub/sub: invalid prefix ${JSON.stringify(prefix)}: must be non-empty and contain no ':'`);
   const onError = options.onError ?? ((err: Error) => console.error('[sluice] redis pub/sub:', err));
-  const report = (err: unknown) => {
-    try {
-      onError(toError(err));
-    } catch {
-      // A failing error reporter must not break delivery.
-    }
-  };
+  const report = safeReporter(onError);
   const channelPrefix = `${prefix}:`;
   const pattern = patternFor(prefix);
 

@@ -39,3 +39,18 @@ export function scrubberFor(secrets: Iterable<string>): (text: string) => string
     return out;
   };
 }
+
+/**
+ * `value` as plain JSON with `clean` applied to every string in it, keys included: bigints
+ * become decimal strings, undefined properties are left out, and anything nested deeper than
+ * 20 levels becomes '[too deep]' (so no string escapes `clean` however deep it sits).
+ */
+export function mapStrings(value: unknown, clean: (s: string) => string, depth = 0): unknown {
+  if (typeof value === 'string') return clean(value);
+  if (value === null || typeof value !== 'object') return typeof value === 'bigint' ? value.toString() : value;
+  if (depth > 20) return '[too deep]';
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, clean, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (v !== undefined) out[clean(k)] = mapStrings(v, clean, depth + 1);
+  return out;
+}

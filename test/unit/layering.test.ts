@@ -23,6 +23,7 @@ const LAYERS: [prefix: string, layer: number, name: string][] = [
   ['ids.ts', 0, 'primitives'],
   ['logger.ts', 0, 'primitives'],
   ['config.ts', 0, 'primitives'],
+  ['version.ts', 0, 'primitives'],
   ['engine/', 1, 'engine'],
   ['graphql/', 2, 'modules'],
   ['modules/', 2, 'modules'],

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { Config } from '../../config.js';
 import { readConfig } from '../env.js';
-import { describeDatabase, embeddedExists, openOffline } from '../offline.js';
+import { describeDatabase, openOffline } from '../offline.js';
+import { embeddedExists } from '../../db/paths.js';
 
 /** prisma/migrations, from src/cli/commands (tsx) and dist/cli/commands (built) alike. */
 const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
@@ -28,7 +29,7 @@ interface MigrationState {
 async function migrationStates(config: Config, force: boolean | undefined): Promise<{ exists: boolean; migrations: MigrationState[] }> {
   const { listMigrations } = await import('../../db/migrate.js');
   const committed = listMigrations(MIGRATIONS_DIR);
-  if (!config.databaseUrl && !embeddedExists(config)) {
+  if (!config.databaseUrl && !embeddedExists(config.dataDir)) {
     return { exists: false, migrations: committed.map((m) => ({ name: m.name, state: 'pending', appliedAt: null })) };
   }
   const database = await openOffline(config, { force });

@@ -61,6 +61,12 @@ export interface ConfiguredStream {
   writeMode?: WriteMode | null;
   /** Field schema after mapping, when known (used by destinations to create tables). */
   schema?: FieldSchema[] | null;
+  /**
+   * The source's own fields as its `discover` reported them in this attempt (the runner
+   * discovers before it reads): a source that types values by discovery reads these instead of
+   * sampling again. Absent when nobody discovered.
+   */
+  sourceFields?: FieldSchema[] | null;
 }
 
 /** Opaque per-stream state produced by a source and handed back to it on the next read. */

@@ -59,7 +59,7 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, Queue, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { closeRedis } from '../../pubsub/redis-client.js';
+import { closeRedis, safeReporter, toError } from '../../pubsub/redis-client.js';
 import type { JobQueue, QueueItem } from './queue.js';
 
 export interface BullQueueOptions {
@@ -113,8 +113,6 @@ const DEFAULTS = {
 
 /** Earlier order entries looked at per lease attempt (stale ones are dropped as they are met). */
 const ORDER_SCAN = 20;
-
-const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 /**
  * The BullMQ job id for a Sluice job id. BullMQ refuses custom ids that contain ':' or read as
@@ -259,13 +257,9 @@ export class BullQueue implements JobQueue {
     };
     this.workerId = options.workerId;
     const onError = options.onError ?? ((err: Error) => console.error('[sluice] bullmq queue:', err));
+    const report = safeReporter(onError);
     this.report = (err: unknown) => {
-      if (this.dead) return;
-      try {
-        onError(toError(err));
-      } catch {
-        // A failing error reporter must not break the queue.
-      }
+      if (!this.dead) report(err);
     };
     this.scripts = defineScripts(client);
     this.queue = new Queue<JobData>(this.name, {

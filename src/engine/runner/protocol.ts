@@ -82,6 +82,17 @@ export function addCounters(a: Counters, b: Counters): Counters {
   };
 }
 
+/** What `a` added since `b` (each counter at least 0). */
+export function subCounters(a: Counters, b: Counters): Counters {
+  return {
+    recordsRead: Math.max(0, a.recordsRead - b.recordsRead),
+    recordsWritten: Math.max(0, a.recordsWritten - b.recordsWritten),
+    recordsFailed: Math.max(0, a.recordsFailed - b.recordsFailed),
+    bytesRead: Math.max(0, a.bytesRead - b.bytesRead),
+    bytesWritten: Math.max(0, a.bytesWritten - b.bytesWritten),
+  };
+}
+
 export type DeadLetterStage = 'READ' | 'MAPPING' | 'WRITE';
 
 export interface DeadLetterRecord {

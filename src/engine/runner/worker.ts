@@ -12,7 +12,7 @@ import { driverContext, withDriverLog, type DriverLogLine } from '../drivers/con
 import { DriverError, type DataRecord, type StreamWriter, type ConfiguredStream, type SourceMessage, type StreamStates } from '../drivers/types.js';
 import { compileMapping, mapFieldSchema } from '../mapping/mapping.js';
 import { installOutboundGuard } from '../drivers/kit/outbound.js';
-import { scrubberFor } from '../../security/secrets-redact.js';
+import { mapStrings, scrubberFor } from '../../security/secrets-redact.js';
 import type { OutboundGuardSettings } from '../drivers/kit/outbound.js';
 import { STOP_FLAG, zeroCounters, type Counters, type DeadLetterRecord, type JobPlan, type LogStage, type WorkerMessage } from './protocol.js';
 
@@ -20,14 +20,6 @@ const MAX_DEAD_LETTER_BYTES = 64 * 1024;
 
 /** Removes the job's secret values from outgoing messages (set from the plan). */
 let scrub = (text: string) => text;
-
-/** `value` (plain JSON) with `scrub` applied to every string in it, keys included. */
-function scrubDeep(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return scrub(value);
-  if (value === null || typeof value !== 'object' || depth > 20) return value;
-  if (Array.isArray(value)) return value.map((v) => scrubDeep(v, depth + 1));
-  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [scrub(k), scrubDeep(v, depth + 1)]));
-}
 
 /** Driver log lines this attempt may still send (plan.logBudget). */
 let logBudget = Infinity;
@@ -57,7 +49,7 @@ function post(msg: WorkerMessage) {
     parentPort!.postMessage({ type: 'logsDropped', count: logsDropped } satisfies WorkerMessage);
     logsDropped = 0;
   }
-  if (msg.type === 'log') msg = { ...msg, message: scrub(msg.message), ...(msg.data ? { data: scrubDeep(msg.data) as Record<string, unknown> } : {}) };
+  if (msg.type === 'log') msg = { ...msg, message: scrub(msg.message), ...(msg.data ? { data: mapStrings(msg.data, scrub) as Record<string, unknown> } : {}) };
   else if (msg.type === 'failed') msg = { ...msg, error: scrub(msg.error), ...(msg.stack ? { stack: scrub(msg.stack) } : {}) };
   else if (msg.type === 'checkpoint' && msg.deadLetters.length) msg = { ...msg, deadLetters: msg.deadLetters.map((d) => ({ ...d, error: scrub(d.error) })) };
   parentPort!.postMessage(msg);
@@ -132,7 +124,7 @@ export async function runJob(plan: JobPlan, control: Int32Array): Promise<void> 
     const schema = fields
       ? (plan.mapping ? mapFieldSchema(plan.mapping, fields) : fields).map((f) => ({ ...f, nullable: primaryKey?.includes(f.name) ? f.nullable : true }))
       : null;
-    return { ...s, schema, primaryKey };
+    return { ...s, schema, primaryKey, sourceFields: discovered?.fields ?? null };
   });
 
   // OVERWRITE rebuilds the whole table, so it always reads its stream from the start.

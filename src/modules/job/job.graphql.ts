@@ -8,6 +8,7 @@ import { levelsFrom, parseLogCursor, type JobLogLevel } from './job.logs.js';
 import type { Counters } from '../../engine/runner/protocol.js';
 import { ConnectorRef } from '../connector/connector.graphql.js';
 import { PipelineRef } from '../pipeline/pipeline.graphql.js';
+import { TERMINAL_STATUSES } from './job.rows.js';
 
 export const JobKindEnum = builder.enumType('JobKind', {
   description: 'What a job does. SYNC, RESET and REPLAY jobs belong to a pipeline and run in a worker; CHECK and DISCOVER jobs belong to a connector and are recorded already finished.',
@@ -407,7 +408,7 @@ builder.subscriptionFields((t) => ({
       // Refused at subscribe time when the job is not visible (another workspace's, or none).
       const jobId = args.jobId.id;
       await ctx.services.jobs.get(jobId);
-      const ended = async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await ctx.services.jobs.get(jobId)).status);
+      const ended = async () => TERMINAL_STATUSES.has((await ctx.services.jobs.get(jobId)).status);
       return ctx.services.jobLogs.stream(jobId, levelsFrom(args.level), after, ended);
     },
     resolve: (m) => m,

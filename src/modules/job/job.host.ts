@@ -17,7 +17,7 @@ import { pgJson, pgText } from '../../db/pg-text.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import type { ConfiguredStream, StreamStates, WriteMode } from '../../engine/drivers/types.js';
 import type { MappingSpec } from '../../engine/mapping/mapping.js';
-import type { Counters, JobPlan } from '../../engine/runner/protocol.js';
+import { subCounters, type Counters, type JobPlan } from '../../engine/runner/protocol.js';
 import type { CheckpointData, JobOutcome, RunnerHost } from '../../engine/runner/runner.js';
 import type { Logger } from '../../logger.js';
 import type { PipelineStateMessage, PubSub } from '../../pubsub/pubsub.js';
@@ -27,7 +27,7 @@ import type { FileScope } from '../../security/file-roots.js';
 import { recordTransition } from '../pipeline/pipeline.transitions.js';
 import { isRunningState, type PipelineState } from '../pipeline/lifecycle.js';
 import { runAsSystem } from '../../tenancy/scope.js';
-import { claimableBatches, countersData, ensurePushJob, lockJobPipeline, retryDelayMs, type JobDispatch } from './job.rows.js';
+import { claimableBatches, countersData, ensurePushJob, jobTotals, lockJobPipeline, TERMINAL_STATUSES, retryDelayMs, type JobDispatch } from './job.rows.js';
 import type { JobEnded, JobObserver, JobStarted } from './job.observer.js';
 import type { JobLogMessage } from '../../pubsub/pubsub.js';
 import type { JobLogService, NewJobLogLine } from './job.logs.js';
@@ -254,13 +254,7 @@ export class JobHost implements RunnerHost {
         batchSize: p.batchSize,
         failureThreshold: p.failureThreshold,
         streamTotals: (job.streamStats ?? {}) as unknown as Record<string, Counters>,
-        totals: {
-          recordsRead: Number(job.recordsRead),
-          recordsWritten: Number(job.recordsWritten),
-          recordsFailed: Number(job.recordsFailed),
-          bytesRead: Number(job.bytesRead),
-          bytesWritten: Number(job.bytesWritten),
-        },
+        totals: jobTotals(job),
       };
     });
     if (pausedMsg) this.logger.info({ jobId }, pausedMsg);
@@ -348,15 +342,7 @@ export class JobHost implements RunnerHost {
     this.attemptsBegun.delete(e.jobId);
     if (!finalStatus) return;
     const from = begun?.totals;
-    const attemptDelta = from
-      ? {
-          recordsRead: Math.max(0, totals.recordsRead - from.recordsRead),
-          recordsWritten: Math.max(0, totals.recordsWritten - from.recordsWritten),
-          recordsFailed: Math.max(0, totals.recordsFailed - from.recordsFailed),
-          bytesRead: Math.max(0, totals.bytesRead - from.bytesRead),
-          bytesWritten: Math.max(0, totals.bytesWritten - from.bytesWritten),
-        }
-      : undefined;
+    const attemptDelta = from ? subCounters(totals, from) : undefined;
     const durationMs = Date.now() - (begun?.at ?? startedAt?.getTime() ?? Date.now());
     this.observe((o) => o.jobEnded({ ...e, durationMs, totals: { ...totals }, ...(attemptDelta ? { attemptDelta } : {}) }));
   }
@@ -427,7 +413,7 @@ export class JobHost implements RunnerHost {
       message: `attempt ${attempt} ${how}: ${t.recordsRead} read, ${t.recordsWritten} written, ${t.recordsFailed} failed${took} (job ${f.status})`,
       data: { attempt, status: f.status, outcome: f.outcome.status, ...t, ...(f.durationMs !== null ? { durationMs: f.durationMs } : {}) },
     });
-    const last = f.status === 'SUCCEEDED' || f.status === 'FAILED' || f.status === 'CANCELLED';
+    const last = TERMINAL_STATUSES.has(f.status);
     return this.logs.insert(tx, jobId, lines, { last });
   }
 
@@ -496,7 +482,7 @@ export class JobHost implements RunnerHost {
           error = `execution timeout: ran longer than ${Math.round((job.pipeline?.executionTimeoutMs ?? 0) / 1000)}s`;
           break;
       }
-      const ended = status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
+      const ended = TERMINAL_STATUSES.has(status);
       await tx.job.update({
         where: { id: jobId },
         data: {

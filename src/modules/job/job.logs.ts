@@ -26,7 +26,7 @@ import type { LogLevel, LogStage } from '../../engine/runner/protocol.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import type { Logger } from '../../logger.js';
 import type { JobLogMessage, PubSub } from '../../pubsub/pubsub.js';
-import { scrubberFor } from '../../security/secrets-redact.js';
+import { mapStrings, scrubberFor } from '../../security/secrets-redact.js';
 import type { Tx } from '../event/event.service.js';
 
 export type JobLogLevel = JobLogMessage['level'];
@@ -352,7 +352,7 @@ export class JobLogService {
     const at = line.at instanceof Date ? line.at : new Date(line.at ?? Date.now());
     let data: Prisma.InputJsonValue | undefined;
     if (line.data !== undefined && line.data !== null) {
-      const cleaned = pgJson(cleanDeep(line.data, clean)) as Prisma.InputJsonValue;
+      const cleaned = pgJson(mapStrings(line.data, clean)) as Prisma.InputJsonValue;
       const json = JSON.stringify(cleaned);
       data = json === undefined ? undefined : json.length > MAX_DATA_CHARS ? { truncated: json.slice(0, MAX_DATA_CHARS) } : cleaned;
     }
@@ -449,15 +449,3 @@ export class JobLogService {
     if (this.jobs.get(st.jobId) === st) this.jobs.delete(st.jobId);
   }
 }
-
-/** `value` with `clean` applied to every string in it, keys included. */
-function cleanDeep(value: unknown, clean: (s: string) => string, depth = 0): unknown {
-  if (typeof value === 'string') return clean(value);
-  if (value === null || typeof value !== 'object') return typeof value === 'bigint' ? value.toString() : value;
-  if (depth > 20) return '[too deep]';
-  if (Array.isArray(value)) return value.map((v) => cleanDeep(v, clean, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (v !== undefined) out[clean(k)] = cleanDeep(v, clean, depth + 1);
-  return out;
-}
-

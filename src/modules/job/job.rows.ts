@@ -10,6 +10,8 @@ import type { NewEvent } from '../event/event.types.js';
 import { lockPipelines } from '../pipeline/pipeline.transitions.js';
 
 export const ACTIVE_STATUSES = ['QUEUED', 'RUNNING', 'PAUSED'] as const;
+/** Statuses a job never leaves. */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
 export type PipelineRow = NonNullable<Awaited<ReturnType<PrismaClient['pipeline']['findUnique']>>>;
 export type JobRow = NonNullable<Awaited<ReturnType<PrismaClient['job']['findUnique']>>>;
@@ -81,6 +83,17 @@ export async function claimableBatches(tx: Tx, pipelineId: string, jobId: string
 export function retryDelayMs(attempt: number, baseMs: number): number {
   const d = Math.min(600_000, baseMs * 3 ** Math.max(0, attempt - 1));
   return Math.round(d / 2 + Math.random() * (d / 2));
+}
+
+/** A job row's counters (BigInt columns) as numbers: the inverse of countersData. */
+export function jobTotals(job: { recordsRead: bigint; recordsWritten: bigint; recordsFailed: bigint; bytesRead: bigint; bytesWritten: bigint }): Counters {
+  return {
+    recordsRead: Number(job.recordsRead),
+    recordsWritten: Number(job.recordsWritten),
+    recordsFailed: Number(job.recordsFailed),
+    bytesRead: Number(job.bytesRead),
+    bytesWritten: Number(job.bytesWritten),
+  };
 }
 
 export function countersData(c: Counters) {

@@ -18,11 +18,10 @@ import type { EventService, Tx } from '../event/event.service.js';
 import type { NewEvent } from '../event/event.types.js';
 import { lockConnectorPipelines } from '../pipeline/pipeline.transitions.js';
 import type { JobLogService } from './job.logs.js';
-import { ACTIVE_STATUSES, createJob, ensurePushJob, lockJobPipeline, type JobDispatch, type JobRow, type PipelineRow } from './job.rows.js';
+import { ACTIVE_STATUSES, createJob, ensurePushJob, jobTotals, lockJobPipeline, TERMINAL_STATUSES, type JobDispatch, type JobRow, type PipelineRow } from './job.rows.js';
 
 export { ACTIVE_STATUSES } from './job.rows.js';
 
-const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
 type RunTrigger = 'MANUAL' | 'SCHEDULE' | 'SUBSCRIPTION';
 
@@ -54,11 +53,7 @@ export class JobService {
         jobId: job.id,
         pipelineId: job.pipelineId ?? '',
         status: 'CANCELLED',
-        recordsRead: Number(job.recordsRead),
-        recordsWritten: Number(job.recordsWritten),
-        recordsFailed: Number(job.recordsFailed),
-        bytesRead: Number(job.bytesRead),
-        bytesWritten: Number(job.bytesWritten),
+        ...jobTotals(job),
         final: true,
         at: new Date().toISOString(),
       });
@@ -268,23 +263,19 @@ export class JobService {
     const live = this.pubsub.subscribe('jobProgress', jobId);
     try {
       const job = await this.get(jobId);
-      const terminal = TERMINAL.has(job.status);
+      const terminal = TERMINAL_STATUSES.has(job.status);
       yield {
         jobId,
         pipelineId: job.pipelineId,
         status: job.status,
-        recordsRead: Number(job.recordsRead),
-        recordsWritten: Number(job.recordsWritten),
-        recordsFailed: Number(job.recordsFailed),
-        bytesRead: Number(job.bytesRead),
-        bytesWritten: Number(job.bytesWritten),
+        ...jobTotals(job),
         final: terminal,
         at: new Date().toISOString(),
       };
       if (terminal) return;
       for await (const m of live) {
         yield m;
-        if (m.final && TERMINAL.has(m.status)) return;
+        if (m.final && TERMINAL_STATUSES.has(m.status)) return;
       }
     } finally {
       await live.return?.();

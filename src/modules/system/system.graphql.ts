@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import { VERSION } from '../../version.js';
 import { builder } from '../../graphql/builder.js';
 
 interface Health {
@@ -28,8 +28,6 @@ const HealthRef = builder.objectRef<Health>('Health').implement({
   }),
 });
 
-/** package.json's version (the same file from src/ and from the compiled dist/). */
-export const VERSION: string = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const started = Date.now();
 
 builder.queryFields((t) => ({

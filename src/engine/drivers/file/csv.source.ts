@@ -4,7 +4,8 @@ import { Readable, addAbortSignal } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import Papa from 'papaparse';
 import { FileAccessError, type FileAccess } from '../../../security/file-roots.js';
-import { HttpError, isHttpUrl, redactUrl, request } from '../http/client.js';
+import { HttpError, isHttpUrl, redactUrl, request, type RequestPolicy } from '../http/client.js';
+import { requestLog } from '../context.js';
 import { pathProblems, readableFile } from '../kit/local-files.js';
 import { decodeText } from '../kit/text-decode.js';
 import { TypeInference, textKind } from '../kit/inference.js';
@@ -231,13 +232,13 @@ function urlFileName(url: string): string {
 }
 
 /** The file as a pull-based byte stream: a local file, or the body of a GET for an http(s) URL (decoded by decodeText). */
-async function openCsvStream(cfg: ResolvedConfig, files: FileAccess, signal: AbortSignal | undefined, highWaterMark: number): Promise<Readable> {
+async function openCsvStream(cfg: ResolvedConfig, files: FileAccess, signal: AbortSignal | undefined, highWaterMark: number, onRequest?: RequestPolicy['onRequest']): Promise<Readable> {
   if (!isHttpUrl(cfg.path)) {
     // The checked descriptor is read (the path is only its name); closing the stream closes it.
     const { handle, path: abs } = await files.openForRead(cfg.path);
     return fs.createReadStream(abs, { fd: handle, highWaterMark });
   }
-  const res = await request(cfg.path, { method: 'GET', headers: { accept: 'text/csv, text/plain;q=0.9, */*;q=0.5' } }, { signal, label: 'CSV source' });
+  const res = await request(cfg.path, { method: 'GET', headers: { accept: 'text/csv, text/plain;q=0.9, */*;q=0.5' } }, { signal, label: 'CSV source', onRequest });
   return res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
 }
 
@@ -270,10 +271,10 @@ async function* readRowChunks(
   cfg: ResolvedConfig,
   files: FileAccess,
   signal?: AbortSignal,
-  opts: { highWaterMark?: number; maxRowChars?: number } = {},
+  opts: { highWaterMark?: number; maxRowChars?: number; onRequest?: RequestPolicy['onRequest'] } = {},
 ): AsyncGenerator<RowChunk> {
   const maxRowChars = opts.maxRowChars ?? MAX_ROW_CHARS;
-  const stream = await openCsvStream(cfg, files, signal, opts.highWaterMark ?? 1024 * 1024);
+  const stream = await openCsvStream(cfg, files, signal, opts.highWaterMark ?? 1024 * 1024, opts.onRequest);
   if (signal) addAbortSignal(signal, stream);
   let parser: Papa.Parser | null = null;
   let pending = '';
@@ -382,13 +383,13 @@ const converters: Record<FieldType, Converter | null> = {
  */
 const inferredConverters: Record<FieldType, Converter | null> = {
   string: null,
-  integer: (raw) => (textKind(raw) === 'integer' ? Number(raw.trim()) + 0 : BAD),
+  integer: (raw) => (textKind(raw) === 'integer' ? converters.integer!(raw) : BAD),
   number: (raw) => {
     const k = textKind(raw);
-    return k === 'integer' || k === 'number' ? Number(raw.trim()) + 0 : BAD;
+    return k === 'integer' || k === 'number' ? converters.number!(raw) : BAD;
   },
-  boolean: (raw) => (textKind(raw) === 'boolean' ? raw.trim().toLowerCase() === 'true' : BAD),
-  datetime: (raw) => (textKind(raw) === 'datetime' ? raw.trim() : BAD),
+  boolean: (raw) => (textKind(raw) === 'boolean' ? converters.boolean!(raw) : BAD),
+  datetime: (raw) => (textKind(raw) === 'datetime' ? converters.datetime!(raw) : BAD),
   json: converters.json,
 };
 
@@ -626,10 +627,11 @@ async function* read(
   };
 
   try {
-    const sampled = sampleFields(cfg, await sampleRows(cfg, options.ctx.files, signal));
+    // The runner's discovery of this attempt, else a sample of the same first rows.
+    const sampled = configured.sourceFields ?? sampleFields(cfg, await sampleRows(cfg, options.ctx.files, signal));
     types = { ...Object.fromEntries(sampled.map((f) => [f.name, f.type])), ...cfg.columnTypes };
     signal?.throwIfAborted();
-    for await (const chunk of readRowChunks(cfg, options.ctx.files, signal)) {
+    for await (const chunk of readRowChunks(cfg, options.ctx.files, signal, { onRequest: requestLog(options.ctx, 'CSV source') })) {
       const rows = chunk.rows;
       let payloadRows = 0;
       let payloadBytes = chunk.bytes;

@@ -201,7 +201,8 @@ export function redactUrl(url: string | URL, secretQueryParams: readonly string[
  * names them: token, key, secret, password, signature, auth, credential, session and the like
  * (`access_token`, `api_key`, `X-Amz-Signature`, `sig`, ...).
  */
-const SECRET_QUERY_NAME = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session/i;
+const SECRET_NAME_PARTS = 'token|key|secret|passw|pwd|signature|auth|credential|session';
+const SECRET_QUERY_NAME = new RegExp(`${SECRET_NAME_PARTS}|^sig$`, 'i');
 
 /** `redactUrl`, also hiding the value of every query parameter whose name looks secret. */
 export function redactUrlForLog(url: string | URL, secretQueryParams: readonly string[] = []): string {
@@ -214,7 +215,8 @@ export function redactUrlForLog(url: string | URL, secretQueryParams: readonly s
   return redactUrl(url, [...new Set(names)]);
 }
 
-const SECRET_QUERY_IN_TEXT = /([?&;][\w.\-[\]]*?(?:token|key|secret|passw|pwd|signature|sig|auth|credential|session)[\w.\-[\]]*=)[^&#\s"'<>]*/gi;
+/** The same names (SECRET_QUERY_NAME) as query parameters inside any text. */
+const SECRET_QUERY_IN_TEXT = new RegExp(`([?&;](?:[\\w.\\-[\\]]*?(?:${SECRET_NAME_PARTS})[\\w.\\-[\\]]*|sig)=)[^&#\\s"'<>]*`, 'gi');
 
 /** `text` with the values of secret-looking query parameters of every URL in it replaced by `***`. */
 export function scrubSecretQueryValues(text: string): string {
