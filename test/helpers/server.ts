@@ -55,6 +55,9 @@ export async function startTestServer(options: { dataDir?: string; env?: Record<
     SLUICE_PROGRESS_INTERVAL_MS: '200',
     // Tests talk to local servers on 127.0.0.1; '' here means nothing is allowed.
     SLUICE_OUTBOUND_ALLOW: '127.0.0.1',
+    // Suites poll their server in loops; how fast they poll is the machine's speed, not the
+    // behaviour under test. The suites about the rate limit set it themselves.
+    SLUICE_RATE_LIMIT: '0',
     ...options.env,
   });
   const logs: string[] = [];
